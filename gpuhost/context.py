@@ -1,0 +1,42 @@
+"""What every deploy file needs first: this host's settings, facts and plan, read once per host.
+
+`deploys/gpu_host.py` and each stage's own deploy file start with `host_context()`, so a stage
+runs the same on its own as inside the full deploy, and the facts are read once per run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyinfra import host, state
+from pyinfra.api.exceptions import DeployError
+
+from facts.gpu import GpuState
+from facts.host import HostState
+from gpuhost.host_plan import HostPlan, plan_host
+from gpuhost.hostdata import HostSettings, check_hosts, settings_from
+
+
+@dataclass
+class HostContext:
+    settings: HostSettings
+    gpu_state: dict
+    host_state: dict
+    host_plan: HostPlan
+
+
+_contexts: dict[int, HostContext] = {}
+
+
+def host_context() -> HostContext:
+    """Settings checked for every host (before any is touched), then facts and plan for this one."""
+    key = id(host)
+    if key not in _contexts:
+        problems = check_hosts((h.name, h.data.dict()) for h in state.inventory)
+        if problems:
+            raise DeployError("bad inventory data: " + "; ".join(problems))
+        settings = settings_from(host.data.dict())
+        gpu_state = host.get_fact(GpuState)
+        host_state = host.get_fact(HostState)
+        _contexts[key] = HostContext(settings, gpu_state, host_state, plan_host(gpu_state, host_state, settings))
+    return _contexts[key]
