@@ -2,7 +2,7 @@
 
     pyinfra inventories/lab.py deploys/gpu_host.py
 
-Reads top to bottom: settings, detect, plan, each stage, the report. A host with no NVIDIA GPU
+Reads top to bottom: settings, detect, plan, the report, then each stage. A host with no NVIDIA GPU
 is skipped (host data `no_gpu: fail` fails it instead); other hosts carry on.
 """
 
@@ -13,6 +13,7 @@ from pyinfra import host, logger
 from pyinfra.operations import files, server
 
 from gpuhost.context import host_context
+from gpuhost.stages.driver import driver_stage
 from gpuhost.report import REPORT_DIR, REPORT_PATH, build_report, render_report
 
 # 1-2. Settings, detection (two commands) and the plan.
@@ -20,9 +21,7 @@ ctx = host_context()
 if ctx.host_plan.status == "skipped":
     logger.warning(f"[{host.name}] skipped: {ctx.host_plan.reason}")
 
-# 3-5. Driver, container runtime and pre-pull stages join here as they land (planned hosts only).
-
-# 6. Report: written for every host, a skipped or failed one too.
+# 3. Report: what was found and planned, written for every host before any stage can stop it.
 files.directory(name="gpuhost state directory", path=REPORT_DIR, mode="755")
 files.put(
     name="Write the gpuhost report",
@@ -30,6 +29,9 @@ files.put(
     dest=REPORT_PATH,
     mode="644",
 )
+
+# 4. Driver: install, move or keep, pinned and held (planned hosts only).
+driver_stage(ctx)
 
 # A failed host stops here, with the reason as its error.
 if ctx.host_plan.status == "failed":

@@ -1,0 +1,12 @@
+"""Install, pin and (as the policy allows) reboot into the planned NVIDIA driver.
+
+    pyinfra inventories/lab.py deploys/driver.py
+
+Runs on its own or inside deploys/gpu_host.py: settings, facts and plan first, then the stage.
+"""
+
+from gpuhost.context import host_context
+from gpuhost.stages.driver import driver_stage
+
+ctx = host_context()
+driver_stage(ctx)

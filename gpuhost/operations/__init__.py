@@ -1,0 +1,1 @@
+"""gpuhost's own pyinfra operations (generators of commands, like pyinfra.operations.*)."""

@@ -1,0 +1,265 @@
+"""pyinfra operations that install and pin the NVIDIA driver from a `DriverSource`.
+
+Each operation reads the facts it needs, yields only what is missing and calls `host.noop()`
+otherwise, so a converged host gets zero commands. Every apt-get call waits a bounded time
+for the apt/dpkg lock (`-o DPkg::Lock::Timeout=N`) and then fails with one clear line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.files import File, Sha1File
+from pyinfra.facts.rpm import RpmPackages
+from pyinfra.operations import systemd
+
+from gpuhost.driver_sources import DriverSource, Repository
+
+NOUVEAU_BLACKLIST_PATH = "/etc/modprobe.d/blacklist-nouveau.conf"
+NOUVEAU_BLACKLIST = "# written by gpuhost: the NVIDIA driver needs nouveau unloaded\nblacklist nouveau\noptions nouveau modeset=0\n"
+INITRAMFS = {
+    "apt": "update-initramfs -u -k all",
+    "dnf": "dracut -f --regenerate-all",
+}
+
+
+def apt_get(args: str, lock_timeout: int) -> str:
+    """apt-get that waits up to lock_timeout s for the dpkg lock, then fails saying so in one line."""
+    return (
+        f"out=$(DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout={lock_timeout} {args} 2>&1); "
+        "rc=$?; printf '%s\\n' \"$out\"; "
+        "if [ $rc -ne 0 ] && printf '%s' \"$out\" | grep -q 'Could not get lock'; then "
+        f"echo 'gpuhost: the apt/dpkg lock was still held after {lock_timeout}s "
+        "(see the holder above): re-run when it is free, or raise apt_lock_timeout' >&2; fi; exit $rc"
+    )
+
+
+def _installed(manager: str) -> dict:
+    return dict(host.get_fact(DebPackages if manager == "apt" else RpmPackages) or {})
+
+
+def _sources_text(repo: Repository) -> str:
+    """A deb822 .sources file that trusts only the given keyring for this repository."""
+    lines = [
+        "# written by gpuhost (driver stage)",
+        "Types: deb",
+        f"URIs: {repo.url}",
+        f"Suites: {' '.join(repo.suites)}",
+    ]
+    if repo.components:
+        lines.append(f"Components: {' '.join(repo.components)}")
+    lines.append(f"Signed-By: {repo.keyring}")
+    return "\n".join(lines) + "\n"
+
+
+def _yum_repo_text(repo: Repository) -> str:
+    return (f"# written by gpuhost (driver stage)\n[gpuhost-nvidia-cuda]\nname=NVIDIA CUDA\nbaseurl={repo.url}\n"
+            f"enabled=1\ngpgcheck=1\nrepo_gpgcheck=0\ngpgkey=file://{repo.keyring}\n")
+
+
+def _fetch_verified_key(repo: Repository) -> str:
+    """Download the key, import it into a throwaway keyring, export only the pinned fingerprint."""
+    q = shlex.quote
+    armor = " --armor" if repo.keyring.startswith("/etc/pki/") else ""
+    return (
+        "set -e; d=$(mktemp -d); trap 'rm -rf \"$d\"' EXIT; "
+        f"curl -fsSL --retry 3 -o \"$d/key\" {q(repo.key_url)}; "
+        "gpg --homedir \"$d\" --batch --quiet --import \"$d/key\"; "
+        f"gpg --homedir \"$d\" --batch --export{armor} {repo.fingerprint} > \"$d/keyring\"; "
+        f"if [ ! -s \"$d/keyring\" ]; then echo \"gpuhost: the key at {repo.key_url} is not {repo.fingerprint} "
+        "(it has: $(gpg --homedir \"$d\" --batch --with-colons --list-keys | awk -F: '/^fpr/ {print $10}' "
+        "| tr '\\n' ' ')): refusing to trust it\" >&2; exit 1; fi; "
+        f"install -D -m 644 \"$d/keyring\" {q(repo.keyring)}"
+    )
+
+
+@operation()
+def repository(source: DriverSource):
+    """
+    Add the driver's package repository, trusting only its pinned key.
+
+    + source: the host's `DriverSource` (gpuhost.driver_sources.select_source)
+
+    The key is fetched, checked against the pinned fingerprint and written as its own keyring
+    (its name carries the key id, so a rotated pin installs a new keyring); the repository is a
+    deb822 `.sources` file with `Signed-By` (a `.repo` file with `gpgkey` on dnf). Nothing is
+    downloaded when both are in place; `apt-get update` is left to `packages`.
+
+    **Example:**
+
+    .. code:: python
+
+        driver.repository(name="NVIDIA driver repository", source=select_source(...))
+    """
+    repo = source.repository
+    if repo is None:
+        host.noop(f"driver source {source.name}: the distribution's own repositories")
+        return
+    changed = False
+    if repo.fingerprint and not host.get_fact(File, path=repo.keyring):
+        changed = True
+        yield StringCommand(_fetch_verified_key(repo))
+        if source.package_manager == "dnf":
+            yield f"rpm --import {shlex.quote(repo.keyring)}"
+    text = _sources_text(repo) if source.package_manager == "apt" else _yum_repo_text(repo)
+    if host.get_fact(Sha1File, path=repo.sources_file) != hashlib.sha1(text.encode()).hexdigest():
+        changed = True
+        yield FileUploadCommand(StringIO(text), repo.sources_file)
+    if not changed:
+        host.noop(f"repository {repo.url} is configured")
+
+
+@operation()
+def packages(source: DriverSource, held: list[str] | tuple[str, ...] = (), lock_timeout: int = 300):
+    """
+    Install the driver packages of the source's branch and flavour, and hold them.
+
+    + source: the host's `DriverSource`
+    + held: packages currently held (HostState's held_packages)
+    + lock_timeout: seconds to wait for the apt/dpkg lock before failing
+
+    Packages of another branch or flavour of the same source are removed in the same run; our
+    own holds are moved, not broken: unhold, remove/install, hold. `apt-get update` runs only
+    when something will be installed.
+
+    **Example:**
+
+    .. code:: python
+
+        driver.packages(name="NVIDIA driver packages", source=src, held=["nvidia-open"])
+    """
+    installed = _installed(source.package_manager)
+    held = set(held)
+    if source.package_manager == "dnf":
+        yield from _dnf_packages(source, installed, held)
+        return
+    missing = [p for p in source.packages if p not in installed]
+    replaced = source.replaced(installed)
+    if not missing and not replaced:
+        unheld = [p for p in source.packages if p not in held]
+        if unheld:
+            yield f"apt-mark hold {' '.join(unheld)}"
+        else:
+            host.noop(f"driver packages installed and held: {', '.join(source.packages)}")
+        return
+    moving = [p for p in (*replaced, *source.packages) if p in held]
+    if moving:
+        yield f"apt-mark unhold {' '.join(moving)}"
+    if replaced:
+        yield apt_get(f"purge {' '.join(replaced)}", lock_timeout)
+    yield apt_get("update", lock_timeout)
+    yield apt_get(f"install {' '.join(source.packages)}", lock_timeout)
+    yield f"apt-mark hold {' '.join(source.packages)}"
+
+
+def _dnf_packages(source: DriverSource, installed: dict, held: set):
+    """dnf: module stream for branch+flavour, versionlock for the hold."""
+    stream = source.module_stream
+    on_branch = any(v.split(":")[-1].startswith(source.branch + ".") for v in installed.get("nvidia-driver", []))
+    if on_branch and source.flavour_package in installed:
+        if any(h.startswith("nvidia-driver-") for h in held):
+            host.noop(f"driver module stream {stream} installed and locked")
+        else:
+            yield "dnf -y versionlock add 'nvidia-*' 'cuda-drivers*'"
+        return
+    if held:
+        yield "dnf -y versionlock delete 'nvidia-*' 'cuda-drivers*' || true"
+    yield "dnf -y module reset nvidia-driver"
+    yield f"dnf -y module install {shlex.quote(stream)}"
+    yield "dnf -y versionlock add 'nvidia-*' 'cuda-drivers*'"
+
+
+@operation()
+def headers(package: str, lock_timeout: int = 300):
+    """
+    Install the kernel headers DKMS needs to build the driver for the running kernel.
+
+    + package: e.g. linux-headers-6.8.0-85-generic (HostState kernel_headers.package)
+    + lock_timeout: seconds to wait for the apt/dpkg lock
+
+    **Example:**
+
+    .. code:: python
+
+        driver.headers(name="Kernel headers", package="linux-headers-6.8.0-85-generic")
+    """
+    installed = _installed("apt")
+    wanted = [p for p in (package, "dkms") if p not in installed]
+    if not wanted:
+        host.noop(f"{package} and dkms are installed")
+        return
+    yield apt_get("update", lock_timeout)
+    yield apt_get(f"install {' '.join(wanted)}", lock_timeout)
+
+
+@operation()
+def nouveau_blacklist(package_manager: str = "apt"):
+    """
+    Blacklist nouveau and rebuild the initramfs, the latter only when the blacklist changed.
+
+    + package_manager: apt (update-initramfs) or dnf (dracut)
+
+    **Example:**
+
+    .. code:: python
+
+        driver.nouveau_blacklist(name="Blacklist nouveau")
+    """
+    if host.get_fact(Sha1File, path=NOUVEAU_BLACKLIST_PATH) == hashlib.sha1(NOUVEAU_BLACKLIST.encode()).hexdigest():
+        host.noop("nouveau is blacklisted")
+        return
+    yield FileUploadCommand(StringIO(NOUVEAU_BLACKLIST), NOUVEAU_BLACKLIST_PATH)
+    tool = INITRAMFS[package_manager]
+    yield (f"if command -v {tool.split()[0]} >/dev/null 2>&1; then {tool}; "
+           f"else echo 'gpuhost: {tool.split()[0]} not found: no initramfs to rebuild'; fi")
+
+
+@operation()
+def persistenced(service: str = "nvidia-persistenced", running: bool = False):
+    """
+    Enable the persistence daemon (and start it when a GPU and its driver are present).
+
+    + service: the systemd unit
+    + running: start it now (False on image builds and before the reboot that loads the driver)
+
+    **Example:**
+
+    .. code:: python
+
+        driver.persistenced(name="Persistence daemon", running=True)
+    """
+    yield from systemd.service._inner(service=service, enabled=True, running=running or None)
+
+
+@operation()
+def fabric_manager(source: DriverSource, lock_timeout: int = 300):
+    """
+    Install and enable NVIDIA Fabric Manager of exactly the installed driver's version (NVSwitch hosts).
+
+    + source: the host's `DriverSource` (its packages name the driver's version)
+    + lock_timeout: seconds to wait for the apt/dpkg lock
+
+    **Example:**
+
+    .. code:: python
+
+        driver.fabric_manager(name="Fabric manager", source=src)
+    """
+    installed = _installed("apt")
+    versions = [v for p in source.packages for v in installed.get(p, []) if v[:3] == source.branch]
+    if not source.fabric_manager or not versions:
+        host.noop("no fabric manager package or no installed driver version to match")
+        return
+    version = versions[0]
+    if version in installed.get(source.fabric_manager, []):
+        host.noop(f"{source.fabric_manager} {version} is installed")
+        return
+    yield f"apt-mark unhold {source.fabric_manager} >/dev/null 2>&1 || true"
+    yield apt_get(f"install --allow-downgrades {source.fabric_manager}={version}", lock_timeout)
+    yield f"apt-mark hold {source.fabric_manager}"
+    yield "systemctl enable nvidia-fabricmanager"

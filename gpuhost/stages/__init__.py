@@ -1,0 +1,1 @@
+"""Deploy stages: functions that add one stage's operations for the current host."""
