@@ -16,7 +16,7 @@ from gpuhost.context import host_context
 from gpuhost.stages.driver import driver_stage
 from gpuhost.report import REPORT_DIR, REPORT_PATH, build_report, render_report
 
-# 1-2. Settings, detection (two commands) and the plan.
+# 1-2. Settings, detection (one command) and the plan.
 ctx = host_context()
 if ctx.host_plan.status == "skipped":
     logger.warning(f"[{host.name}] skipped: {ctx.host_plan.reason}")

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pyinfra import host, state
 from pyinfra.api.exceptions import DeployError
 
-from facts.gpu import GpuState
-from facts.host import HostState
+from facts.snapshot import HostSnapshot
 from gpuhost.host_plan import HostPlan, plan_host
 from gpuhost.hostdata import HostSettings, check_hosts, settings_from
 
@@ -23,20 +22,22 @@ class HostContext:
     gpu_state: dict
     host_state: dict
     host_plan: HostPlan
+    container_state: dict  # as read before the run: stages that change Docker read it again
 
 
 _contexts: dict[int, HostContext] = {}
 
 
 def host_context() -> HostContext:
-    """Settings checked for every host (before any is touched), then facts and plan for this one."""
+    """Settings checked for every host (before any is touched), then one reading and the plan for this one."""
     key = id(host)
     if key not in _contexts:
         problems = check_hosts((h.name, h.data.dict()) for h in state.inventory)
         if problems:
             raise DeployError("bad inventory data: " + "; ".join(problems))
         settings = settings_from(host.data.dict())
-        gpu_state = host.get_fact(GpuState)
-        host_state = host.get_fact(HostState)
-        _contexts[key] = HostContext(settings, gpu_state, host_state, plan_host(gpu_state, host_state, settings))
+        snapshot = host.get_fact(HostSnapshot)  # GPU, host and container readings: one command
+        gpu_state, host_state = snapshot["gpu"], snapshot["host"]
+        _contexts[key] = HostContext(settings, gpu_state, host_state, plan_host(gpu_state, host_state, settings),
+                                     snapshot["container"])
     return _contexts[key]

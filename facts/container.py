@@ -1,0 +1,459 @@
+"""Docker and NVIDIA container toolkit state of a host, read in one command.
+
+`ContainerState` finds how Docker is installed (distribution package, snap,
+rootless), which daemon.json the running dockerd really reads (its
+--config-file, else the default for that kind of install), the runtimes and
+live-restore the daemon reports, running containers that use GPUs, the
+nvidia-container-toolkit version, CDI specs and the driver they were generated
+for, and the images present. The command always exits 0. Environment
+variables of containers are never read, except NVIDIA_VISIBLE_DEVICES.
+
+Shape of the fact (all keys always present)::
+
+    {
+      "docker": {
+        "installed": bool,             # a docker client or dockerd binary exists
+        "client": "/usr/bin/docker" | None, "client_version": "27.5.1" | None,
+        "dockerd": "/usr/bin/dockerd" | None, "daemon_version": "27.5.1" | None,
+        "install": ["package" | "snap" | "rootless" | "binary"],   # how, may be several
+        "packages": {"docker-ce": "5:27.5.1-1~ubuntu.24.04~noble", ...},
+        "snap_version": "27.2.0" | None,
+        "running": bool,               # a dockerd process exists
+        "daemons": [{"pid": 812, "uid": 0, "rootless": False, "snap": False,
+                     "config_file": "/etc/docker/daemon.json", "config_from": "default"|"--config-file"|"rootless",
+                     "host": "unix:///run/docker.sock" | None}],      # its -H/--host socket
+        "nested_daemons": 0,           # dockerds in other PID namespaces (containers), skipped
+        "daemon_json": {"path": "/etc/docker/daemon.json", "exists": bool,   # of the daemon
+                                                                          # `docker` talks to
+                        "content": {...} | None, "error": "..." | None},
+        "reachable": bool,             # `docker info` answered
+        "info_error": "Cannot connect to the Docker daemon ..." | None,
+        "runtimes": ["io.containerd.runc.v2", "nvidia", "runc"],
+        "default_runtime": "runc" | None,
+        "live_restore": bool | None,
+        "cgroup_driver": "systemd" | None,
+        "docker_host": "unix:///run/user/1000/docker.sock" | None,   # DOCKER_HOST of the session
+        "client_host": "unix:///srv/docker.sock" | None,   # the daemon's own -H socket, used
+      },                                                   # by the readings when not the default
+      "nvidia_runtime": bool,          # 'nvidia' among the daemon's runtimes (or daemon.json's)
+      "gpu_containers": [{"id": "3f2a...", "name": "train", "image": "...", "runtime": "nvidia",
+                          "gpus": "all" | "0,1" | None, "via": ["device_requests"|"runtime"|"cdi"]}],
+      "toolkit": {"installed": bool, "version": "1.17.8" | None,
+                  "nvidia_ctk": path | None, "runtime_binary": path | None,
+                  "packages": {"nvidia-container-toolkit": "1.17.8-1", ...}},
+      "cdi": {"specs": [{"path": "/etc/cdi/nvidia.yaml", "kind": "nvidia.com/gpu",
+                         "driver_version": "580.95.05" | None}],
+              "driver_versions": ["580.95.05"]},
+      "images": ["pytorch/pytorch:2.9.1-cuda13.0-cudnn9-runtime", ...],
+      "warnings": ["..."],
+    }
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pyinfra.api import FactBase
+
+from facts.sections import Sections, key_values, key_values_with_tail, not_available
+
+PACKAGES = (
+    "docker.io docker-ce docker-ce-cli docker-ce-rootless-extras containerd.io moby-engine "
+    "podman-docker docker nvidia-container-toolkit nvidia-container-toolkit-base "
+    "libnvidia-container-tools libnvidia-container1 nvidia-docker2"
+)
+DOCKER_PACKAGES = {"docker.io", "docker-ce", "moby-engine", "docker"}
+TOOLKIT_PACKAGES = {
+    "nvidia-container-toolkit",
+    "nvidia-container-toolkit-base",
+    "libnvidia-container-tools",
+    "libnvidia-container1",
+    "nvidia-docker2",
+}
+SNAP_DAEMON_JSON = "/var/snap/docker/current/config/daemon.json"
+INFO_FORMAT = (
+    "server_version={{.ServerVersion}}\n"
+    "default_runtime={{.DefaultRuntime}}\n"
+    "live_restore={{.LiveRestoreEnabled}}\n"
+    "cgroup_driver={{.CgroupDriver}}\n"
+    "runtimes={{json .Runtimes}}"
+)
+INSPECT_FORMAT = (
+    '{{.Id}}{{"\\t"}}{{.Name}}{{"\\t"}}{{.Config.Image}}{{"\\t"}}{{.HostConfig.Runtime}}'
+    '{{"\\t"}}{{json .HostConfig.DeviceRequests}}{{"\\t"}}'
+    '{{range .Config.Env}}{{if ge (len .) 23}}{{if eq (slice . 0 23) "NVIDIA_VISIBLE_DEVICES="}}'
+    "{{.}}{{end}}{{end}}{{end}}"
+)
+
+# POSIX sh. dockerd processes are found through /proc/*/comm (no ps needed).
+SCRIPT = r"""
+echo '@@gpuhost container 1'
+T=; command -v timeout >/dev/null 2>&1 && T='timeout 20'
+c=$(command -v docker 2>/dev/null); d=$(command -v dockerd 2>/dev/null)
+[ -z "$d" ] && [ -x /usr/bin/dockerd ] && d=/usr/bin/dockerd
+echo "@@docker_client ${c:--}"; [ -n "$c" ] && $T "$c" --version 2>&1 | head -n 1
+echo "@@dockerd ${d:--}"; [ -n "$d" ] && $T "$d" --version 2>&1 | head -n 1
+echo "@@docker_host ${DOCKER_HOST:--}"
+echo '@@packages'
+if command -v dpkg-query >/dev/null 2>&1; then
+  dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\n' __PACKAGES__ 2>/dev/null
+elif command -v rpm >/dev/null 2>&1; then
+  rpm -q --qf '%{NAME} %{VERSION}-%{RELEASE} ii\n' __PACKAGES__ 2>/dev/null | grep -v 'not installed'
+fi
+echo '@@snap'
+[ -e /snap/docker/current/meta/snap.yaml ] && grep -m 1 '^version:' /snap/docker/current/meta/snap.yaml
+echo '@@rootless_units'
+ls -d /root/.config/systemd/user/docker.service /home/*/.config/systemd/user/docker.service 2>/dev/null
+echo '@@daemons'
+cfgs=; host=; me=$(readlink /proc/self/ns/pid 2>/dev/null)
+for p in $(grep -lx dockerd /proc/[0-9]*/comm 2>/dev/null); do
+  pid=${p#/proc/}; pid=${pid%/comm}
+  ns=$(readlink /proc/$pid/ns/pid 2>/dev/null)
+  # A dockerd inside a container (its own PID namespace) is not this host's daemon.
+  [ -n "$ns" ] && [ -n "$me" ] && [ "$ns" != "$me" ] && { echo "other_namespace pid=$pid"; continue; }
+  uid=$(awk '/^Uid:/ { print $2 }' /proc/$pid/status 2>/dev/null)
+  cmd=$(tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null | cut -c 1-300)
+  cfg=$(tr '\0' '\n' < /proc/$pid/cmdline 2>/dev/null | awk 'f { print; exit } /^--config-file=/ { sub(/^--config-file=/, ""); print; exit } /^--config-file$/ { f = 1 }')
+  from=--config-file
+  if [ -z "$cfg" ]; then
+    if [ "$uid" = 0 ]; then cfg=/etc/docker/daemon.json; from=default
+    else cfg=$(getent passwd "$uid" | cut -d: -f6)/.config/docker/daemon.json; from=rootless; fi
+  fi
+  sock=$(tr '\0' '\n' < /proc/$pid/cmdline 2>/dev/null | awk 'f { print; exit } /^(-H|--host)=unix:/ { sub(/^[^=]*=/, ""); print; exit } /^(-H|--host)$/ { f = 1 }')
+  case "$sock" in unix://*) [ -z "$host" ] && host=$sock;; esac
+  echo "pid=$pid uid=$uid config=$cfg from=$from host=${sock:--} cmdline=$cmd"
+  cfgs="$cfgs $cfg"
+done
+# A daemon on its own socket: talk to it there, unless the session chose one (DOCKER_HOST).
+if [ -n "$c" ] && [ -z "$DOCKER_HOST" ] && [ -n "$host" ] && [ "$host" != unix:///var/run/docker.sock ] && [ "$host" != unix:///run/docker.sock ]; then
+  c="$c -H $host"; echo "@@docker_client_host $host"
+fi
+if [ -z "$cfgs" ]; then
+  cfgs=/etc/docker/daemon.json
+  [ -e /snap/docker/current ] && cfgs="$cfgs __SNAP_DAEMON_JSON__"
+fi
+for f in $cfgs; do
+  if [ -r "$f" ]; then echo "@@daemon_json $f"; head -c 65536 "$f"; echo; else echo "@@daemon_json_absent $f"; fi
+done
+if [ -n "$c" ]; then
+  info=$($T $c info --format '__INFO_FORMAT__' 2>&1); rc=$?
+  echo '@@info'; printf '%s\n' "$info" | head -n 20; echo "@@info_rc $rc"
+  ids=$($T $c ps -q 2>/dev/null | tr '\n' ' ')
+  echo '@@containers'
+  [ -n "$ids" ] && $T $c inspect --format '__INSPECT_FORMAT__' $ids 2>/dev/null
+  echo '@@images'; $T $c images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null
+fi
+k=$(command -v nvidia-ctk 2>/dev/null)
+echo "@@ctk ${k:--}"; [ -n "$k" ] && $T "$k" --version 2>&1 | head -n 2
+r=$(command -v nvidia-container-runtime 2>/dev/null)
+echo "@@nvidia_runtime_binary ${r:--}"
+echo '@@cdi'
+for f in /etc/cdi/*.yaml /etc/cdi/*.json /var/run/cdi/*.yaml /var/run/cdi/*.json; do
+  [ -f "$f" ] || continue
+  kind=$(grep -m 1 -oE '"?kind"?: *"?[A-Za-z0-9./_-]+' "$f" | sed -E 's/^"?kind"?: *"?//')
+  lib=$(grep -m 1 -oE 'lib(cuda|nvidia-ml)\.so\.[0-9]+(\.[0-9]+)+' "$f" | head -n 1)
+  echo "path=$f kind=${kind:--} lib=${lib:--}"
+done
+true
+"""
+COMMAND = (
+    SCRIPT.strip()
+    .replace("__PACKAGES__", PACKAGES)
+    .replace("__SNAP_DAEMON_JSON__", SNAP_DAEMON_JSON)
+    .replace("__INFO_FORMAT__", INFO_FORMAT)
+    .replace("__INSPECT_FORMAT__", INSPECT_FORMAT)
+)
+
+DOCKER_VERSION_RE = re.compile(r"version\s+([0-9][^\s,]*)", re.IGNORECASE)
+CTK_VERSION_RE = re.compile(r"version\s+([0-9][0-9.]*[0-9](?:-[0-9A-Za-z.]+)?)")
+LIB_VERSION_RE = re.compile(r"\.so\.(\d+(?:\.\d+)+)$")
+
+
+class ContainerState(FactBase):
+    """Docker (how installed, daemon.json, runtimes, GPU containers), toolkit, CDI, images."""
+
+    def command(self) -> str:
+        return COMMAND
+
+    @staticmethod
+    def default() -> dict[str, Any]:
+        return process_container_sections(Sections([]))
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        return process_container_sections(Sections(output))
+
+
+def process_container_sections(sections: Sections) -> dict[str, Any]:
+    """Turn the script's sections into the documented dict (module docstring)."""
+    warnings: list[str] = []
+    packages = _packages(sections.lines("packages"))
+    docker_packages = {k: v for k, v in packages.items() if k not in TOOLKIT_PACKAGES}
+    toolkit_packages = {k: v for k, v in packages.items() if k in TOOLKIT_PACKAGES}
+    client = sections.header("docker_client")
+    dockerd = sections.header("dockerd")
+    snap_line = sections.lines("snap")
+    snap_version = snap_line[0].split(":", 1)[1].strip().strip("'\"") if snap_line else None
+
+    daemon_lines = sections.lines("daemons")
+    daemons = [_daemon(line) for line in daemon_lines if line.startswith("pid=")]
+    nested = sum(1 for line in daemon_lines if line.startswith("other_namespace "))
+    rootless_units = sections.lines("rootless_units")
+    docker_host = sections.header("docker_host")
+
+    install: list[str] = []
+    if set(docker_packages) & DOCKER_PACKAGES:
+        install.append("package")
+    if snap_version or any(d["snap"] for d in daemons):
+        install.append("snap")
+    if rootless_units or any(d["rootless"] for d in daemons) or _rootless_host(docker_host):
+        install.append("rootless")
+    if (client or dockerd) and not install:
+        install.append("binary")
+
+    daemon_json = _daemon_json(sections, _main_daemon(daemons, sections.header("docker_client_host")))
+    info = _info(sections)
+    runtimes = info["runtimes"]
+    configured = (daemon_json["content"] or {}).get("runtimes") if daemon_json["content"] else None
+    nvidia_runtime = "nvidia" in runtimes or (
+        not info["reachable"] and isinstance(configured, dict) and "nvidia" in configured
+    )
+
+    if "snap" in install:
+        warnings.append(
+            f"Docker from snap reads {SNAP_DAEMON_JSON}, not /etc/docker/daemon.json"
+        )
+    if "rootless" in install:
+        warnings.append("rootless Docker: the daemon reads ~/.config/docker/daemon.json of its user")
+    if len(install) > 1:
+        warnings.append(f"Docker installed several ways: {', '.join(install)}")
+    for daemon in daemons:
+        if daemon["config_from"] == "--config-file":
+            warnings.append(f"dockerd (pid {daemon['pid']}) reads {daemon['config_file']} (--config-file)")
+    if daemon_json["error"]:
+        warnings.append(f"{daemon_json['path']}: {daemon_json['error']}")
+    if daemons and not info["reachable"] and info["error"]:
+        warnings.append(f"dockerd runs but `docker info` failed: {info['error']}")
+
+    runtime_binary = sections.header("nvidia_runtime_binary")
+    if nvidia_runtime and runtime_binary is None:
+        warnings.append("the nvidia runtime is configured but nvidia-container-runtime is not installed")
+    if info["reachable"] and isinstance(configured, dict) and "nvidia" in configured and "nvidia" not in runtimes:
+        warnings.append(f"{daemon_json['path']} declares the nvidia runtime but the running dockerd "
+                        "does not have it: restart Docker")
+
+    ctk_lines = sections.lines("ctk")
+    ctk_version = None
+    if ctk_lines:
+        match = CTK_VERSION_RE.search(ctk_lines[0])
+        ctk_version = match.group(1) if match else None
+    if ctk_version is None:
+        ctk_version = _upstream(toolkit_packages.get("nvidia-container-toolkit"))
+
+    specs = []
+    for line in sections.lines("cdi"):
+        values = key_values(line)
+        lib = values.get("lib", "-")
+        match = LIB_VERSION_RE.search(lib)
+        specs.append(
+            {
+                "path": values.get("path"),
+                "kind": None if not_available(values.get("kind")) else values["kind"],
+                "driver_version": match.group(1) if match else None,
+            }
+        )
+    return {
+        "docker": {
+            "installed": bool(client or dockerd or docker_packages or snap_version),
+            "client": client,
+            "client_version": _docker_version(sections.lines("docker_client")),
+            "dockerd": dockerd,
+            "daemon_version": info["server_version"]
+            or _docker_version(sections.lines("dockerd")),
+            "install": install,
+            "packages": docker_packages,
+            "snap_version": snap_version,
+            "running": bool(daemons),
+            "daemons": daemons,
+            "nested_daemons": nested,
+            "daemon_json": daemon_json,
+            "reachable": info["reachable"],
+            "info_error": info["error"],
+            "runtimes": runtimes,
+            "default_runtime": info["default_runtime"],
+            "live_restore": info["live_restore"],
+            "cgroup_driver": info["cgroup_driver"],
+            "docker_host": docker_host,
+            "client_host": sections.header("docker_client_host"),
+        },
+        "nvidia_runtime": nvidia_runtime,
+        "gpu_containers": [c for c in map(_container, sections.lines("containers")) if c],
+        "toolkit": {
+            "installed": bool(ctk_version or toolkit_packages or sections.header("ctk")),
+            "version": ctk_version,
+            "nvidia_ctk": sections.header("ctk"),
+            "runtime_binary": runtime_binary,
+            "packages": toolkit_packages,
+        },
+        "cdi": {
+            "specs": specs,
+            "driver_versions": sorted({s["driver_version"] for s in specs if s["driver_version"]}),
+        },
+        "images": sorted({line.strip() for line in sections.lines("images")}),
+        "warnings": warnings,
+    }
+
+
+def _packages(lines: list[str]) -> dict[str, str]:
+    """`name version status` rows; only installed ones (status ii/hi)."""
+    packages = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 3 and parts[2][1:2] == "i":
+            packages[parts[0]] = parts[1]
+    return packages
+
+
+def _upstream(version: str | None) -> str | None:
+    """Debian/RPM package version -> upstream ('1.17.8-1' -> '1.17.8')."""
+    if not version:
+        return None
+    version = version.split(":", 1)[-1]
+    return version.split("-", 1)[0]
+
+
+def _docker_version(lines: list[str]) -> str | None:
+    if not lines:
+        return None
+    match = DOCKER_VERSION_RE.search(lines[0])
+    return match.group(1) if match else None
+
+
+def _rootless_host(docker_host: str | None) -> bool:
+    return bool(docker_host) and "/run/user/" in docker_host  # type: ignore[operator]
+
+
+def _daemon(line: str) -> dict[str, Any]:
+    values, cmdline = key_values_with_tail(line, "cmdline")
+    uid = values.get("uid", "")
+    cmdline = cmdline or ""
+    return {
+        "pid": int(values["pid"]) if values.get("pid", "").isdigit() else None,
+        "uid": int(uid) if uid.isdigit() else None,
+        "rootless": (uid.isdigit() and uid != "0") or "rootless" in cmdline,
+        "snap": cmdline.startswith("/snap/") or "/snap/docker/" in cmdline,
+        "config_file": values.get("config"),
+        "config_from": values.get("from"),
+        "host": None if not_available(values.get("host")) else values["host"],
+    }
+
+
+def _main_daemon(daemons: list[dict[str, Any]], client_host: str | None) -> dict[str, Any] | None:
+    """The dockerd that `docker` talks to: on the client's socket, else the system one."""
+    if client_host:
+        for daemon in daemons:
+            if daemon["host"] == client_host:
+                return daemon
+    system = ("fd://", "unix:///var/run/docker.sock", "unix:///run/docker.sock", None)
+    for daemon in daemons:
+        if daemon["host"] in system and not daemon["rootless"]:
+            return daemon
+    return daemons[0] if daemons else None
+
+
+def _daemon_json(sections: Sections, daemon: dict[str, Any] | None) -> dict[str, Any]:
+    """The daemon.json the running dockerd reads, else the default one."""
+    wanted = daemon["config_file"] if daemon else None
+    present = {s.header: s for s in sections.every("daemon_json")}
+    absent = [s.header for s in sections.every("daemon_json_absent")]
+    if wanted is None:
+        # Nothing running: the package default, else the snap's.
+        candidates = list(present) + absent
+        wanted = "/etc/docker/daemon.json"
+        if "/etc/docker/daemon.json" not in present and SNAP_DAEMON_JSON in present:
+            wanted = SNAP_DAEMON_JSON
+        elif candidates and wanted not in candidates:
+            wanted = candidates[0]
+    section = present.get(wanted)
+    if section is None:
+        return {"path": wanted, "exists": False, "content": None, "error": None}
+    text = "\n".join(section.lines).strip()
+    if not text:
+        return {"path": wanted, "exists": True, "content": {}, "error": None}
+    try:
+        content = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return {"path": wanted, "exists": True, "content": None, "error": f"invalid JSON ({exc})"}
+    if not isinstance(content, dict):
+        return {"path": wanted, "exists": True, "content": None, "error": "not a JSON object"}
+    return {"path": wanted, "exists": True, "content": content, "error": None}
+
+
+def _info(sections: Sections) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "reachable": False,
+        "error": None,
+        "server_version": None,
+        "default_runtime": None,
+        "live_restore": None,
+        "cgroup_driver": None,
+        "runtimes": [],
+    }
+    if sections.first("info") is None:
+        return info
+    lines = sections.lines("info")
+    values = dict(line.split("=", 1) for line in lines if "=" in line and line[0].isalpha())
+    if sections.header("info_rc") != "0" or not values.get("server_version"):
+        errors = [line.strip() for line in lines if not re.match(r"^\w+=", line)]
+        info["error"] = errors[0] if errors else "docker info failed"
+        return info
+    info["reachable"] = True
+    info["server_version"] = values.get("server_version") or None
+    info["default_runtime"] = values.get("default_runtime") or None
+    live = values.get("live_restore")
+    info["live_restore"] = {"true": True, "false": False}.get(live or "")
+    info["cgroup_driver"] = values.get("cgroup_driver") or None
+    try:
+        runtimes = json.loads(values.get("runtimes") or "{}")
+    except json.JSONDecodeError:
+        runtimes = {}
+    info["runtimes"] = sorted(runtimes) if isinstance(runtimes, dict) else []
+    return info
+
+
+def _container(line: str) -> dict[str, Any] | None:
+    """A running container that uses GPUs, else None."""
+    parts = line.split("\t")
+    if len(parts) < 5:
+        return None
+    container_id, name, image, runtime, requests = parts[:5]
+    visible = parts[5].partition("=")[2] if len(parts) > 5 and parts[5] else None
+    via = []
+    gpus = None
+    try:
+        device_requests = json.loads(requests) if requests not in ("", "null") else []
+    except json.JSONDecodeError:
+        device_requests = []
+    for request in device_requests or []:
+        capabilities = [cap for group in request.get("Capabilities") or [] for cap in group]
+        if request.get("Driver") == "cdi":
+            via.append("cdi")
+            gpus = ",".join(request.get("DeviceIDs") or []) or gpus
+        elif "gpu" in capabilities or request.get("Driver") == "nvidia":
+            via.append("device_requests")
+            ids = request.get("DeviceIDs") or []
+            gpus = ",".join(ids) if ids else ("all" if request.get("Count") == -1 else str(request.get("Count")))
+    if runtime == "nvidia" and visible and visible not in ("void", "none"):
+        via.append("runtime")
+        gpus = gpus or visible
+    if not via:
+        return None
+    return {
+        "id": container_id[:12],
+        "name": name.lstrip("/"),
+        "image": image,
+        "runtime": runtime or None,
+        "gpus": gpus,
+        "via": via,
+    }

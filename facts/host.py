@@ -1,0 +1,258 @@
+"""Host state that decides whether a driver change is possible and safe, read in one command.
+
+`HostState` reads the OS, kernel and its headers, Secure Boot, package holds,
+the apt/dpkg lock and its holder, and whether a reboot is pending. The command
+always exits 0; a tool the host lacks (mokutil, apt, dnf, fuser) leaves its
+reading at None/[]/False.
+
+Shape of the fact (all keys always present)::
+
+    {
+      "os": {"id": "ubuntu", "version_id": "24.04", "codename": "noble",
+             "pretty_name": "Ubuntu 24.04.3 LTS", "id_like": ["debian"]},
+      "arch": "x86_64",
+      "kernel": "6.8.0-85-generic",
+      "package_manager": "apt" | "dnf" | "yum" | "zypper" | None,
+      "kernel_headers": {
+        "installed": bool,            # /lib/modules/$(uname -r)/build/Makefile exists
+        "package": "linux-headers-6.8.0-85-generic" | "kernel-devel-..." | None,
+        "package_installed": "6.8.0-85.85" | None,
+        "candidate": "6.8.0-85.85" | None,   # what apt/dnf could install
+        "installable": bool,          # installed, or a candidate exists
+      },
+      "secure_boot": {"state": "enabled" | "disabled" | "unsupported" | None,
+                      "efi": bool, "source": "mokutil" | "efivars" | None},
+      "held_packages": ["nvidia-driver-580", ...],   # dpkg holds (apt-mark hold) / dnf versionlock
+      "held_nvidia_packages": [...],                 # the NVIDIA/CUDA ones among them
+      "package_lock": {"held": bool,
+                       "holders": [{"lock": "/var/lib/dpkg/lock-frontend", "pid": 812,
+                                    "command": "apt-get", "cmdline": "apt-get install ..."}],
+                       "dpkg_interrupted": bool},    # `dpkg --configure -a` needed
+      "reboot": {"required": bool, "packages": ["linux-image-..."],
+                 "source": "reboot-required" | "needs-restarting" | None},
+      "unattended_upgrades": bool,    # the unattended-upgrades package is installed
+      "systemd": bool,                # systemd is PID 1 (services can be restarted)
+      "warnings": ["..."],
+    }
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pyinfra.api import FactBase
+
+from facts.sections import Sections, env_file, key_values_with_tail
+
+# Driver-side packages (not CUDA libraries such as libcublas): what a driver change touches.
+NVIDIA_PACKAGE_RE = re.compile(r"^(nvidia|libnvidia|cuda-drivers|kmod-nvidia|libxnvctrl)|-nvidia-|^dkms-nvidia")
+LOCK_FILES = (
+    "/var/lib/dpkg/lock-frontend",
+    "/var/lib/dpkg/lock",
+    "/var/lib/apt/lists/lock",
+    "/var/cache/apt/archives/lock",
+)
+
+# POSIX sh. The lock scan uses /proc/locks (no fuser needed): a lock file's inode listed
+# there is locked, and the listed pid holds it; waiters ("->" lines) are skipped.
+SCRIPT = r"""
+echo '@@gpuhost host 1'
+k=$(uname -r)
+echo '@@os_release'; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null
+echo "@@arch $(uname -m)"
+echo "@@kernel $k"
+pm=-; for p in apt-get dnf yum zypper; do command -v $p >/dev/null 2>&1 && { pm=$p; break; }; done
+echo "@@package_manager $pm"
+hd=absent; [ -e "/lib/modules/$k/build/Makefile" ] && hd=present
+echo "@@headers_dir $hd"
+if command -v apt-cache >/dev/null 2>&1; then
+  echo "@@headers_apt linux-headers-$k"; apt-cache policy "linux-headers-$k" 2>/dev/null | head -n 3
+elif command -v rpm >/dev/null 2>&1; then
+  echo "@@headers_rpm kernel-devel-$k"; rpm -q "kernel-devel-$k" 2>/dev/null | grep -v 'not installed'
+  echo '@@headers_dnf'
+  command -v dnf >/dev/null 2>&1 && timeout 60 dnf -q --cacheonly list --available "kernel-devel-$k" 2>/dev/null | grep kernel-devel
+fi
+efi=no; [ -d /sys/firmware/efi ] && efi=yes
+echo "@@efi $efi"
+if command -v mokutil >/dev/null 2>&1; then echo '@@mokutil'; mokutil --sb-state 2>&1 | head -n 3; fi
+v=$(ls /sys/firmware/efi/efivars/SecureBoot-* 2>/dev/null | head -n 1)
+[ -n "$v" ] && echo "@@efivar $(od -An -t u1 -j 4 -N 1 "$v" 2>/dev/null | tr -d ' ')"
+echo '@@holds'
+command -v dpkg-query >/dev/null 2>&1 && dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null | awk '$1 ~ /^h/ { print $2 }'
+command -v dnf >/dev/null 2>&1 && timeout 60 dnf -q versionlock list 2>/dev/null
+echo '@@locks'
+for f in __LOCK_FILES__; do
+  [ -e "$f" ] || continue
+  ino=$(stat -c %i "$f" 2>/dev/null) || continue
+  for pid in $(awk -v ino="$ino" '$2 != "->" { split($6, a, ":"); if (a[3] == ino) print $5 }' /proc/locks 2>/dev/null | sort -u); do
+    if [ "$pid" -gt 0 ] 2>/dev/null; then
+      echo "lock=$f pid=$pid comm=$(cat /proc/$pid/comm 2>/dev/null | tr -d ' ') cmdline=$(tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null | cut -c 1-200)"
+    else
+      echo "lock=$f pid=-"
+    fi
+  done
+done
+di=no; [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ] && di=yes
+echo "@@dpkg_interrupted $di"
+echo '@@reboot'
+[ -e /var/run/reboot-required ] && { echo 'reboot-required'; cat /var/run/reboot-required.pkgs 2>/dev/null; }
+if command -v needs-restarting >/dev/null 2>&1; then timeout 60 needs-restarting -r >/dev/null 2>&1; echo "needs-restarting $?"; fi
+uu=no; [ -e /usr/bin/unattended-upgrade ] && uu=yes
+echo "@@unattended_upgrades $uu"
+sd=no; [ -d /run/systemd/system ] && sd=yes
+echo "@@systemd $sd"
+true
+"""
+COMMAND = SCRIPT.strip().replace("__LOCK_FILES__", " ".join(LOCK_FILES))
+
+
+class HostState(FactBase):
+    """OS, kernel + headers, Secure Boot, held packages, apt/dpkg lock, pending reboot."""
+
+    def command(self) -> str:
+        return COMMAND
+
+    @staticmethod
+    def default() -> dict[str, Any]:
+        return process_host_sections(Sections([]))
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        return process_host_sections(Sections(output))
+
+
+def process_host_sections(sections: Sections) -> dict[str, Any]:
+    """Turn the script's sections into the documented dict (module docstring)."""
+    warnings: list[str] = []
+    release = env_file(sections.lines("os_release"))
+    manager = sections.header("package_manager")
+    package_manager = {"apt-get": "apt"}.get(manager or "", manager)
+
+    headers = _headers(sections)
+    if sections.header("kernel") and not headers["installable"] and package_manager:
+        warnings.append(
+            f"kernel headers for {sections.header('kernel')} are neither installed nor installable"
+            " (boot a kernel from the distribution, or install its headers)"
+        )
+    secure_boot = _secure_boot(sections)
+    if secure_boot["state"] == "enabled":
+        warnings.append("Secure Boot is enabled: driver modules must be signed (MOK enrolment)")
+
+    held = [line.split()[0] for line in sections.lines("holds") if not line.startswith(" ")]
+    held_nvidia = [name for name in held if NVIDIA_PACKAGE_RE.search(name.lower())]
+
+    holders = []
+    for line in sections.lines("locks"):
+        values, cmdline = key_values_with_tail(line, "cmdline")
+        pid = values.get("pid", "-")
+        holders.append(
+            {
+                "lock": values.get("lock"),
+                "pid": int(pid) if pid.isdigit() else None,
+                "command": values.get("comm") or None,
+                "cmdline": cmdline,
+            }
+        )
+    interrupted = sections.header("dpkg_interrupted") == "yes"
+    if holders:
+        who = ", ".join(
+            sorted({f"{h['command'] or '?'} (pid {h['pid'] or '?'})" for h in holders})
+        )
+        warnings.append(f"package manager lock held by {who}")
+    if interrupted:
+        warnings.append("dpkg was interrupted: run `dpkg --configure -a`")
+
+    reboot = _reboot(sections)
+    if reboot["required"]:
+        warnings.append("a reboot is pending")
+    return {
+        "os": {
+            "id": release.get("ID"),
+            "version_id": release.get("VERSION_ID"),
+            "codename": release.get("VERSION_CODENAME") or release.get("UBUNTU_CODENAME"),
+            "pretty_name": release.get("PRETTY_NAME"),
+            "id_like": release.get("ID_LIKE", "").split(),
+        },
+        "arch": sections.header("arch"),
+        "kernel": sections.header("kernel"),
+        "package_manager": package_manager,
+        "kernel_headers": headers,
+        "secure_boot": secure_boot,
+        "held_packages": held,
+        "held_nvidia_packages": held_nvidia,
+        "package_lock": {
+            "held": bool(holders),
+            "holders": holders,
+            "dpkg_interrupted": interrupted,
+        },
+        "reboot": reboot,
+        "unattended_upgrades": sections.header("unattended_upgrades") == "yes",
+        "systemd": sections.header("systemd") == "yes",
+        "warnings": warnings,
+    }
+
+
+def _headers(sections: Sections) -> dict[str, Any]:
+    installed = sections.header("headers_dir") == "present"
+    package = None
+    package_installed = None
+    candidate = None
+    if sections.first("headers_apt") is not None:
+        package = sections.header("headers_apt")
+        for line in sections.lines("headers_apt"):
+            key, _, value = line.strip().partition(":")
+            value = value.strip()
+            if value in ("", "(none)"):
+                continue
+            if key == "Installed":
+                package_installed = value
+            elif key == "Candidate":
+                candidate = value
+    elif sections.first("headers_rpm") is not None:
+        package = sections.header("headers_rpm")
+        rpm_lines = sections.lines("headers_rpm")
+        package_installed = rpm_lines[0].strip() if rpm_lines else None
+        dnf_lines = sections.lines("headers_dnf")
+        if dnf_lines:
+            parts = dnf_lines[0].split()
+            candidate = parts[1] if len(parts) > 1 else None
+    return {
+        "installed": installed,
+        "package": package,
+        "package_installed": package_installed,
+        "candidate": candidate,
+        "installable": installed or bool(package_installed) or bool(candidate),
+    }
+
+
+def _secure_boot(sections: Sections) -> dict[str, Any]:
+    efi = sections.header("efi") == "yes"
+    mokutil = " ".join(sections.lines("mokutil")).lower()
+    if mokutil:
+        if "secureboot enabled" in mokutil:
+            return {"state": "enabled", "efi": efi, "source": "mokutil"}
+        if "secureboot disabled" in mokutil:
+            return {"state": "disabled", "efi": efi, "source": "mokutil"}
+        if "not supported" in mokutil or "doesn't support" in mokutil:
+            return {"state": "unsupported", "efi": efi, "source": "mokutil"}
+    byte = sections.header("efivar")
+    if byte in ("0", "1"):
+        return {"state": "enabled" if byte == "1" else "disabled", "efi": efi, "source": "efivars"}
+    if not efi:
+        # Legacy BIOS boot: Secure Boot cannot be on.
+        return {"state": "unsupported", "efi": False, "source": None}
+    return {"state": None, "efi": efi, "source": None}
+
+
+def _reboot(sections: Sections) -> dict[str, Any]:
+    lines = [line.strip() for line in sections.lines("reboot")]
+    if "reboot-required" in lines:
+        packages = [
+            line for line in lines if line != "reboot-required" and not line.startswith("needs-")
+        ]
+        return {"required": True, "packages": sorted(set(packages)), "source": "reboot-required"}
+    for line in lines:
+        if line.startswith("needs-restarting "):
+            if line.split()[1] == "1":
+                return {"required": True, "packages": [], "source": "needs-restarting"}
+    return {"required": False, "packages": [], "source": None}

@@ -1,0 +1,56 @@
+"""All three host readings (GPU, host, containers) in ONE command: one round trip per host.
+
+`HostSnapshot` runs the scripts of `GpuState`, `HostState` and `ContainerState`
+one after the other in a single shell command and hands each part of the
+output to that fact's parser. `gpuhost inspect` uses it, so a fleet inventory
+costs one command per host; a deploy that needs a single reading can still
+ask for one fact alone.
+
+Shape: {"gpu": GpuState's dict, "host": HostState's dict, "container": ContainerState's dict}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyinfra.api import FactBase
+
+from facts import container, gpu, host
+from facts.sections import Sections
+
+PARTS = {
+    "gpu": (gpu.COMMAND, gpu.process_gpu_sections),
+    "host": (host.COMMAND, host.process_host_sections),
+    "container": (container.COMMAND, container.process_container_sections),
+}
+PART_MARK = "@@gpuhost "
+
+# Each script runs in its own subshell so that its variables and any early exit stay local.
+COMMAND = "\n".join(f"(\n{script}\n)" for script, _ in PARTS.values()) + "\ntrue"
+
+
+class HostSnapshot(FactBase):
+    """GpuState + HostState + ContainerState from one command."""
+
+    def command(self) -> str:
+        return COMMAND
+
+    @staticmethod
+    def default() -> dict[str, Any]:
+        return {name: parse(Sections([])) for name, (_, parse) in PARTS.items()}
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        return split_parts(output)
+
+
+def split_parts(output: list[str]) -> dict[str, Any]:
+    """Route each `@@gpuhost <part> 1` block of lines to that part's parser."""
+    blocks: dict[str, list[str]] = {name: [] for name in PARTS}
+    current: list[str] | None = None
+    for line in output:
+        if line.startswith(PART_MARK):
+            name = line[len(PART_MARK) :].split()[0]
+            current = blocks.get(name)
+        if current is not None:
+            current.append(line)
+    return {name: parse(Sections(blocks[name])) for name, (_, parse) in PARTS.items()}

@@ -1,0 +1,259 @@
+"""`gpuhost inspect`: see a fleet as it is, and what gpuhost would do to each host.
+
+    gpuhost inspect inventories/lab.py [--limit gpu-01] [--json]
+
+Connects with pyinfra's API, reads each host with ONE command (`facts.snapshot.HostSnapshot`:
+GPUs, driver, host, Docker), then asks the resolver for the host's plan. Reading never changes
+a host. An unreachable host is a row with its error; a bad inventory is one line, before any
+host is contacted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from gpuhost.errors import GpuhostError, UsageError
+
+COMMANDS_PER_HOST = 1  # HostSnapshot: the three fact scripts in one shell command
+
+
+@dataclass
+class HostReading:
+    """One host: its facts (None when unreachable), its plan, or why there is none."""
+
+    name: str
+    data: dict[str, Any]
+    facts: dict[str, Any] | None = None
+    error: str | None = None
+    plan: dict[str, Any] | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+# --- Reading the fleet (I/O) -------------------------------------------------------------------
+
+
+def load_inventory(inventory: str, limit: list[str]):
+    """A pyinfra Inventory from a .py/.yaml file, a host list or a connector (@local)."""
+    from pyinfra.api import Inventory
+    from pyinfra_cli.inventory import make_inventory_from_files
+
+    path = Path(inventory)
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            from gpuhost.inventory_file import load_hosts
+
+            built = Inventory(([(name, data) for name, data in load_hosts(path)], {}))
+        elif path.exists():
+            built = make_inventory_from_files(str(path))
+        elif path.suffix == ".py" or "/" in inventory:
+            raise UsageError(f"inventory {inventory} not found: give an inventory file, a host list "
+                             "(a,b) or a connector (@local)")
+        else:
+            built = make_inventory_from_files(inventory)  # "a,b" or "@local": no name lookups
+    except GpuhostError as exc:
+        raise UsageError(" ".join(str(exc).split("\n"))) from None
+    except Exception as exc:  # the inventory file's own error (syntax, InventoryError, ...)
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise UsageError(f"inventory {inventory}: {message}") from None
+    names = [host.name for host in built]
+    if not names:
+        raise UsageError(f"inventory {inventory} lists no hosts")
+    unknown = [name for name in limit if name not in names]
+    if unknown:
+        raise UsageError(f"--limit {', '.join(unknown)}: not in inventory {inventory} "
+                         f"(hosts: {', '.join(names)})")
+    return built
+
+
+def gather(inventory: str, limit: list[str]) -> list[HostReading]:
+    """Connect to every host (in parallel) and read its snapshot: one command per host."""
+    from gevent import monkey
+
+    # Per-host errors are reported in the table; pyinfra's own log lines would only repeat them.
+    logging.getLogger("pyinfra").addHandler(logging.NullHandler())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        monkey.patch_all()
+    import gevent
+    from pyinfra.api import Config, State
+    from pyinfra.api.exceptions import ConnectError, PyinfraError
+    from pyinfra.api.facts import get_fact
+    from pyinfra.context import ctx_config, ctx_host, ctx_state
+
+    from facts.snapshot import HostSnapshot
+    from gpuhost.hostdata import check_hosts
+
+    # As pyinfra's CLI does: state and config in context while the inventory file runs.
+    state, config = State(), Config()
+    state.cwd = str(Path.cwd())
+    with ctx_state.use(state), ctx_config.use(config):
+        built = load_inventory(inventory, limit)
+    hosts = [host for host in built if not limit or host.name in limit]
+    problems = check_hosts((host.name, host.data.dict()) for host in hosts)
+    if problems:
+        raise UsageError("bad inventory data: " + "; ".join(problems))
+    state.init(built, config)
+
+    def read(host) -> HostReading:
+        reading = HostReading(host.name, host.data.dict())
+        with ctx_state.use(state), ctx_host.use(host):
+            try:
+                host.connect(show_errors=False, raise_exceptions=True)
+                state.activate_host(host)
+                reading.facts = get_fact(state, host, HostSnapshot, apply_failed_hosts=False)
+            except (ConnectError, PyinfraError, OSError) as exc:
+                reading.error = " ".join(str(exc).split()) or type(exc).__name__
+            finally:
+                if host.connected:
+                    host.disconnect()
+        return reading
+
+    jobs = [gevent.spawn(read, host) for host in hosts]
+    gevent.joinall(jobs)
+    return [job.get() for job in jobs]
+
+
+# --- Deciding and describing (pure) -------------------------------------------------------------
+
+
+def assess(reading: HostReading, today=None) -> HostReading:
+    """Add the resolver's plan and the one-row summary to a reading."""
+    from gpuhost.host_plan import plan_host
+    from gpuhost.hostdata import settings_from
+
+    if reading.facts is None:
+        reading.summary = {"host": reading.name, "status": "unreachable", "error": reading.error}
+        return reading
+    gpu, host, container = (reading.facts[k] for k in ("gpu", "host", "container"))
+    host_plan = plan_host(gpu, host, settings_from(reading.data), today=today)
+    reading.plan = host_plan.to_dict()
+    reading.summary = summarize(reading.name, reading.facts, reading.plan)
+    return reading
+
+
+def summarize(name: str, facts: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+    """The fleet-table row of one host, as data."""
+    gpu, host, container = facts["gpu"], facts["host"], facts["container"]
+    driver = gpu["driver"]
+    docker = container["docker"]
+    os_info = host["os"]
+    tag = ((plan.get("plan") or {}).get("image") or {}).get("tag")
+    images = container["images"]
+    return {
+        "host": name,
+        "status": plan["status"],
+        "os": " ".join(filter(None, [os_info.get("id"), os_info.get("version_id")])) or None,
+        "gpus": gpu_groups(gpu["gpus"]),
+        "nvswitches": len(gpu["nvswitches"]),
+        "driver": driver["version"],
+        "flavour": driver["flavour"],
+        "toolkit": container["toolkit"]["version"],
+        "docker": docker["daemon_version"] or docker["client_version"],
+        "nvidia_runtime": container["nvidia_runtime"],
+        "image": tag,
+        "image_present": None if tag is None else tag in images,  # exactly what `docker run` would use
+        "flags": flags(facts),
+        "warnings": gpu["warnings"] + host["warnings"] + container["warnings"]
+        + [w for w in plan.get("warnings", []) if w not in gpu["warnings"]],
+        "plan": plan_line(plan),
+    }
+
+
+def gpu_groups(gpus: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """[{'model': 'NVIDIA H100 80GB HBM3', 'count': 8, 'compute_capability': '9.0'}, ...]"""
+    counts = Counter((g["model"], g["compute_capability"]) for g in gpus)
+    return [{"model": m, "count": n, "compute_capability": cc} for (m, cc), n in counts.items()]
+
+
+def flags(facts: dict[str, Any]) -> list[str]:
+    """Short names of the conditions that block or endanger a change."""
+    gpu, host, container = facts["gpu"], facts["host"], facts["container"]
+    checks = [
+        ("driver-mismatch", gpu["driver"]["mismatch"]),
+        ("secure-boot", host["secure_boot"]["state"] == "enabled"),
+        ("nouveau", gpu["nouveau"]["loaded"]),
+        ("reboot-pending", host["reboot"]["required"]),
+        ("apt-locked", host["package_lock"]["held"]),
+        ("dpkg-interrupted", host["package_lock"]["dpkg_interrupted"]),
+        ("gpu-processes", bool(gpu["processes"]) or bool(container["gpu_containers"])),
+        ("fabric-manager", gpu["needs_fabric_manager"] and gpu["fabric_manager"]["state"] != "active"),
+        ("held-driver", bool(host["held_nvidia_packages"])),
+    ]
+    return [name for name, on in checks if on]
+
+
+def plan_line(plan: dict[str, Any]) -> str:
+    if plan["status"] != "planned":
+        return f"{plan['status']}: {plan['reason']}"
+    driver, image = plan["plan"]["driver"], plan["plan"]["image"]
+    current = f" (now {driver['current']})" if driver.get("current") else ""
+    return (f"driver {driver['action']} R{driver['branch']} {driver['kernel_module']}{current}, "
+            f"image {image['tag']}")
+
+
+def render_table(readings: list[HostReading]) -> str:
+    columns = ["HOST", "OS", "GPUS", "DRIVER", "TOOLKIT", "DOCKER", "IMAGE", "WARNINGS"]
+    rows = []
+    for reading in readings:
+        s = reading.summary
+        if s["status"] == "unreachable":
+            rows.append([s["host"], "?", "unreachable", "", "", "", "", s["error"]])
+            continue
+        gpus = ", ".join(f"{g['model']} x{g['count']} (cc {g['compute_capability'] or '?'})"
+                         for g in s["gpus"]) or "no NVIDIA GPU"
+        if s["nvswitches"]:
+            gpus += f" + {s['nvswitches']} NVSwitch"
+        driver = f"{s['driver']} {s['flavour'] or ''}".strip() if s["driver"] else "none"
+        docker = "absent" if not s["docker"] else s["docker"] + (" +nvidia" if s["nvidia_runtime"] else "")
+        image = "-" if s["image_present"] is None else ("present" if s["image_present"] else "missing")
+        rows.append([s["host"], s["os"] or "?", gpus, driver, s["toolkit"] or "-", docker, image,
+                     ",".join(s["flags"]) or "-"])
+    widths = [max(len(str(r[i])) for r in [columns] + rows) for i in range(len(columns))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [columns] + rows]
+    lines.append("")
+    for reading in readings:
+        s = reading.summary
+        if s["status"] == "unreachable":
+            continue
+        lines.append(f"{s['host']}: {s['plan']}")
+        lines += [f"  ! {w}" for w in s["warnings"]]
+    return "\n".join(lines)
+
+
+def to_document(readings: list[HostReading]) -> dict[str, Any]:
+    return {
+        "commands_per_host": COMMANDS_PER_HOST,
+        "hosts": [
+            {"host": r.name, "reachable": r.facts is not None, "error": r.error,
+             "summary": r.summary, "plan": r.plan, "facts": r.facts}
+            for r in readings
+        ],
+    }
+
+
+# --- The command -------------------------------------------------------------------------------
+
+
+def inspect_command(
+    inventory: str = typer.Argument(..., help="Inventory: a .py or .yaml file, a host list (a,b) or @local."),
+    limit: Optional[list[str]] = typer.Option(None, "--limit", help="Only this host; repeat for more."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Show each host's GPUs, driver, Docker and toolkit, with gpuhost's plan for it."""
+    readings = [assess(r) for r in gather(inventory, list(limit or []))]
+    if as_json:
+        typer.echo(json.dumps(to_document(readings), indent=2, default=str))
+    else:
+        typer.echo(render_table(readings))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("inspect")(inspect_command)

@@ -1,0 +1,76 @@
+"""The fact commands, run for real with sh on this machine: they must never fail.
+
+This machine (and CI) is a GPU-less Linux host without nvidia-smi, which is one of the
+hosts the facts must read correctly. The commands are also run with an empty PATH, as on a
+host that lacks every tool they use: exit status 0 and a parseable result all the same.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from facts import container, gpu, host, snapshot
+
+FACTS = {
+    "gpu": (gpu.COMMAND, gpu.GpuState),
+    "host": (host.COMMAND, host.HostState),
+    "container": (container.COMMAND, container.ContainerState),
+}
+# POSIX sh as pyinfra runs it, and bash where sh is something else: each distinct shell once.
+SHELLS = list({os.path.realpath(p): p for p in map(shutil.which, ("sh", "dash", "bash")) if p}.values())
+
+
+def run(command: str, shell: str = "sh", env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([shell, "-c", command], capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("name", sorted(FACTS))
+def test_fact_command_exits_zero_and_parses(name, shell):
+    command, fact = FACTS[name]
+    result = run(command, shell)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"@@gpuhost {name} 1\n")
+    data = fact().process(result.stdout.splitlines())
+    assert isinstance(data, dict) and "warnings" in data
+
+
+def test_gpu_fact_here_sees_what_sysfs_shows():
+    out = run(gpu.COMMAND).stdout.splitlines()
+    nvidia = subprocess.run(
+        ["sh", "-c", "grep -l 0x10de /sys/bus/pci/devices/*/vendor 2>/dev/null | wc -l"],
+        capture_output=True, text=True).stdout.strip()
+    state = gpu.GpuState().process(out)
+    assert len(state["gpus"]) + len(state["nvswitches"]) <= int(nvidia)
+    if shutil.which("nvidia-smi") is None:
+        assert state["driver"]["nvidia_smi"] is None or state["driver"]["nvidia_smi"].startswith("/")
+
+
+@pytest.mark.parametrize("name", sorted(FACTS))
+def test_fact_command_survives_a_host_without_any_tool(name):
+    command, fact = FACTS[name]
+    result = run(command, "/bin/sh", env={"PATH": "/nonexistent"})
+    assert result.returncode == 0, result.stderr
+    data = fact().process(result.stdout.splitlines())
+    assert data == fact().process(result.stdout.splitlines())  # deterministic
+    assert isinstance(data["warnings"], list)
+
+
+def test_snapshot_is_one_command_with_all_three_parts():
+    result = run(snapshot.COMMAND)
+    assert result.returncode == 0, result.stderr
+    data = snapshot.HostSnapshot().process(result.stdout.splitlines())
+    assert set(data) == {"gpu", "host", "container"}
+    assert data["host"]["kernel"] == subprocess.run(["uname", "-r"], capture_output=True, text=True).stdout.strip()
+
+
+def test_fact_commands_are_quick_here():
+    # Not a benchmark (bench/ measures speed): a guard against a step that waits on something.
+    start = time.monotonic()
+    run(snapshot.COMMAND)
+    assert time.monotonic() - start < 30
