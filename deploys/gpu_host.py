@@ -13,7 +13,10 @@ from pyinfra import host, logger
 from pyinfra.operations import files, server
 
 from gpuhost.context import host_context
+from gpuhost.stages.container_runtime import container_runtime_stage
 from gpuhost.stages.driver import driver_stage
+from gpuhost.stages.prepull import prepull_stage
+from gpuhost.stages.verify import verify_stage
 from gpuhost.report import REPORT_DIR, REPORT_PATH, build_report, render_report
 
 # 1-2. Settings, detection (one command) and the plan.
@@ -32,6 +35,12 @@ files.put(
 
 # 4. Driver: install, move or keep, pinned and held (planned hosts only).
 driver_stage(ctx)
+
+# 5-7. Docker + NVIDIA runtime, pre-pull the plan's image, verify in it (planned hosts only).
+if ctx.host_plan.status == "planned":
+    container_runtime_stage(ctx)
+    prepull_stage(ctx)
+    verify_stage(ctx)
 
 # A failed host stops here, with the reason as its error.
 if ctx.host_plan.status == "failed":

@@ -106,10 +106,13 @@ def settings_from(data) -> HostSettings:
 
 def check_hosts(hosts) -> list[str]:
     """One line per problem across (name, data) pairs; empty when all are fine."""
+    from gpuhost.stages.container_runtime import container_settings  # noqa: PLC0415 (pyinfra-side module)
+
     problems = []
     for name, data in hosts:
         try:
             settings_from(data)
+            container_settings(data)
         except GpuhostError as exc:
             problems.append(f"host {name}: {exc}")
     return problems

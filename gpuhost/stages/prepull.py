@@ -1,0 +1,33 @@
+"""Stage: the plan's PyTorch image on disk before anyone needs it.
+
+The tag comes from the plan (Plan.image.tag, registry prefix from the policy's `registry`
+already applied). Host data (all optional):
+  registry_user, registry_password_file | registry_password_env   login, never printed
+  prune_pulled_images: false   remove images gpuhost pulled earlier (never other images)
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+
+from gpuhost.errors import UsageError
+from gpuhost.operations import docker as docker_ops
+
+
+def prepull_stage(ctx) -> str | None:
+    """Queue the pull of this host's image; returns the image reference (None without a plan)."""
+    if ctx.host_plan.plan is None:
+        return None
+    data = host.data.dict()
+    prune = data.get("prune_pulled_images", False)
+    if not isinstance(prune, bool):
+        raise UsageError(f"prune_pulled_images is {prune!r}: use true or false")
+    image = ctx.host_plan.plan.image.tag
+    docker_ops.image_pulled(
+        name=f"Pre-pull {image}", image=image,
+        login_user=data.get("registry_user"),
+        password_file=data.get("registry_password_file"),
+        password_env=data.get("registry_password_env"),
+        remove_previous=prune,
+    )
+    return image

@@ -1,0 +1,136 @@
+"""e2e: the container stages on real lab hosts (Debian 12, systemd, sshd) over real SSH.
+
+Real: Debian's docker.io installed by the deploy through apt, the host's own dockerd and its
+systemd unit, the lab registry (Debian's docker-registry), pyinfra's CLI over paramiko, the
+check script in a real container. Stand-ins, labelled as test fixtures because NVIDIA's
+packages cannot be fetched here: tests/operations/docker_fixtures/nvidia-container-runtime
+(execs runc) and .../nvidia-container-runtime-hook (a no-op prestart hook, so `--gpus all`
+is accepted). Every check of gpuhost's own behaviour is on the real host state.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gpuhost.gpus import identify
+from gpuhost.lab import HostSpec, Lab
+from gpuhost.lab.engine import docker
+from gpuhost.lab.results import host_statuses
+from gpuhost.lab.torch_image import ensure_torch_image
+from gpuhost.resolver import Policy, resolve
+
+pytestmark = pytest.mark.e2e
+FIXTURES = Path(__file__).resolve().parents[1] / "operations" / "docker_fixtures"
+STAGES = ("deploys/container_runtime.py", "deploys/prepull.py")
+COMMON = {"target_gpus": ["H100"], "registry": "registry:5000", "toolkit_source": "keep"}
+USER_DAEMON_JSON = {
+    "insecure-registries": ["registry:5000"],
+    "log-driver": "json-file",
+    "log-opts": {"max-size": "10m", "max-file": "3"},
+    "features": {"buildkit": True},
+    "runtimes": {"fixture-runc": {"path": "/usr/bin/runc"}},
+}
+
+
+def _tag() -> str:
+    return resolve([identify("H100")], current_driver=None,
+                   policy=Policy(registry="registry:5000")).image.tag
+
+
+@pytest.fixture(scope="module")
+def lab(engine):
+    hosts = [HostSpec("ctr", dict(COMMON)),
+             HostSpec("broken", {**COMMON, "docker_daemon_options": {"no-such-option": True}})]
+    with Lab(hosts) as running:
+        for host in running.hosts:
+            host.exec("mkdir -p /etc/docker", check=True)
+            host.exec("cat > /etc/docker/daemon.json", input=json.dumps(USER_DAEMON_JSON, indent=4),
+                      check=True)
+            for name in ("nvidia-container-runtime", "nvidia-container-runtime-hook"):
+                host.exec(f"cat > /usr/bin/{name} && chmod 755 /usr/bin/{name}",
+                          input=(FIXTURES / name).read_text(), check=True)
+        registry = running.registry()
+        local = f"{registry.local_address}/{_tag().split('/', 1)[1]}"
+        docker("tag", ensure_torch_image(), local)
+        docker("push", local, timeout=900)
+        docker("image", "rm", local)  # the tag only; the layers stay in the torch image
+        yield running
+
+
+def _daemon_json(host) -> dict:
+    proc = host.ssh("cat /etc/docker/daemon.json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_docker_installed_runtime_merged_image_pulled_then_nothing_changes(lab):
+    ctr = lab.host("ctr")
+    first = lab.pyinfra(*STAGES, "-y", "--limit", "ctr")
+    assert first.returncode == 0, first.stdout[-4000:]
+
+    # Docker from Debian's docker.io, running under systemd.
+    assert ctr.ssh("dpkg-query -W -f='${Status}' docker.io").stdout == "install ok installed"
+    assert ctr.ssh("systemctl is-active docker").stdout.strip() == "active"
+
+    # Every user key kept, the nvidia runtime added, the old file backed up.
+    content = _daemon_json(ctr)
+    for key, value in USER_DAEMON_JSON.items():
+        if key != "runtimes":
+            assert content[key] == value, key
+    assert content["runtimes"]["fixture-runc"] == USER_DAEMON_JSON["runtimes"]["fixture-runc"]
+    assert content["runtimes"]["nvidia"] == {"path": "nvidia-container-runtime", "args": []}
+    backups = ctr.ssh("ls /etc/docker/ | grep -c 'daemon.json.gpuhost-backup-'").stdout.strip()
+    assert backups == "1"
+    backup = json.loads(ctr.ssh("cat /etc/docker/daemon.json.gpuhost-backup-*").stdout)
+    assert backup == USER_DAEMON_JSON
+
+    # The host's real dockerd read the file: it lists the runtime.
+    runtimes = json.loads(ctr.ssh("docker info --format '{{json .Runtimes}}'").stdout)
+    assert {"nvidia", "fixture-runc"} <= set(runtimes)
+
+    # The plan's image came from the lab registry, with its digest, and is recorded.
+    tag = _tag()
+    digests = ctr.ssh(f"docker image inspect -f '{{{{json .RepoDigests}}}}' {tag}")
+    assert digests.returncode == 0, digests.stderr
+    assert json.loads(digests.stdout)[0].startswith("registry:5000/pytorch/pytorch@sha256:")
+    assert json.loads(ctr.ssh("cat /var/lib/gpuhost/pulled.json").stdout) == [tag]
+    started = ctr.ssh("systemctl show -p ActiveEnterTimestamp docker").stdout
+
+    # Second run: nothing changes, nothing is pulled, Docker is not restarted.
+    second = lab.pyinfra(*STAGES, "-y", "--limit", "ctr")
+    assert second.returncode == 0, second.stdout[-4000:]
+    statuses = host_statuses(second.stdout)["ctr"]
+    assert statuses["Success"] == 0 and statuses["Error"] == 0, second.stdout[-4000:]
+    assert "Pulling" not in second.stdout
+    assert ctr.ssh("systemctl show -p ActiveEnterTimestamp docker").stdout == started
+    assert ctr.ssh("ls /etc/docker/ | grep -c 'daemon.json.gpuhost-backup-'").stdout.strip() == "1"
+
+
+def test_broken_daemon_json_change_is_rolled_back_and_docker_keeps_running(lab):
+    broken = lab.host("broken")
+    run = lab.pyinfra("deploys/container_runtime.py", "-y", "--limit", "broken")
+    assert run.returncode != 0, "a daemon.json Docker refuses must fail the host"
+    assert "gpuhost: Docker did not start with the new /etc/docker/daemon.json" in run.stdout \
+        or "dockerd --validate refused" in run.stdout, run.stdout[-4000:]
+    assert "no-such-option" in run.stdout, run.stdout[-4000:]
+    assert _daemon_json(broken) == USER_DAEMON_JSON, "the user's file must be restored"
+    assert broken.ssh("systemctl is-active docker").stdout.strip() == "active"
+    assert broken.ssh("docker info --format '{{.ServerVersion}}'").returncode == 0
+
+
+def test_check_runs_in_a_real_container_and_reports_no_gpu_visible(lab):
+    ctr = lab.host("ctr")
+    if ctr.ssh(f"docker image inspect {_tag()}").returncode != 0:
+        pytest.skip("needs the image pulled by the first test")
+    run = lab.pyinfra("deploys/verify.py", "-y", "--limit", "ctr")
+    assert run.returncode != 0, "a host where no GPU is visible must fail verification"
+    saved = ctr.ssh("cat /var/lib/gpuhost/verify.json")
+    assert saved.returncode == 0, run.stdout[-4000:]
+    verdict = json.loads(saved.stdout)
+    assert verdict["ok"] is False
+    assert verdict["cause"] == "no_gpu_visible", verdict
+    assert verdict["check"]["torch"].startswith("2.13.0"), verdict["check"]
+    assert "no_gpu_visible" in run.stdout

@@ -1,0 +1,139 @@
+"""The pure parts of the container stage: settings, install problems, commands, script text.
+
+The host-side behaviour (backup, restart, rollback, pull, check) is tested for real in
+tests/e2e/test_containers.py; the ContainerState dicts here are shaped like facts/container.py's.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from facts.container import ContainerState
+from gpuhost.errors import UsageError
+from gpuhost.operations.docker import apply_script, deb822, key_script, registry_of
+from gpuhost.stages.container_runtime import container_settings, install_problem, repos
+from gpuhost.stages.verify import check_command, split_rc
+
+EMPTY = ContainerState.default()["docker"]
+
+
+@pytest.mark.parametrize("data, words", [
+    ({"docker_source": "snap"}, "docker_source is 'snap': use one of distro, docker, keep"),
+    ({"toolkit_source": "apt"}, "toolkit_source is 'apt'"),
+    ({"docker_cdi": "yes"}, "docker_cdi is 'yes': use true or false"),
+    ({"docker_daemon_options": ["a"]}, "docker_daemon_options"),
+    ({"toolkit_version": 1.17}, "toolkit_version is 1.17: quote"),
+    ({"prune_pulled_images": "no"}, "prune_pulled_images is 'no': use true or false"),
+    ({"registry_user": "bot"}, "registry_user is set without registry_password_file"),
+    ({"registry_password_env": 5}, "registry_password_env is 5: use a string"),
+])
+def test_bad_settings_are_one_line(data, words):
+    with pytest.raises(UsageError) as exc:
+        container_settings(data)
+    assert words in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_default_settings():
+    settings = container_settings({})
+    assert (settings.docker_source, settings.toolkit_source) == ("distro", "nvidia")
+    assert settings.toolkit_version == repos()["nvidia_container_toolkit"]["default_version"]
+
+
+@pytest.mark.parametrize("install, source, words", [
+    (["snap"], "distro", "snap remove docker"),
+    (["package", "rootless"], "distro", "rootless Docker"),
+    (["binary"], "distro", "docker_source: keep"),
+    ([], "keep", "not installed"),
+])
+def test_install_problems_say_what_to_do(install, source, words):
+    docker = {**EMPTY, "install": install, "installed": bool(install)}
+    assert words in install_problem(docker, source)
+
+
+def test_package_install_is_fine():
+    assert install_problem({**EMPTY, "install": ["package"], "installed": True}, "distro") is None
+    assert install_problem(EMPTY, "distro") is None
+
+
+def test_repos_pin_fingerprints_and_four_toolkit_packages():
+    data = repos()
+    for repo in data.values():
+        assert len(repo["fingerprint"]) == 40 and int(repo["fingerprint"], 16)
+    assert len(data["nvidia_container_toolkit"]["packages"]) == 4
+
+
+def test_key_script_refuses_other_fingerprints_and_uses_https_only():
+    script = key_script("https://example.invalid/key", "ABCD" * 10, "/etc/apt/keyrings/x.gpg")
+    assert "--proto '=https'" in script and '!= ' + "ABCD" * 10 in script
+    assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
+
+
+def test_deb822_flat_and_suite_repos():
+    assert deb822("https://r/deb/$(ARCH)", "/", [], "/k.gpg") == \
+        "Types: deb\nURIs: https://r/deb/$(ARCH)\nSuites: /\nSigned-By: /k.gpg\n"
+    assert "Components: stable\n" in deb822("https://d", "bookworm", ["stable"], "/k.gpg")
+
+
+@pytest.mark.parametrize("restart", [True, False])
+def test_apply_script_is_valid_sh_and_restarts_only_when_asked(restart):
+    script = apply_script("/etc/docker/daemon.json", '{"a": 1}\n', restart=restart)
+    assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
+    assert ('systemctl restart "$svc"' in script) is restart
+    assert "gpuhost-backup-" in script and "--validate" in script
+
+
+@pytest.mark.parametrize("image, registry", [
+    ("pytorch/pytorch:2.9.1-cuda13.0-cudnn9-runtime", "docker.io"),
+    ("registry:5000/pytorch/pytorch:2.9.1", "registry:5000"),
+    ("mirror.example.com/x/pytorch/pytorch:2", "mirror.example.com"),
+    ("localhost/p:1", "localhost"),
+])
+def test_registry_of(image, registry):
+    assert registry_of(image) == registry
+
+
+def test_check_command_has_least_privilege():
+    cmd = check_command("img:1", expect_gpus=2)
+    for flag in ("--rm", "--network none", "--read-only", "no-new-privileges", "--cap-drop ALL",
+                 "--gpus all", "--expect-gpus 2"):
+        assert flag in cmd
+
+
+def test_split_rc():
+    assert split_rc("warn\ngpuhost-check-rc=3") == (3, "warn")
+    assert split_rc("docker: error") == (255, "docker: error")
+
+
+def test_metric_text_is_prometheus_exposition():
+    from gpuhost.stages.verify import metric_text
+
+    text = metric_text({"image": 'r:5000/p/p:1"x', "cause": "no_gpu_visible", "ok": False,
+                        "seconds": 12.3}, now=1700000000.4)
+    assert 'gpuhost_verify_ok{image="r:5000/p/p:1\\"x",cause="no_gpu_visible"} 0\n' in text
+    assert "gpuhost_verify_timestamp_seconds 1700000000\n" in text
+    assert "# TYPE gpuhost_verify_duration_seconds gauge\ngpuhost_verify_duration_seconds 12.3\n" in text
+    ok = metric_text({"image": "i", "cause": None, "ok": True, "seconds": 1}, now=0)
+    assert 'gpuhost_verify_ok{image="i",cause="none"} 1' in ok
+
+
+def test_toolkit_packages_are_pinned_to_one_version():
+    """What the stage asks apt for on a host without the toolkit (NVIDIA's repo is not
+    reachable from the lab, so this is where the command is shown)."""
+    from pyinfra.context import ctx_host, ctx_state
+    from pyinfra.operations import apt
+    from pyinfra_testing.operations import parse_commands
+    from pyinfra_testing.util import FakeState, create_host
+
+    settings = container_settings({"toolkit_version": "1.17.8-1"})
+    pins = [f"{p}={settings.toolkit_version}" for p in repos()["nvidia_container_toolkit"]["packages"]]
+    host = create_host(FakeState(), facts={"deb.DebPackages": {}})
+    with ctx_state.use(host.state), ctx_host.use(host):
+        commands = parse_commands(list(apt.packages._inner(packages=pins,
+                                                           extra_install_args="-o DPkg::Lock::Timeout=300")))
+    assert commands == [
+        "DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::=\"--force-confdef\" "
+        "-o Dpkg::Options::=\"--force-confold\" install -o DPkg::Lock::Timeout=300 "
+        "nvidia-container-toolkit=1.17.8-1 nvidia-container-toolkit-base=1.17.8-1 "
+        "libnvidia-container-tools=1.17.8-1 libnvidia-container1=1.17.8-1"]
