@@ -1,0 +1,67 @@
+"""`python -m gpuhost.lab ...`: the lab by hand (what ./dev uses, plus `up` for poking around).
+
+    prepare            engine + test-host image (idempotent; progress lines)
+    up [NAME ...]      start hosts, print their inventory and ssh config, wait for Ctrl-C
+    cleanup [--all]    remove containers/networks of dead labs (--all: of every lab)
+    stop-engine        stop the dockerd the lab started
+    demo               the README's demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gpuhost.errors import GpuhostError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gpuhost.lab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("prepare")
+    up = sub.add_parser("up")
+    up.add_argument("names", nargs="*", default=["h1"])
+    clean = sub.add_parser("cleanup")
+    clean.add_argument("--all", action="store_true")
+    sub.add_parser("stop-engine")
+    sub.add_parser("demo")
+    args = parser.parse_args(argv)
+
+    from gpuhost.lab import Lab, cleanup
+    from gpuhost.lab.engine import ensure_engine, stop_engine
+    from gpuhost.lab.image import ensure_host_image
+
+    try:
+        if args.command == "prepare":
+            print(f"engine: {ensure_engine()}")
+            print(f"image: {ensure_host_image()}")
+        elif args.command == "up":
+            with Lab(args.names) as lab:
+                print(f"inventory: {lab.inventory_path}")
+                print(f"ssh: ssh -F {lab.run_dir / 'ssh_config'} {lab.hosts[0].name}")
+                print(f"DOCKER_HOST={ensure_engine()}")
+                print("Ctrl-C removes the lab.", flush=True)
+                while True:
+                    input() if sys.stdin.isatty() else __import__("time").sleep(3600)
+        elif args.command == "cleanup":
+            ensure_engine()
+            removed = cleanup(everything=args.all)
+            print(f"removed {len(removed)} container(s)/network(s)")
+        elif args.command == "stop-engine":
+            print("stopped" if stop_engine() else "no lab engine running")
+        elif args.command == "demo":
+            from gpuhost.lab.demo import main as demo
+
+            return demo()
+    except KeyboardInterrupt:
+        print("\ninterrupted; lab removed", file=sys.stderr)
+        return 130
+    except GpuhostError as exc:
+        print(f"lab: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

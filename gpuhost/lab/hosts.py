@@ -1,0 +1,139 @@
+"""Test hosts: Debian 12 systemd containers that behave like servers reachable over SSH.
+
+Each host publishes sshd on a 127.0.0.1 port the engine picks (no port races), joins the
+lab's network under its own name, and carries the lab's labels so cleanup finds it.
+The run flags are the ones verified in shared/reference/test-lab.md (--privileged fails
+on these machines).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from gpuhost.errors import GpuhostError, UsageError
+from gpuhost.lab.engine import docker
+
+SYSTEMD_HOST_FLAGS = [
+    "--cap-add=ALL", "--cap-drop=SYS_RESOURCE",
+    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
+]
+NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """A host to start: its inventory name and its pyinfra host data (e.g. target_gpus)."""
+
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not NAME.match(self.name):
+            raise UsageError(f"lab host name {self.name!r} is invalid: use lowercase letters, "
+                             "digits and '-', starting with a letter")
+
+
+@dataclass
+class LabHost:
+    """A running test host. exec() goes through docker; ssh() through real SSH."""
+
+    spec: HostSpec
+    container: str
+    port: int
+    ip: str
+    key_path: Path
+    ssh_config: Path | None = None  # the lab's ssh_config, once written
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.spec.data
+
+    def exec(self, command: str, check: bool = False, input: str | None = None,
+             timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run a shell command as root inside the host (no SSH; for setup and checks)."""
+        args = ["exec", *(["-i"] if input is not None else []), self.container,
+                "/bin/sh", "-c", command]
+        return docker(*args, check=check, input=input, timeout=timeout)
+
+    def ssh(self, command: str, check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run a command as root over SSH (paramiko, the lab key), as pyinfra does."""
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        try:
+            client.connect("127.0.0.1", port=self.port, username="root",
+                           key_filename=str(self.key_path), look_for_keys=False,
+                           allow_agent=False, timeout=15)
+            _, stdout, stderr = client.exec_command(command, timeout=timeout)
+            out, err = stdout.read().decode(), stderr.read().decode()
+            status = stdout.channel.recv_exit_status()
+        finally:
+            client.close()
+        proc = subprocess.CompletedProcess(["ssh", self.name, command], status, out, err)
+        if check:
+            proc.check_returncode()
+        return proc
+
+    @property
+    def testinfra_url(self) -> str:
+        """A pytest-testinfra host spec: testinfra.get_host(lab_host.testinfra_url)."""
+        if self.ssh_config:
+            return f"paramiko://{self.name}?ssh_config={self.ssh_config}"
+        return f"paramiko://root@127.0.0.1:{self.port}?ssh_identity_file={self.key_path}"
+
+    def testinfra(self):
+        """A testinfra Host connected over SSH (paramiko)."""
+        import testinfra
+
+        return testinfra.get_host(self.testinfra_url)
+
+
+def start_host(spec: HostSpec, *, image: str, network: str, prefix: str,
+               labels: dict[str, str], public_key: str, key_path: Path) -> LabHost:
+    """docker run one systemd host and authorise the lab key for root."""
+    container = f"{prefix}-{spec.name}"
+    label_args = [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
+    docker("run", "-d", "--name", container, "--hostname", spec.name,
+           "--network", network, "--network-alias", spec.name, *label_args,
+           *SYSTEMD_HOST_FLAGS, "-p", "127.0.0.1::22", image)
+    docker("exec", "-i", container, "/bin/sh", "-c",
+           "umask 077; mkdir -p /root/.ssh; cat > /root/.ssh/authorized_keys",
+           input=public_key + "\n")
+    port = int(docker("port", container, "22/tcp").stdout.split(":")[-1].split()[0])
+    ip = docker("inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}',
+                container).stdout.strip()
+    return LabHost(spec=spec, container=container, port=port, ip=ip, key_path=key_path)
+
+
+def wait_ready(host: LabHost, timeout: float = 90) -> None:
+    """Wait until systemd has booted (running or degraded) and sshd sends its banner."""
+    deadline = time.monotonic() + timeout
+    state = "unknown"
+    while time.monotonic() < deadline:
+        state = host.exec("systemctl is-system-running 2>/dev/null || true").stdout.strip()
+        if state in ("running", "degraded") and _ssh_banner(host.port):
+            return
+        time.sleep(0.3)
+    logs = docker("logs", "--tail", "20", host.container, check=False)
+    raise GpuhostError(f"lab host {host.name} not ready after {timeout:.0f}s "
+                       f"(systemd: {state}); logs: {(logs.stdout + logs.stderr)[-400:]}")
+
+
+def _ssh_banner(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+            return conn.recv(16).startswith(b"SSH-")
+    except OSError:
+        return False

@@ -1,0 +1,168 @@
+"""The lab's images, built locally because no image registry is reachable.
+
+The test-host image is Debian 12 made with debootstrap (packages in recipe/packages.txt,
+then recipe/setup.sh in a chroot) and turned into an image with `docker import`. Its tag
+is a hash of the recipe, so a second run reuses it and a changed recipe rebuilds it. The
+root filesystem tarball is kept too, so a wiped engine re-imports without a debootstrap.
+The hosts trust what this machine trusts: CA certificates an admin added here (e.g. an
+egress proxy's, without which no HTTPS fetch from a host succeeds) go into the image too.
+Service images (the registry) are variants: a host image plus Debian packages, committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+from gpuhost.errors import GpuhostError
+from gpuhost.lab.engine import LabUnavailable, docker
+from gpuhost.lab.state import LABEL, locked, progress, state_dir
+
+RECIPE = Path(__file__).parent / "recipe"
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+HOST_REPO = "gpuhost-lab/host"
+REGISTRY_REPO = "gpuhost-lab/registry"
+LOCAL_CAS = Path("/usr/local/share/ca-certificates")
+REGISTRY_PACKAGES = ["docker-registry"]
+REGISTRY_CONFIG = "/etc/docker/registry/lab.yml"
+REGISTRY_CMD = f'["/usr/bin/docker-registry", "serve", "{REGISTRY_CONFIG}"]'
+
+
+def packages() -> list[str]:
+    lines = (RECIPE / "packages.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def local_cas() -> dict[str, bytes]:
+    """This machine's locally added CA certificates: {relative path: PEM}."""
+    if not LOCAL_CAS.is_dir():
+        return {}
+    return {str(p.relative_to(LOCAL_CAS)): p.read_bytes() for p in sorted(LOCAL_CAS.rglob("*.crt"))}
+
+
+def recipe_hash() -> str:
+    """Hash of everything that shapes the host image."""
+    digest = hashlib.sha256()
+    for part in (SUITE, MIRROR, " ".join(packages()), (RECIPE / "setup.sh").read_text()):
+        digest.update(part.encode() + b"\0")
+    for name, pem in local_cas().items():
+        digest.update(name.encode() + b"\0" + pem + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def image_exists(tag: str) -> bool:
+    return docker("image", "inspect", tag, check=False).returncode == 0
+
+
+def ensure_host_image() -> str:
+    """Return the tag of the current test-host image, building it if missing."""
+    tag = f"{HOST_REPO}:{recipe_hash()}"
+    if image_exists(tag):
+        return tag
+    with locked("image"):
+        if image_exists(tag):
+            return tag
+        tarball = state_dir() / "images" / f"host-{recipe_hash()}.tar"
+        if not tarball.exists():
+            build_rootfs(tarball)
+        progress(f"importing {tarball.name} as {tag}")
+        with open(tarball, "rb") as data:
+            proc = subprocess.run(["docker", "import", "-c", 'CMD ["/sbin/init"]', "-", tag],
+                                  stdin=data, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise GpuhostError(f"docker import failed: {proc.stderr.strip()}")
+        _drop_other_tags(HOST_REPO, tag)
+    return tag
+
+
+def build_rootfs(tarball: Path) -> None:
+    """debootstrap the recipe into a directory, run setup.sh in it, tar it."""
+    if not shutil.which("debootstrap"):
+        raise GpuhostError("debootstrap is missing: apt-get install debootstrap (./dev does this)")
+    if os.geteuid() != 0:
+        raise LabUnavailable("building the test-host image (debootstrap, chroot) needs root: "
+                             "run once as root (./dev does it with sudo)")
+    cache = state_dir() / "debootstrap-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    tarball.parent.mkdir(parents=True, exist_ok=True)
+    for old in tarball.parent.glob("host-*.tar"):
+        old.unlink()
+    build = Path(tempfile.mkdtemp(prefix="rootfs-", dir=state_dir()))
+    try:
+        progress(f"debootstrap {SUITE} ({len(packages())} packages, about a minute)")
+        _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages())}",
+              f"--cache-dir={cache}", SUITE, str(build), MIRROR])
+        for name, pem in local_cas().items():
+            target = build / "usr/local/share/ca-certificates" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(pem)
+        shutil.copy(RECIPE / "setup.sh", build / "tmp" / "lab-setup.sh")
+        _run(["chroot", str(build), "/bin/sh", "/tmp/lab-setup.sh"])
+        partial = tarball.with_suffix(".partial")
+        _run(["tar", "-C", str(build), "--numeric-owner", "-cf", str(partial), "."])
+        partial.rename(tarball)
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(build)], check=False)
+
+
+def ensure_registry_image() -> str:
+    """A host image plus Debian's docker-registry: a real registry server for the lab."""
+    base = ensure_host_image()
+    config = (RECIPE / "registry.yml").read_text()
+    recipe = f"{base} {REGISTRY_PACKAGES} {REGISTRY_CMD} {config}"
+    digest = hashlib.sha256(recipe.encode()).hexdigest()[:12]
+    tag = f"{REGISTRY_REPO}:{digest}"
+    if image_exists(tag):
+        return tag
+    with locked("image"):
+        if not image_exists(tag):
+            progress(f"building {tag} (apt-get install {' '.join(REGISTRY_PACKAGES)})")
+            commit_with_packages(base, REGISTRY_PACKAGES, tag, cmd=REGISTRY_CMD,
+                                 files={REGISTRY_CONFIG: config})
+            _drop_other_tags(REGISTRY_REPO, tag)
+    return tag
+
+
+def commit_with_packages(base: str, pkgs: list[str], tag: str, cmd: str,
+                         files: dict[str, str] | None = None) -> None:
+    """Install pkgs into a container of base (through the engine's NAT), add files, commit."""
+    name = f"gpuhost-lab-build-{uuid.uuid4().hex[:8]}"
+    script = ("set -e; export DEBIAN_FRONTEND=noninteractive; apt-get update -q; "
+              f"apt-get install -y -q --no-install-recommends {' '.join(pkgs)}; "
+              "apt-get clean; rm -rf /var/lib/apt/lists/*")
+    try:
+        proc = docker("run", "--name", name, "--label", f"{LABEL}=build",
+                      "--label", f"{LABEL}.pid={os.getpid()}", base, "/bin/sh", "-c", script,
+                      check=False)
+        if proc.returncode != 0:
+            raise GpuhostError(f"building {tag} failed: {proc.stderr.strip()[-400:]}")
+        with tempfile.TemporaryDirectory() as tmp:
+            for target, content in (files or {}).items():
+                local = Path(tmp) / Path(target).name
+                local.write_text(content)
+                os.chmod(local, 0o644)
+                docker("cp", str(local), f"{name}:{target}")
+        docker("commit", "-c", f"CMD {cmd}", name, tag)
+    finally:
+        docker("rm", "-f", name, check=False)
+
+
+def _drop_other_tags(repo: str, keep: str) -> None:
+    """Remove older builds of repo (a changed recipe leaves them unused)."""
+    listed = docker("image", "ls", repo, "--format", "{{.Repository}}:{{.Tag}}", check=False)
+    for tag in listed.stdout.split():
+        if tag != keep:
+            docker("image", "rm", tag, check=False)
+
+
+def _run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        out = (proc.stdout + proc.stderr).strip().splitlines()[-8:]
+        raise GpuhostError(f"{' '.join(cmd[:3])} failed: " + " | ".join(out))
