@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -78,7 +77,9 @@ class Lab:
         cleanup()
         image = ensure_host_image()
         key_path, public_key = ensure_key()
-        self.run_dir = Path(tempfile.mkdtemp(prefix=f"run-{self.id}-", dir=state_dir()))
+        self.run_dir = state_dir() / "runs" / self.id
+        self.run_dir.mkdir(parents=True)
+        (self.run_dir / "pid").write_text(f"{os.getpid()}\n")
         docker("network", "create", *self._label_args(), self.network)
         started = time.monotonic()
         for spec in self.specs:
@@ -237,6 +238,9 @@ def cleanup(everything: bool = False) -> list[str]:
             stale_ids.add(lab_id)
     for lab_id in sorted(stale_ids):
         removed += remove_labelled(f"{LABEL}={lab_id}")
+    for pid_file in (state_dir() / "runs").glob("*/pid"):  # inventories of killed runs
+        if everything or not _alive(pid_file.read_text().strip()):
+            shutil.rmtree(pid_file.parent, ignore_errors=True)
     if removed:
         progress(f"removed {len(removed)} container(s)/network(s) left by earlier lab runs")
     return removed

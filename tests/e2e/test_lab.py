@@ -21,7 +21,7 @@ import pytest
 from gpuhost.lab import Lab
 from gpuhost.lab.engine import docker
 from gpuhost.lab.results import changed, host_statuses
-from gpuhost.lab.state import LABEL
+from gpuhost.lab.state import LABEL, state_dir
 
 pytestmark = pytest.mark.e2e
 DEPLOY = "deploys/gpu_host.py"
@@ -191,5 +191,8 @@ def test_cleanup_removes_what_a_killed_run_left(engine):
     child.wait()
     time.sleep(0.2)
     assert _lab_leftovers(lab_id), "SIGKILL should have left the lab behind"
+    run_dir = state_dir() / "runs" / lab_id
+    assert (run_dir / "inventory.py").exists()
     cleanup()
     assert _lab_leftovers(lab_id) == []
+    assert not run_dir.exists()
