@@ -7,15 +7,15 @@ is skipped (host data `no_gpu: fail` fails it instead); other hosts carry on.
 """
 
 from io import StringIO
-from shlex import quote
 
 from pyinfra import host, logger
-from pyinfra.operations import files, server
+from pyinfra.operations import files
 
 from gpuhost.context import host_context
 from gpuhost.stages.container_runtime import container_runtime_stage
 from gpuhost.stages.driver import driver_stage
 from gpuhost.stages.prepull import prepull_stage
+from gpuhost.stages.stop import stop_host
 from gpuhost.stages.verify import verify_stage
 from gpuhost.report import REPORT_DIR, REPORT_PATH, build_report, render_report
 
@@ -44,5 +44,4 @@ if ctx.host_plan.status == "planned":
 
 # A failed host stops here, with the reason as its error.
 if ctx.host_plan.status == "failed":
-    server.shell(name="gpuhost cannot serve this host",
-                 commands=[f"echo {quote('gpuhost: ' + ctx.host_plan.reason)} >&2; exit 1"])
+    stop_host(ctx.host_plan.reason)

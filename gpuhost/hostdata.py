@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gpuhost.container_settings import ContainerSettings, container_settings
 from gpuhost.errors import GpuhostError, UsageError
 from gpuhost.gpus import Gpu, identify
 from gpuhost.resolver import Policy
@@ -64,6 +65,7 @@ class HostSettings:
     no_gpu: str  # skip | fail: what a host without an NVIDIA GPU gets
     reboot: str  # auto | never
     driver: DriverSettings = field(default_factory=lambda: DriverSettings())  # the driver stage's keys
+    container: ContainerSettings = field(default_factory=lambda: ContainerSettings())  # Docker, toolkit, pull
 
 
 def _text(data, key):
@@ -101,18 +103,16 @@ def settings_from(data) -> HostSettings:
         registry=_text(data, "registry"),
     ).validated()
     return HostSettings(policy, gpus, data.get("no_gpu") or DEFAULTS["no_gpu"],
-                        data.get("reboot") or DEFAULTS["reboot"], driver_settings_from(data))
+                        data.get("reboot") or DEFAULTS["reboot"], driver_settings_from(data),
+                        container_settings(data))
 
 
 def check_hosts(hosts) -> list[str]:
     """One line per problem across (name, data) pairs; empty when all are fine."""
-    from gpuhost.stages.container_runtime import container_settings  # noqa: PLC0415 (pyinfra-side module)
-
     problems = []
     for name, data in hosts:
         try:
             settings_from(data)
-            container_settings(data)
         except GpuhostError as exc:
             problems.append(f"host {name}: {exc}")
     return problems

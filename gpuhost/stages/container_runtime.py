@@ -14,75 +14,12 @@ Host data (all optional):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
-
-import yaml
 from pyinfra import host, logger
 from pyinfra.operations import apt, server, systemd
 
-from facts.container import ContainerState
-from gpuhost.errors import UsageError
+from gpuhost.container_settings import repos
 from gpuhost.operations import docker as docker_ops
-
-REPOS_FILE = Path(__file__).resolve().parents[1] / "data" / "container_repos.yaml"
-APT_LOCK = "-o DPkg::Lock::Timeout=300"
-CHOICES = {"docker_source": ("distro", "docker", "keep"), "toolkit_source": ("nvidia", "keep")}
-FLAGS = ("docker_default_runtime", "docker_cdi", "docker_restart_with_gpu_containers",
-         "prune_pulled_images")
-TEXTS = ("registry_user", "registry_password_file", "registry_password_env")
-
-
-@lru_cache(maxsize=1)
-def repos() -> dict:
-    return yaml.safe_load(REPOS_FILE.read_text())
-
-
-@dataclass(frozen=True)
-class ContainerSettings:
-    docker_source: str = "distro"
-    toolkit_source: str = "nvidia"
-    toolkit_version: str = ""
-    default_runtime: bool = False
-    cdi: bool = False
-    daemon_options: dict = field(default_factory=dict)
-    restart_with_gpu_containers: bool = False
-
-
-def container_settings(data) -> ContainerSettings:
-    """The container stages' host data (this stage's and prepull's), checked; UsageError names
-    the key and the fix. Meant to run for every host before any is touched (check_hosts)."""
-    for key, allowed in CHOICES.items():
-        value = data.get(key)
-        if value is not None and value not in allowed:
-            raise UsageError(f"{key} is {value!r}: use one of {', '.join(allowed)}")
-    for key in FLAGS:
-        if not isinstance(data.get(key, False), bool):
-            raise UsageError(f"{key} is {data.get(key)!r}: use true or false")
-    for key in TEXTS:
-        if data.get(key) is not None and not isinstance(data.get(key), str):
-            raise UsageError(f"{key} is {data.get(key)!r}: use a string")
-    if data.get("registry_user") and not (data.get("registry_password_file")
-                                          or data.get("registry_password_env")):
-        raise UsageError("registry_user is set without registry_password_file or "
-                         "registry_password_env: set one (the password is never put in host data)")
-    options = data.get("docker_daemon_options") or {}
-    if not isinstance(options, dict):
-        raise UsageError(f"docker_daemon_options is {options!r}: use a mapping of daemon.json keys")
-    version = data.get("toolkit_version") or repos()["nvidia_container_toolkit"]["default_version"]
-    if not isinstance(version, str) or not version[:1].isdigit():
-        raise UsageError(f"toolkit_version is {version!r}: quote a package version, e.g. '1.17.8-1'")
-    return ContainerSettings(
-        docker_source=data.get("docker_source") or "distro",
-        toolkit_source=data.get("toolkit_source") or "nvidia",
-        toolkit_version=version,
-        default_runtime=data.get("docker_default_runtime", False),
-        cdi=data.get("docker_cdi", False),
-        daemon_options=options,
-        restart_with_gpu_containers=data.get("docker_restart_with_gpu_containers", False),
-    )
-
+from gpuhost.stages.stop import stop_host
 
 def install_problem(docker: dict, source: str) -> str | None:
     """Why the Docker found on the host cannot be managed as asked, with what to do. Pure."""
@@ -104,17 +41,17 @@ def install_problem(docker: dict, source: str) -> str | None:
 
 def container_runtime_stage(ctx) -> dict:
     """Queue this host's container-runtime operations; returns the ContainerState read first."""
-    settings = container_settings(host.data.dict())
-    # The snapshot read with the plan (one round trip for all readings); else read it now.
-    state = getattr(ctx, "container_state", None) or host.get_fact(ContainerState)
+    settings = ctx.settings.container
+    apt_lock = f"-o DPkg::Lock::Timeout={ctx.settings.driver.lock_timeout}"  # host data apt_lock_timeout
+    # The snapshot read with the plan: one round trip for all readings.
+    state = ctx.container_state
     docker = state["docker"]
     for warning in state["warnings"]:
         logger.warning(f"[{host.name}] {warning}")
 
     problem = install_problem(docker, settings.docker_source)
     if problem:
-        server.shell(name="Docker cannot be managed here",
-                     commands=[f"echo 'gpuhost: {problem}' >&2; exit 1"])
+        stop_host(problem, name="Docker cannot be managed here")
         return state
     # --config-file: the daemon reads another file; that is the one we merge (the fact found it).
     path = docker["daemon_json"]["path"] or "/etc/docker/daemon.json"
@@ -123,7 +60,7 @@ def container_runtime_stage(ctx) -> dict:
     installed = set(docker["packages"])
     if settings.docker_source == "distro" and not installed & {"docker-ce", "moby-engine"}:
         apt.packages(name="Install Docker (Debian/Ubuntu docker.io)", packages=["docker.io"],
-                     update=True, cache_time=3600, extra_install_args=APT_LOCK)
+                     update=True, cache_time=3600, extra_install_args=apt_lock)
     elif settings.docker_source == "docker" and "docker.io" not in installed:
         repo = repos()["docker"]
         os_info = (ctx.host_state or {}).get("os") or {}
@@ -131,7 +68,7 @@ def container_runtime_stage(ctx) -> dict:
         docker_ops.signed_apt_repo(
             name="Docker's apt repository (pinned key)", **_repo_args("docker", repo, fill))
         apt.packages(name="Install Docker CE", packages=repo["packages"], update=True,
-                     extra_install_args=APT_LOCK)
+                     extra_install_args=apt_lock)
     elif settings.docker_source != "keep":
         logger.warning(f"[{host.name}] Docker already installed from another source "
                        f"({', '.join(sorted(installed))}): kept")
@@ -146,7 +83,7 @@ def container_runtime_stage(ctx) -> dict:
                                    **_repo_args("nvidia-container-toolkit", repo, {}))
         apt.packages(name=f"Install NVIDIA container toolkit {settings.toolkit_version}",
                      packages=[f"{p}={settings.toolkit_version}" for p in repo["packages"]],
-                     update=True, extra_install_args=APT_LOCK)
+                     update=True, extra_install_args=apt_lock)
     elif not state["toolkit"]["installed"]:
         logger.warning(f"[{host.name}] toolkit_source is keep but no NVIDIA container toolkit is "
                        "installed: containers will not see GPUs")

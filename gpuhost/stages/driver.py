@@ -7,8 +7,6 @@ daemon, fabric manager (NVSwitch hosts), and the reboot the policy allows.
 
 from __future__ import annotations
 
-from shlex import quote
-
 from pyinfra import host, logger
 from pyinfra.operations import server
 
@@ -16,11 +14,7 @@ from gpuhost.driver_safety import decide, gpu_attached
 from gpuhost.driver_sources import select_source
 from gpuhost.errors import GpuhostError
 from gpuhost.operations import driver
-
-
-def stop_host(reason: str) -> None:
-    """Fail this host with one line (pyinfra shows it as the host's error); other hosts go on."""
-    server.shell(name="gpuhost driver stage cannot go on", commands=[f"echo {quote('gpuhost: ' + reason)} >&2; exit 1"])
+from gpuhost.stages.stop import stop_host
 
 
 def driver_stage(ctx) -> None:

@@ -8,9 +8,6 @@ already applied). Host data (all optional):
 
 from __future__ import annotations
 
-from pyinfra import host
-
-from gpuhost.errors import UsageError
 from gpuhost.operations import docker as docker_ops
 
 
@@ -18,16 +15,13 @@ def prepull_stage(ctx) -> str | None:
     """Queue the pull of this host's image; returns the image reference (None without a plan)."""
     if ctx.host_plan.plan is None:
         return None
-    data = host.data.dict()
-    prune = data.get("prune_pulled_images", False)
-    if not isinstance(prune, bool):
-        raise UsageError(f"prune_pulled_images is {prune!r}: use true or false")
+    settings = ctx.settings.container
     image = ctx.host_plan.plan.image.tag
     docker_ops.image_pulled(
         name=f"Pre-pull {image}", image=image,
-        login_user=data.get("registry_user"),
-        password_file=data.get("registry_password_file"),
-        password_env=data.get("registry_password_env"),
-        remove_previous=prune,
+        login_user=settings.registry_user,
+        password_file=settings.registry_password_file,
+        password_env=settings.registry_password_env,
+        remove_previous=settings.prune_pulled_images,
     )
     return image

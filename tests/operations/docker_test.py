@@ -13,7 +13,8 @@ import pytest
 from facts.container import ContainerState
 from gpuhost.errors import UsageError
 from gpuhost.operations.docker import apply_script, deb822, key_script, registry_of
-from gpuhost.stages.container_runtime import container_settings, install_problem, repos
+from gpuhost.container_settings import container_settings, repos
+from gpuhost.stages.container_runtime import install_problem
 from gpuhost.stages.verify import check_command, split_rc
 
 EMPTY = ContainerState.default()["docker"]

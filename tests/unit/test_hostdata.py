@@ -45,3 +45,13 @@ def test_check_hosts_names_each_bad_host():
     assert len(problems) == 2
     assert problems[0].startswith("host gpu1: reboot is 'now'")
     assert problems[1].startswith("host gpu3: malformed torch version 'x'")
+
+
+def test_container_keys_are_part_of_the_settings():
+    s = settings_from({"docker_source": "keep", "registry_user": "ci", "registry_password_env": "REG_PW",
+                       "prune_pulled_images": True})
+    c = s.container
+    assert (c.docker_source, c.registry_user, c.registry_password_env, c.prune_pulled_images) == (
+        "keep", "ci", "REG_PW", True)
+    assert check_hosts([("gpu1", {"prune_pulled_images": "yes"})]) == [
+        "host gpu1: prune_pulled_images is 'yes': use true or false"]
