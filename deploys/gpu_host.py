@@ -3,7 +3,9 @@
     pyinfra inventories/lab.py deploys/gpu_host.py
 
 Reads top to bottom: settings, detect, plan, the report, then each stage. A host with no NVIDIA GPU
-is skipped (host data `no_gpu: fail` fails it instead); other hosts carry on.
+is skipped (host data `no_gpu: fail` fails it instead); other hosts carry on. Every stage first
+compares the one snapshot read at the start with what it wants, so a converged host costs one
+command; the run ends with a table of every host.
 """
 
 from io import StringIO
@@ -12,35 +14,35 @@ from pyinfra import host, logger
 from pyinfra.operations import files
 
 from gpuhost.context import host_context
+from gpuhost.converged import file_current
+from gpuhost.report import REPORT_DIR, REPORT_PATH, build_report, render_report
+from gpuhost.run_summary import summarize_at_exit
 from gpuhost.stages.container_runtime import container_runtime_stage
 from gpuhost.stages.driver import driver_stage
 from gpuhost.stages.prepull import prepull_stage
 from gpuhost.stages.stop import stop_host
 from gpuhost.stages.verify import verify_stage
-from gpuhost.report import REPORT_DIR, REPORT_PATH, build_report, render_report
 
 # 1-2. Settings, detection (one command) and the plan.
 ctx = host_context()
+summarize_at_exit(ctx)
 if ctx.host_plan.status == "skipped":
     logger.warning(f"[{host.name}] skipped: {ctx.host_plan.reason}")
 
 # 3. Report: what was found and planned, written for every host before any stage can stop it.
-files.directory(name="gpuhost state directory", path=REPORT_DIR, mode="755")
-files.put(
-    name="Write the gpuhost report",
-    src=StringIO(render_report(build_report(host.name, ctx.gpu_state, ctx.host_state, ctx.host_plan))),
-    dest=REPORT_PATH,
-    mode="644",
-)
+report = render_report(build_report(host.name, ctx.gpu_state, ctx.host_state, ctx.host_plan))
+if not file_current(ctx.managed, REPORT_PATH, report):
+    files.directory(name="gpuhost state directory", path=REPORT_DIR, mode="755")
+    files.put(name="Write the gpuhost report", src=StringIO(report), dest=REPORT_PATH, mode="644")
 
 # 4. Driver: install, move or keep, pinned and held (planned hosts only).
-driver_stage(ctx)
+changes = driver_stage(ctx)
 
 # 5-7. Docker + NVIDIA runtime, pre-pull the plan's image, verify in it (planned hosts only).
 if ctx.host_plan.status == "planned":
-    container_runtime_stage(ctx)
-    prepull_stage(ctx)
-    verify_stage(ctx)
+    changes += container_runtime_stage(ctx)
+    changes += prepull_stage(ctx)
+    verify_stage(ctx, after=changes)
 
 # A failed host stops here, with the reason as its error.
 if ctx.host_plan.status == "failed":

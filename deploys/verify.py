@@ -5,4 +5,4 @@ from gpuhost.stages.verify import verify_stage
 
 ctx = host_context()
 if ctx.host_plan.status == "planned":
-    verify_stage(ctx)
+    verify_stage(ctx, always=True)

@@ -45,6 +45,7 @@ Shape of the fact (all keys always present)::
                          "driver_version": "580.95.05" | None}],
               "driver_versions": ["580.95.05"]},
       "images": ["pytorch/pytorch:2.9.1-cuda13.0-cudnn9-runtime", ...],
+      "image_digests": {"pytorch/pytorch:2.9.1-cuda13.0-cudnn9-runtime": "sha256:..."},  # pulled
       "warnings": ["..."],
     }
 """
@@ -143,7 +144,7 @@ if [ -n "$c" ]; then
   ids=$($T $c ps -q 2>/dev/null | tr '\n' ' ')
   echo '@@containers'
   [ -n "$ids" ] && $T $c inspect --format '__INSPECT_FORMAT__' $ids 2>/dev/null
-  echo '@@images'; $T $c images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null
+  echo '@@images'; $T $c images --digests --format '{{.Repository}}:{{.Tag}} {{.Digest}}' 2>/dev/null
 fi
 k=$(command -v nvidia-ctk 2>/dev/null)
 echo "@@ctk ${k:--}"; [ -n "$k" ] && $T "$k" --version 2>&1 | head -n 2
@@ -300,7 +301,9 @@ def process_container_sections(sections: Sections) -> dict[str, Any]:
             "specs": specs,
             "driver_versions": sorted({s["driver_version"] for s in specs if s["driver_version"]}),
         },
-        "images": sorted({line.strip() for line in sections.lines("images")}),
+        "images": sorted({line.split()[0] for line in sections.lines("images")}),
+        "image_digests": {words[0]: words[1] for words in map(str.split, sections.lines("images"))
+                          if len(words) > 1 and words[1].startswith("sha256:")},
         "warnings": warnings,
     }
 

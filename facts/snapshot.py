@@ -1,12 +1,13 @@
-"""All three host readings (GPU, host, containers) in ONE command: one round trip per host.
+"""All host readings (GPU, host, containers, what gpuhost manages) in ONE command: one round trip per host.
 
-`HostSnapshot` runs the scripts of `GpuState`, `HostState` and `ContainerState`
-one after the other in a single shell command and hands each part of the
+`HostSnapshot` runs the scripts of `GpuState`, `HostState`, `ContainerState` and
+`ManagedState` one after the other in a single shell command and hands each part of the
 output to that fact's parser. `gpuhost inspect` uses it, so a fleet inventory
 costs one command per host; a deploy that needs a single reading can still
 ask for one fact alone.
 
-Shape: {"gpu": GpuState's dict, "host": HostState's dict, "container": ContainerState's dict}.
+Shape: {"gpu": GpuState's dict, "host": HostState's dict, "container": ContainerState's dict,
+"managed": ManagedState's dict}.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
-from facts import container, gpu, host
+from facts import container, gpu, host, managed
 from facts.sections import Sections
 
 PARTS = {
     "gpu": (gpu.COMMAND, gpu.process_gpu_sections),
     "host": (host.COMMAND, host.process_host_sections),
     "container": (container.COMMAND, container.process_container_sections),
+    "managed": (managed.COMMAND, managed.process_managed_sections),
 }
 PART_MARK = "@@gpuhost "
 
@@ -30,7 +32,7 @@ COMMAND = "\n".join(f"(\n{script}\n)" for script, _ in PARTS.values()) + "\ntrue
 
 
 class HostSnapshot(FactBase):
-    """GpuState + HostState + ContainerState from one command."""
+    """GpuState + HostState + ContainerState + ManagedState from one command."""
 
     def command(self) -> str:
         return COMMAND

@@ -23,6 +23,7 @@ class HostContext:
     host_state: dict
     host_plan: HostPlan
     container_state: dict  # as read before the run: stages that change Docker read it again
+    managed: dict  # facts.managed.ManagedState: what gpuhost manages, for gpuhost.converged
 
 
 _contexts: dict[int, HostContext] = {}
@@ -36,8 +37,8 @@ def host_context() -> HostContext:
         if problems:
             raise DeployError("bad inventory data: " + "; ".join(problems))
         settings = settings_from(host.data.dict())
-        snapshot = host.get_fact(HostSnapshot)  # GPU, host and container readings: one command
+        snapshot = host.get_fact(HostSnapshot)  # every reading a converged run needs: one command
         gpu_state, host_state = snapshot["gpu"], snapshot["host"]
         _contexts[key] = HostContext(settings, gpu_state, host_state, plan_host(gpu_state, host_state, settings),
-                                     snapshot["container"])
+                                     snapshot["container"], snapshot["managed"])
     return _contexts[key]

@@ -16,8 +16,9 @@ from gpuhost.resolver import Policy
 CHOICES = {
     "no_gpu": ("skip", "fail"),
     "reboot": ("auto", "never"),
+    "verify": ("auto", "always", "never"),
 }
-DEFAULTS = {"no_gpu": "skip", "reboot": "never"}
+DEFAULTS = {"no_gpu": "skip", "reboot": "never", "verify": "auto"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class HostSettings:
     reboot: str  # auto | never
     driver: DriverSettings = field(default_factory=lambda: DriverSettings())  # the driver stage's keys
     container: ContainerSettings = field(default_factory=lambda: ContainerSettings())  # Docker, toolkit, pull
+    verify: str = "auto"  # auto | always | never: when gpu_host.py runs the torch check
 
 
 def _text(data, key):
@@ -104,7 +106,7 @@ def settings_from(data) -> HostSettings:
     ).validated()
     return HostSettings(policy, gpus, data.get("no_gpu") or DEFAULTS["no_gpu"],
                         data.get("reboot") or DEFAULTS["reboot"], driver_settings_from(data),
-                        container_settings(data))
+                        container_settings(data), data.get("verify") or DEFAULTS["verify"])
 
 
 def check_hosts(hosts) -> list[str]:

@@ -36,3 +36,20 @@ def summary(output: str) -> str:
     return "\n".join(
         f"{name}: {c['Success']} changed, {c['No changes']} unchanged, {c['Error']} errors"
         for name, c in sorted(host_statuses(output).items()))
+
+
+def summary_rows(output: str) -> dict[str, dict[str, str]]:
+    """The fleet table gpu_host.py prints at the end (gpuhost.run_summary): {host: {COLUMN: value}}."""
+    lines = ANSI.sub("", output).splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("HOST ") and " CHANGES " in line and " RESULT " in line:
+            starts = [m.start() for m in re.finditer(r"\S+", line)]
+            names = line.split()
+            rows = {}
+            for row in lines[index + 1:]:
+                if not row.strip():
+                    break
+                cells = [row[a:b].strip() for a, b in zip(starts, starts[1:] + [None])]
+                rows[cells[0]] = dict(zip(names, cells))
+            return rows
+    return {}

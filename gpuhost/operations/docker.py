@@ -224,16 +224,20 @@ def image_pulled(image: str, login_user: str | None = None, password_file: str |
         if password is not None:
             pull = f"{pull}; rc=$?; docker logout {q(registry)} >/dev/null 2>&1; exit $rc"
         yield StringCommand(pull)
-    keep = [image]
-    stale = [old for old in recorded if old != image] if remove_previous else []
+    stale, keep = pull_record(recorded, image, remove_previous)
     for old in stale:
         yield StringCommand(f"docker image rm {q(old)} 2>&1 || echo 'gpuhost: kept {old} (in use or gone)'")
-    if not remove_previous:
-        keep = recorded + ([image] if image not in recorded else [])
     if keep != recorded:
         yield from files.directory._inner(path=posixpath.dirname(record), mode="755")
         yield from files.put._inner(src=StringIO(json.dumps(keep, indent=2) + "\n"),
                                     dest=record, mode="644")
+
+
+def pull_record(recorded: list[str], image: str, remove_previous: bool) -> tuple[list[str], list[str]]:
+    """(images to remove, the record to keep) after `image` is present. Pure."""
+    if remove_previous:
+        return [old for old in recorded if old != image], [image]
+    return [], recorded + ([image] if image not in recorded else [])
 
 
 def registry_of(image: str) -> str:

@@ -57,6 +57,11 @@ def _sources_text(repo: Repository) -> str:
     return "\n".join(lines) + "\n"
 
 
+def repository_text(source: DriverSource) -> str:
+    """The .sources (apt) or .repo (dnf) file of the source's repository."""
+    return (_sources_text if source.package_manager == "apt" else _yum_repo_text)(source.repository)
+
+
 def _yum_repo_text(repo: Repository) -> str:
     return (f"# written by gpuhost (driver stage)\n[gpuhost-nvidia-cuda]\nname=NVIDIA CUDA\nbaseurl={repo.url}\n"
             f"enabled=1\ngpgcheck=1\nrepo_gpgcheck=0\ngpgkey=file://{repo.keyring}\n")
@@ -106,7 +111,7 @@ def repository(source: DriverSource):
         yield StringCommand(_fetch_verified_key(repo))
         if source.package_manager == "dnf":
             yield f"rpm --import {shlex.quote(repo.keyring)}"
-    text = _sources_text(repo) if source.package_manager == "apt" else _yum_repo_text(repo)
+    text = repository_text(source)
     if host.get_fact(Sha1File, path=repo.sources_file) != hashlib.sha1(text.encode()).hexdigest():
         changed = True
         yield FileUploadCommand(StringIO(text), repo.sources_file)
@@ -133,45 +138,42 @@ def packages(source: DriverSource, held: list[str] | tuple[str, ...] = (), lock_
 
         driver.packages(name="NVIDIA driver packages", source=src, held=["nvidia-open"])
     """
-    installed = _installed(source.package_manager)
+    commands = package_commands(source, _installed(source.package_manager), held, lock_timeout)
+    if not commands:
+        host.noop(f"driver module stream {source.module_stream} installed and locked" if source.package_manager == "dnf"
+                  else f"driver packages installed and held: {', '.join(source.packages)}")
+    yield from commands
+
+
+def package_commands(source: DriverSource, installed: dict, held, lock_timeout: int = 300) -> list[str]:
+    """What `packages` runs, from the installed packages and holds ([] when converged). Pure."""
     held = set(held)
     if source.package_manager == "dnf":
-        yield from _dnf_packages(source, installed, held)
-        return
+        return _dnf_packages(source, installed, held)
     missing = [p for p in source.packages if p not in installed]
     replaced = source.replaced(installed)
     if not missing and not replaced:
         unheld = [p for p in source.packages if p not in held]
-        if unheld:
-            yield f"apt-mark hold {' '.join(unheld)}"
-        else:
-            host.noop(f"driver packages installed and held: {', '.join(source.packages)}")
-        return
+        return [f"apt-mark hold {' '.join(unheld)}"] if unheld else []
     moving = [p for p in (*replaced, *source.packages) if p in held]
-    if moving:
-        yield f"apt-mark unhold {' '.join(moving)}"
+    commands = [f"apt-mark unhold {' '.join(moving)}"] if moving else []
     if replaced:
-        yield apt_get(f"purge {' '.join(replaced)}", lock_timeout)
-    yield apt_get("update", lock_timeout)
-    yield apt_get(f"install {' '.join(source.packages)}", lock_timeout)
-    yield f"apt-mark hold {' '.join(source.packages)}"
+        commands.append(apt_get(f"purge {' '.join(replaced)}", lock_timeout))
+    return commands + [apt_get("update", lock_timeout), apt_get(f"install {' '.join(source.packages)}", lock_timeout),
+                       f"apt-mark hold {' '.join(source.packages)}"]
 
 
-def _dnf_packages(source: DriverSource, installed: dict, held: set):
+def _dnf_packages(source: DriverSource, installed: dict, held: set) -> list[str]:
     """dnf: module stream for branch+flavour, versionlock for the hold."""
     stream = source.module_stream
     on_branch = any(v.split(":")[-1].startswith(source.branch + ".") for v in installed.get("nvidia-driver", []))
     if on_branch and source.flavour_package in installed:
         if any(h.startswith("nvidia-driver-") for h in held):
-            host.noop(f"driver module stream {stream} installed and locked")
-        else:
-            yield "dnf -y versionlock add 'nvidia-*' 'cuda-drivers*'"
-        return
-    if held:
-        yield "dnf -y versionlock delete 'nvidia-*' 'cuda-drivers*' || true"
-    yield "dnf -y module reset nvidia-driver"
-    yield f"dnf -y module install {shlex.quote(stream)}"
-    yield "dnf -y versionlock add 'nvidia-*' 'cuda-drivers*'"
+            return []
+        return ["dnf -y versionlock add 'nvidia-*' 'cuda-drivers*'"]
+    return ((["dnf -y versionlock delete 'nvidia-*' 'cuda-drivers*' || true"] if held else [])
+            + ["dnf -y module reset nvidia-driver", f"dnf -y module install {shlex.quote(stream)}",
+               "dnf -y versionlock add 'nvidia-*' 'cuda-drivers*'"])
 
 
 @operation()
@@ -251,15 +253,20 @@ def fabric_manager(source: DriverSource, lock_timeout: int = 300):
         driver.fabric_manager(name="Fabric manager", source=src)
     """
     installed = _installed("apt")
+    commands = fabric_manager_commands(source, installed, lock_timeout)
+    if not commands:
+        have = installed.get(source.fabric_manager or "")
+        host.noop(f"{source.fabric_manager} {have[0]} is installed" if have
+                  else "no fabric manager package or no installed driver version to match")
+    yield from commands
+
+
+def fabric_manager_commands(source: DriverSource, installed: dict, lock_timeout: int = 300) -> list[str]:
+    """What `fabric_manager` runs ([] when it matches the installed driver, or nothing to match). Pure."""
     versions = [v for p in source.packages for v in installed.get(p, []) if v[:3] == source.branch]
-    if not source.fabric_manager or not versions:
-        host.noop("no fabric manager package or no installed driver version to match")
-        return
-    version = versions[0]
-    if version in installed.get(source.fabric_manager, []):
-        host.noop(f"{source.fabric_manager} {version} is installed")
-        return
-    yield f"apt-mark unhold {source.fabric_manager} >/dev/null 2>&1 || true"
-    yield apt_get(f"install --allow-downgrades {source.fabric_manager}={version}", lock_timeout)
-    yield f"apt-mark hold {source.fabric_manager}"
-    yield "systemctl enable nvidia-fabricmanager"
+    if not source.fabric_manager or not versions or versions[0] in installed.get(source.fabric_manager, []):
+        return []
+    return [f"apt-mark unhold {source.fabric_manager} >/dev/null 2>&1 || true",
+            apt_get(f"install --allow-downgrades {source.fabric_manager}={versions[0]}", lock_timeout),
+            f"apt-mark hold {source.fabric_manager}",
+            "systemctl enable nvidia-fabricmanager"]

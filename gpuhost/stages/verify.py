@@ -1,39 +1,69 @@
 """Stage: run the torch check inside the plan's image, classify a failure, write the verdict.
 
-The check (gpuhost/check/torch_check.py, stdlib + torch) is fed on stdin to `python -` in a
-container with least privilege: --rm, no network, read-only root, no new privileges, every
-capability dropped, --gpus all, a small /tmp tmpfs. Its exit code, JSON and stderr go through
-gpuhost.verify_causes.classify (the check engineer's), and the verdict is written to
-/var/lib/gpuhost/verify.json. A failed check fails the host with the cause and its fix.
+The check (gpuhost/check/torch_check.py, stdlib + torch) travels inside the command (gzip +
+base64, no upload) and is fed on stdin to `python -` in a container with least privilege:
+--rm, no network, read-only root, no new privileges, every capability dropped, --gpus all, a
+small /tmp tmpfs. Its exit code, JSON and stderr go through gpuhost.verify_causes.classify,
+and the verdict, with what it was checked against (image digest, driver, GPUs, script), is
+written to /var/lib/gpuhost/verify.json. A failed check fails the host with the cause and fix.
+
+When (host data `verify`): auto (default) checks when this run changed something, or when the
+last verdict is missing, failed, or was taken against another image, driver, GPU set or check
+script; a host with no GPU attached (planned through target_gpus) is not checked. always:
+every run. never: not in gpu_host.py. deploys/verify.py always checks.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
+import hashlib
 import json
 import shlex
 import time
-from pathlib import Path
 
-from pyinfra import logger
+from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, StringCommand, operation
+from pyinfra.operations.util import any_changed
 
+from gpuhost.check import SCRIPT as CHECK_SCRIPT
+from gpuhost.driver_safety import gpu_attached
+from gpuhost.run_summary import record_verdict
 from gpuhost.verify_causes import classify
 
-CHECK_SCRIPT = Path(__file__).resolve().parents[1] / "check" / "torch_check.py"
-CHECK_ON_HOST = "/var/lib/gpuhost/torch_check.py"
 VERDICT_PATH = "/var/lib/gpuhost/verify.json"
 # Prometheus textfile: point node_exporter's --collector.textfile.directory here (or symlink).
 METRIC_PATH = "/var/lib/gpuhost/metrics/gpuhost_verify.prom"
 LEAST_PRIVILEGE = ("--rm -i --network none --read-only --security-opt no-new-privileges "
                    "--cap-drop ALL --gpus all --tmpfs /tmp:rw,size=512m")
+INPUTS_MARK = "gpuhost-inputs "
+
+
+def script_sha1() -> str:
+    return hashlib.sha1(CHECK_SCRIPT.read_bytes()).hexdigest()
 
 
 def check_command(image: str, expect_gpus: int | None = None) -> str:
-    """The docker run line; always exits 0, the check's own exit code on stderr's last line."""
+    """The docker run line; always exits 0. On stderr: first the inputs line (image digest,
+    loaded driver), last the check's own exit code."""
     extra = f" --expect-gpus {int(expect_gpus)}" if expect_gpus else ""
-    return (f"docker run {LEAST_PRIVILEGE} {shlex.quote(image)} python - --quick{extra} "
-            f"< {CHECK_ON_HOST}; echo \"gpuhost-check-rc=$?\" >&2")
+    script = base64.b64encode(gzip.compress(CHECK_SCRIPT.read_bytes(), mtime=0)).decode()
+    q = shlex.quote(image)
+    return (f"echo \"{INPUTS_MARK}$(docker image inspect -f '{{{{index .RepoDigests 0}}}}' {q} 2>/dev/null"
+            f" | sed 's/.*@//') $(cat /sys/module/nvidia/version 2>/dev/null)\" >&2; "
+            f"echo {script} | base64 -d | gunzip | docker run {LEAST_PRIVILEGE} {q} python - --quick{extra}; "
+            f"echo \"gpuhost-check-rc=$?\" >&2")
+
+
+def split_inputs(stderr: str) -> tuple[dict, str]:
+    """({digest, driver} read just before the check, stderr without that line)."""
+    lines = stderr.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith(INPUTS_MARK):
+            words = line[len(INPUTS_MARK):].split() + ["", ""]
+            values = {"digest": words[0] or None, "driver": words[1] or None}
+            return values, "\n".join(lines[:index] + lines[index + 1:])
+    return {"digest": None, "driver": None}, stderr
 
 
 def split_rc(stderr: str) -> tuple[int, str]:
@@ -45,10 +75,19 @@ def split_rc(stderr: str) -> tuple[int, str]:
     return 255, stderr
 
 
-def verdict_record(image: str, rc: int, verdict, seconds: float) -> dict:
+def verdict_record(image: str, rc: int, verdict, seconds: float, inputs: dict | None = None) -> dict:
     return {"image": image, "ok": verdict.ok, "exit_code": rc, "cause": verdict.cause,
             "title": verdict.title, "fix": verdict.fix, "evidence": verdict.evidence,
-            "seconds": round(seconds, 1), "check": verdict.report}
+            "seconds": round(seconds, 1), "inputs": inputs, "check": verdict.report}
+
+
+def current_inputs(ctx) -> dict:
+    """What a verdict is valid for, as the snapshot shows it now (compare with verdict["inputs"])."""
+    image = ctx.host_plan.plan.image.tag
+    return {"image": image, "digest": ctx.container_state.get("image_digests", {}).get(image),
+            "driver": (ctx.gpu_state.get("driver") or {}).get("version"),
+            "gpus": sorted(g.get("bus_id") or "" for g in ctx.gpu_state.get("gpus", [])),
+            "script": script_sha1()}
 
 
 def metric_text(record: dict, now: float) -> str:
@@ -77,15 +116,18 @@ def _write(host, path: str, text: str) -> None:
         f"&& chmod 644 {path}.tmp && mv -f {path}.tmp {path}"))
 
 
-def _run_and_classify(state, host, image, expect_gpus):
+def _run_and_classify(state, host, image, expect_gpus, gpus):
     host_ = host  # pyinfra passes state and host to callbacks whose parameters have these names
     started = time.monotonic()
     _, output = host_.run_shell_command(StringCommand(check_command(image, expect_gpus)))
-    rc, stderr = split_rc(output.stderr)
+    read, stderr = split_inputs(output.stderr)
+    rc, stderr = split_rc(stderr)
     verdict = classify(rc, output.stdout, stderr)
-    record = verdict_record(image, rc, verdict, time.monotonic() - started)
+    inputs = {"image": image, **read, "gpus": gpus, "script": script_sha1()}
+    record = verdict_record(image, rc, verdict, time.monotonic() - started, inputs)
     _write(host_, VERDICT_PATH, json.dumps(record, indent=2) + "\n")
     _write(host_, METRIC_PATH, metric_text(record, time.time()))
+    record_verdict(host_.name, record)
     if verdict.ok:
         logger.info(f"[{host_.name}] torch check passed in {image}")
         return True
@@ -95,28 +137,47 @@ def _run_and_classify(state, host, image, expect_gpus):
 
 
 @operation(is_idempotent=False)
-def torch_check(image: str, expect_gpus: int | None = None):
-    """Run the check in `image` and write /var/lib/gpuhost/verify.json; fails on a failed check.
+def torch_check(image: str, expect_gpus: int | None = None, gpus: list[str] | None = None):
+    """
+    Run the check in `image` and write /var/lib/gpuhost/verify.json; fails on a failed check.
 
     + image: the image to check (the plan's tag)
     + expect_gpus: fail unless exactly this many GPUs are visible
+    + gpus: the GPUs' PCI bus ids, recorded with the verdict (a changed set means check again)
+
+    **Example:**
+
+    .. code:: python
+
+        torch_check(name="torch check", image="pytorch/pytorch:2.9.1-cuda13.0-cudnn9-runtime", expect_gpus=8)
     """
-    yield from _put_script()
-    yield FunctionCommand(_run_and_classify, (image, expect_gpus), {})
+    yield FunctionCommand(_run_and_classify, (image, expect_gpus, sorted(gpus or [])), {})
 
 
-def _put_script():
-    from io import StringIO
+def verify_stage(ctx, after=(), always: bool = False) -> list:
+    """Queue the check for a planned host when it is due (see the module docstring); returns it.
 
-    from pyinfra.operations import files
-
-    yield from files.directory._inner(path="/var/lib/gpuhost", mode="755")
-    yield from files.put._inner(src=StringIO(CHECK_SCRIPT.read_text()), dest=CHECK_ON_HOST, mode="644")
-
-
-def verify_stage(ctx, always: bool = True) -> None:
-    """Queue the check for a planned host (deploys/verify.py always; gpu_host when asked)."""
-    if ctx.host_plan.plan is None or not always:
-        return
-    torch_check(name="torch check in the plan's image", image=ctx.host_plan.plan.image.tag,
-                expect_gpus=len(ctx.host_plan.gpus) or None)
+    `after`: the operations this run queued before; in auto mode a still-valid passing verdict
+    is re-checked only if one of them changed the host.
+    """
+    if ctx.host_plan.plan is None:
+        return []
+    mode = "always" if always else ctx.settings.verify
+    image = ctx.host_plan.plan.image.tag
+    inputs = current_inputs(ctx)
+    check = dict(name="torch check in the plan's image", image=image,
+                 expect_gpus=len(ctx.host_plan.gpus) or None, gpus=inputs["gpus"])
+    if mode == "never":
+        logger.info(f"[{host.name}] verification off (verify: never)")
+        return []
+    if mode == "auto":
+        if not gpu_attached(ctx.gpu_state):
+            logger.info(f"[{host.name}] no GPU attached: not verified (run deploys/verify.py once it has one)")
+            return []
+        last = ctx.managed["verify"] or {}
+        if last.get("ok") and last.get("inputs") == inputs:
+            if not after:
+                logger.info(f"[{host.name}] torch check passed before with this image, driver and GPUs")
+                return []
+            return [torch_check(**check, _if=any_changed(*after))]
+    return [torch_check(**check)]

@@ -6,6 +6,9 @@ tests/e2e/test_containers.py; the ContainerState dicts here are shaped like fact
 
 from __future__ import annotations
 
+import base64
+import gzip
+import re
 import subprocess
 
 import pytest
@@ -15,7 +18,8 @@ from gpuhost.errors import UsageError
 from gpuhost.operations.docker import apply_script, deb822, key_script, registry_of
 from gpuhost.container_settings import container_settings, repos
 from gpuhost.stages.container_runtime import install_problem
-from gpuhost.stages.verify import check_command, split_rc
+from gpuhost.check import SCRIPT as CHECK_SCRIPT
+from gpuhost.stages.verify import check_command, split_inputs, split_rc
 
 EMPTY = ContainerState.default()["docker"]
 
@@ -100,6 +104,20 @@ def test_check_command_has_least_privilege():
     for flag in ("--rm", "--network none", "--read-only", "no-new-privileges", "--cap-drop ALL",
                  "--gpus all", "--expect-gpus 2"):
         assert flag in cmd
+
+
+def test_check_script_travels_inside_the_command_unchanged():
+    cmd = check_command("img:1")
+    encoded = re.search(r"echo ([A-Za-z0-9+/=]{1000,}) \| base64 -d \| gunzip \| docker run", cmd).group(1)
+    assert gzip.decompress(base64.b64decode(encoded)) == CHECK_SCRIPT.read_bytes()
+
+
+def test_inputs_line_is_read_and_removed():
+    stderr = "gpuhost-inputs sha256:abc 580.95.05\nwarn\ngpuhost-check-rc=0"
+    inputs, rest = split_inputs(stderr)
+    assert inputs == {"digest": "sha256:abc", "driver": "580.95.05"}
+    assert split_rc(rest) == (0, "warn")
+    assert split_inputs("gpuhost-inputs  \nx")[0] == {"digest": None, "driver": None}
 
 
 def test_split_rc():

@@ -14,12 +14,13 @@ import time
 
 import pytest
 
-from facts import container, gpu, host, snapshot
+from facts import container, gpu, host, managed, snapshot
 
 FACTS = {
     "gpu": (gpu.COMMAND, gpu.GpuState),
     "host": (host.COMMAND, host.HostState),
     "container": (container.COMMAND, container.ContainerState),
+    "managed": (managed.COMMAND, managed.ManagedState),
 }
 # POSIX sh as pyinfra runs it, and bash where sh is something else: each distinct shell once.
 SHELLS = list({os.path.realpath(p): p for p in map(shutil.which, ("sh", "dash", "bash")) if p}.values())
@@ -61,11 +62,11 @@ def test_fact_command_survives_a_host_without_any_tool(name):
     assert isinstance(data["warnings"], list)
 
 
-def test_snapshot_is_one_command_with_all_three_parts():
+def test_snapshot_is_one_command_with_all_four_parts():
     result = run(snapshot.COMMAND)
     assert result.returncode == 0, result.stderr
     data = snapshot.HostSnapshot().process(result.stdout.splitlines())
-    assert set(data) == {"gpu", "host", "container"}
+    assert set(data) == {"gpu", "host", "container", "managed"}
     assert data["host"]["kernel"] == subprocess.run(["uname", "-r"], capture_output=True, text=True).stdout.strip()
 
 

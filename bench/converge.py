@@ -1,0 +1,252 @@
+"""What a re-run of the gpu_host deploy costs on a converged fleet, next to the SSH floor.
+
+    ./dev bench [--hosts 10] [--rounds 5]        # from a fresh clone: setup, lab, this script
+    .venv/bin/python bench/converge.py --hosts 30 --json bench/results/converge-30.json
+
+Starts N lab hosts (Debian 12, systemd, sshd; gpuhost.lab), provisions them once with the real
+deploy, then measures each figure `--rounds` times (median, min, max):
+
+  ssh floor      one SSH connection + `true` per host, all hosts at once (paramiko, one thread
+                 per host): the network-and-sshd cost that no tool can avoid
+  pyinfra floor  `pyinfra INVENTORY exec -y -- true`: the same plus pyinfra's start-up and its
+                 own connection handling; the fair floor for a pyinfra deploy
+  re-run         `pyinfra INVENTORY deploys/gpu_host.py -y` on the converged hosts (checked:
+                 every host 0 changes in the fleet table)
+  inspect        `gpuhost inspect INVENTORY --json`
+
+and the commands each host executed during one re-run, counted by the host's own sshd
+(LogLevel DEBUG1: one "Starting session: command" line per command).
+
+What the hosts are: each is planned for an H100 (`target_gpus`, the lab has no GPU), gets the
+driver from a signed local repository of TEST FIXTURE packages named like NVIDIA's (the same
+one the driver e2e uses), Debian's docker.io from Debian's mirror, the TEST FIXTURE
+nvidia-container-runtime binaries the container e2e uses (NVIDIA's packages are unreachable
+here), the nvidia runtime merged into daemon.json, and the plan's image tag pre-pulled from the
+lab registry. That image is a few-kB stand-in pushed under the plan's tag: the re-run only
+checks that the tag is present with its digest, and without a GPU the torch check is not run
+(`verify: auto` skips hosts with no GPU attached), so its content does not enter the figures.
+The lab is torn down at the end, whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paramiko
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from gpuhost.gpus import identify  # noqa: E402
+from gpuhost.lab import HostSpec, Lab  # noqa: E402
+from gpuhost.lab.driver_repo import build_repository, repository_data  # noqa: E402
+from gpuhost.lab.engine import docker  # noqa: E402
+from gpuhost.lab.lab import pyinfra_bin  # noqa: E402
+from gpuhost.lab.results import summary_rows  # noqa: E402
+from gpuhost.resolver import Policy, resolve  # noqa: E402
+
+FIXTURES = REPO / "tests" / "operations" / "docker_fixtures"
+COUNT = "journalctl -u ssh --no-pager -o cat | grep -c 'Starting session: command' || true"
+SETUP = ("mkdir -p /etc/docker && printf '%s\\n' '{\"insecure-registries\": [\"registry:5000\"]}' "
+         "> /etc/docker/daemon.json && echo 'LogLevel DEBUG1' > /etc/ssh/sshd_config.d/zz-count.conf "
+         "&& systemctl reload ssh")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=10, help="lab hosts (default 10)")
+    parser.add_argument("--rounds", type=int, default=5, help="measurements of each figure (default 5)")
+    parser.add_argument("--json", type=Path, help="write the results here (default bench/results/converge-N.json)")
+    args = parser.parse_args()
+    if not 1 <= args.hosts <= 60 or args.rounds < 1:
+        parser.error("--hosts is 1..60 and --rounds at least 1")
+    out = args.json or REPO / "bench" / "results" / f"converge-{args.hosts}.json"
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fingerprint = build_repository(Path(tmp))
+        data = {**repository_data(fingerprint), "registry": "registry:5000", "toolkit_source": "keep",
+                "apt_lock_timeout": 600}
+        specs = [HostSpec(f"b{i:02d}", data) for i in range(1, args.hosts + 1)]
+        started = time.monotonic()
+        with Lab(specs) as lab:
+            lab.serve_directory(Path(tmp) / "repo", name="apt")
+            _push_stand_in_image(lab)
+            _prepare_hosts(lab)
+            provision = _provision(lab)
+            inventory = str(lab.inventory_path)
+            results = {
+                "ssh_floor": _rounds(args.rounds, lambda: _ssh_floor(lab)),
+                "pyinfra_floor": _rounds(args.rounds, lambda: _run([pyinfra_bin(), inventory, "exec", "-y", "--", "true"])),
+                "rerun": _rounds(args.rounds, lambda: _rerun(lab)),
+                "inspect": _rounds(args.rounds, lambda: _run([_gpuhost_bin(), "inspect", inventory, "--json"])),
+            }
+            commands = _commands_per_host(lab)
+        total = time.monotonic() - started
+
+    document = {
+        "machine": _machine(), "hosts": args.hosts, "rounds": args.rounds,
+        "provision_seconds": round(provision, 1), "total_seconds": round(total, 1),
+        "seconds": results,
+        "ratio_to_pyinfra_floor": round(results["rerun"]["median"] / results["pyinfra_floor"]["median"], 2),
+        "ratio_to_ssh_floor": round(results["rerun"]["median"] / results["ssh_floor"]["median"], 2),
+        "inspect_ratio_to_pyinfra_floor": round(results["inspect"]["median"] / results["pyinfra_floor"]["median"], 2),
+        "commands_per_host": commands,
+        "reproduce": f"./dev bench --hosts {args.hosts} --rounds {args.rounds}",
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    print(render(document))
+    print(f"\nwritten: {out}")
+    return 0
+
+
+# --- the lab --------------------------------------------------------------------------------------
+
+
+def _push_stand_in_image(lab: Lab) -> None:
+    """A one-file image under the plan's tag in the lab registry (see the module docstring)."""
+    registry = lab.registry()
+    tag = resolve([identify("H100")], current_driver=None, policy=Policy(registry="registry:5000")).image.tag
+    local = f"{registry.local_address}/{tag.split('/', 1)[1]}"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        text = b"gpuhost bench stand-in for the plan's image: no torch here\n"
+        info = tarfile.TarInfo("STAND-IN")
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+    docker("import", "-", local, input=buffer.getvalue(), text=False)
+    docker("push", local, timeout=300)
+    docker("image", "rm", local)
+
+
+def _prepare_hosts(lab: Lab) -> None:
+    """The registry trusted over plain HTTP, commands counted by sshd, the runtime stand-ins."""
+    def prepare(host):
+        host.exec(SETUP, check=True)
+        for name in ("nvidia-container-runtime", "nvidia-container-runtime-hook"):
+            host.exec(f"cat > /usr/bin/{name} && chmod 755 /usr/bin/{name}",
+                      input=(FIXTURES / name).read_text(), check=True)
+    _each(lab.hosts, prepare)
+
+
+def _provision(lab: Lab) -> float:
+    started = time.monotonic()
+    proc = lab.pyinfra("deploys/gpu_host.py", "-y", timeout=3600)
+    rows = summary_rows(proc.stdout)
+    bad = {name: row["RESULT"] for name, row in rows.items() if row["RESULT"] != "ok"}
+    if proc.returncode != 0 or bad or len(rows) != len(lab.hosts):
+        raise SystemExit(f"provisioning failed ({bad or proc.returncode}):\n{proc.stdout[-4000:]}")
+    return time.monotonic() - started
+
+
+def _rerun(lab: Lab) -> None:
+    proc = lab.pyinfra("deploys/gpu_host.py", "-y")
+    rows = summary_rows(proc.stdout)
+    changed = {name: row["CHANGES"] for name, row in rows.items() if row["CHANGES"] != "0"}
+    if proc.returncode != 0 or changed or len(rows) != len(lab.hosts):
+        raise SystemExit(f"the re-run was not a no-op ({changed or proc.returncode}):\n{proc.stdout[-4000:]}")
+
+
+def _commands_per_host(lab: Lab) -> dict:
+    """Commands each host ran during one re-run, from its own sshd log."""
+    before = {h.name: int(h.exec(COUNT).stdout.strip() or 0) for h in lab.hosts}
+    _rerun(lab)
+    counts = sorted(int(h.exec(COUNT).stdout.strip() or 0) - before[h.name] for h in lab.hosts)
+    return {"min": counts[0], "median": statistics.median(counts), "max": counts[-1]}
+
+
+def _ssh_floor(lab: Lab) -> None:
+    def one(host):
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect("127.0.0.1", port=host.port, username="root", key_filename=str(host.key_path),
+                       look_for_keys=False, allow_agent=False, timeout=30)
+        try:
+            _, stdout, _ = client.exec_command("true")
+            if stdout.channel.recv_exit_status() != 0:
+                raise RuntimeError(f"{host.name}: true failed")
+        finally:
+            client.close()
+    _each(lab.hosts, one)
+
+
+# --- measuring ------------------------------------------------------------------------------------
+
+
+def _each(items, function) -> None:
+    """Run function(item) for every item at once, in threads; re-raise the first error."""
+    errors = []
+
+    def guarded(item):
+        try:
+            function(item)
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+    threads = [threading.Thread(target=guarded, args=(item,)) for item in items]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+
+
+def _rounds(rounds: int, function) -> dict:
+    seconds = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        function()
+        seconds.append(time.perf_counter() - start)
+    return {"median": round(statistics.median(seconds), 3), "min": round(min(seconds), 3),
+            "max": round(max(seconds), 3), "all": [round(s, 3) for s in seconds]}
+
+
+def _gpuhost_bin() -> str:
+    return str(Path(sys.executable).with_name("gpuhost"))
+
+
+def _machine() -> dict:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    memory = next((int(line.split()[1]) // 1024 // 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal")), None)
+    return {"cpu": model, "cpus": os.cpu_count(), "memory_gib": memory, "kernel": platform.release(),
+            "python": platform.python_version()}
+
+
+def render(doc: dict) -> str:
+    s = doc["seconds"]
+    floor = s["pyinfra_floor"]["median"]
+    lines = [f"{doc['hosts']} lab hosts, {doc['rounds']} rounds, on {doc['machine']['cpus']} x "
+             f"{doc['machine']['cpu']} (provisioned once in {doc['provision_seconds']} s)", "",
+             f"{'figure':<16}{'median s':>10}{'min':>8}{'max':>8}{'x pyinfra floor':>17}"]
+    for key, label in (("ssh_floor", "ssh floor"), ("pyinfra_floor", "pyinfra floor"),
+                       ("rerun", "no-op re-run"), ("inspect", "gpuhost inspect")):
+        v = s[key]
+        lines.append(f"{label:<16}{v['median']:>10.2f}{v['min']:>8.2f}{v['max']:>8.2f}{v['median'] / floor:>17.2f}")
+    c = doc["commands_per_host"]
+    lines += ["", f"commands per host in a re-run: median {c['median']}, min {c['min']}, max {c['max']}"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
