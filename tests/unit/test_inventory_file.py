@@ -256,13 +256,13 @@ def test_bad_data_is_one_line(tmp_path, monkeypatch, yaml_text, files, line):
 
 
 @pytest.mark.parametrize("yaml_text, line", [
-    ("hosts: [\n", " is not valid YAML at line 2, column 1: while parsing a flow node, expected the node content, "
-                   "but found '<stream end>'"),
+    # libyaml's C parser and PyYAML's own word the rest differently
+    ("hosts: [\n", " is not valid YAML at line 2, column 1: while parsing a flow node"),
     ("hosts: {h1: {}}\n", " needs a 'hosts:' list (see inventories/lab.yaml)"),
 ])
 def test_unreadable_file_is_one_line(tmp_path, yaml_text, line):
     lines = problems(write(tmp_path, yaml_text))
-    assert lines == [f"inventory {tmp_path / 'lab.yaml'}{line}"]
+    assert len(lines) == 1 and lines[0].startswith(f"inventory {tmp_path / 'lab.yaml'}{line}"), lines
 
 
 def test_every_problem_at_once_one_per_line(tmp_path):

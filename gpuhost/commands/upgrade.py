@@ -1,0 +1,447 @@
+"""`gpuhost upgrade`: roll the planned NVIDIA driver out over a fleet, canary first, then in batches.
+
+    gpuhost upgrade inventories/lab.py --canary 1 --batch 25% [--max-failed 0]
+        [--drain-command 'scontrol update nodename={host} state=drain reason=gpuhost']
+        [--undrain-command 'scontrol update nodename={host} state=resume'] [--drain-timeout 600]
+        [--force] [--reboot auto|never] [--deploy deploys/driver.py] [--limit HOST ...]
+        [--state FILE] [--restart] [--json]
+
+The thin shell around gpuhost/rollout.py (which decides everything; read its docstring for the
+rules). What this module chooses, and why:
+
+- Reading hosts: `inspect.gather()` (pyinfra's API, one command per host), for each batch right
+  before it (GPU work starts and stops) and right after it (the verification).
+- Applying: pyinfra's own CLI, once per batch: `pyinfra INVENTORY deploys/driver.py -y --limit h1
+  --limit h2`, the inventory's host data forwarded as is (`--force` adds `--data force=true`,
+  `--reboot` adds `--data reboot=...`). The default deploy is the driver stage alone, because an
+  admin's rolling upgrade is the driver's: the container runtime, pre-pull and the torch check need
+  Docker, the image and a GPU, and `--deploy deploys/gpu_host.py` runs them too (their failures
+  then fail the host). A YAML inventory is read through inventories/lab.py (GPUHOST_INVENTORY),
+  both here and by pyinfra, so the plan checked is the plan deployed (group_data included).
+- Outcome: pyinfra's per-host status lines ("[h] Error" fails the host with the failing operation
+  and its message), then the fresh snapshot must show the driver in place (rollout.verify_host).
+- Draining (`--drain-command`, on this machine, `{host}` replaced): run for every host the batch
+  will change, then wait up to --drain-timeout for its GPU work to end; `--undrain-command` runs
+  after a host is upgraded and verified (failed hosts stay drained).
+- State: a JSON record (default $XDG_STATE_HOME or ~/.local/state, gpuhost/upgrade-<inventory>-
+  <hash>.json), written after every batch; pyinfra's output per batch in <state>.logs/. A lock file
+  keeps two rollouts off one record.
+
+Exit status: 0 when every host is upgraded, current or without GPU; 1 when the rollout stopped or
+left hosts failed/skipped; 2 for bad flags or inventory data (before any host is touched).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+import gpuhost
+from gpuhost import rollout
+from gpuhost.errors import GpuhostError, UsageError
+
+REPO_ROOT = Path(gpuhost.__file__).resolve().parents[1]
+DEFAULT_DEPLOY = REPO_ROOT / "deploys" / "driver.py"
+YAML_INVENTORY_ENTRY = REPO_ROOT / "inventories" / "lab.py"  # reads GPUHOST_INVENTORY
+DRAIN_POLL_SECONDS = 5
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def say(message: str) -> None:
+    """Progress, on stderr (stdout holds the summary or the JSON record)."""
+    print(f"gpuhost upgrade: {message}", file=sys.stderr, flush=True)
+
+
+# --- Before anything is touched ------------------------------------------------------------------
+
+
+def inventory_key(inventory: str) -> str:
+    path = Path(inventory)
+    return str(path.resolve()) if path.exists() else inventory
+
+
+def inventory_hosts(inventory: str, limit: list[str]) -> list[str]:
+    """Host names in inventory order (limited), with their data checked; nothing is contacted."""
+    from gevent import monkey
+
+    monkey.patch_all()  # before pyinfra's API, as inspect.gather does
+    from pyinfra.api import Config, State
+    from pyinfra.api.exceptions import NoGroupError
+    from pyinfra.context import ctx_config, ctx_state
+
+    from gpuhost.commands.inspect import load_inventory
+    from gpuhost.hostdata import check_hosts
+
+    state, config = State(), Config()
+    state.cwd = str(Path.cwd())
+    with ctx_state.use(state), ctx_config.use(config):
+        built = load_inventory(inventory, limit)
+    hosts = [host for host in built if not limit or host.name in limit]
+    problems = check_hosts((host.name, host.data.dict()) for host in hosts)
+    if problems:
+        raise UsageError("bad inventory data: " + "; ".join(problems))
+    for host in hosts:
+        try:
+            built.get_group(host.name)
+        except NoGroupError:
+            continue
+        raise UsageError(f"host {host.name} has the name of an inventory group, so pyinfra's --limit would "
+                         f"select the whole group: rename the host or the group")
+    return [host.name for host in hosts]
+
+
+def pyinfra_inventory(inventory: str) -> str:
+    """The inventory both the readings and pyinfra's CLI load. A YAML file goes through
+    inventories/lab.py (GPUHOST_INVENTORY), exactly as `pyinfra inventories/lab.py` reads it,
+    group_data included, so the plan read here is the plan the deploy makes."""
+    path = Path(inventory)
+    if path.suffix not in (".yaml", ".yml"):
+        return inventory
+    if not path.is_file():
+        raise UsageError(f"inventory {inventory} not found: give an inventory file or a host list (a,b)")
+    os.environ["GPUHOST_INVENTORY"] = str(path.resolve())
+    return str(YAML_INVENTORY_ENTRY)
+
+
+def resolve_deploy(deploy: Optional[str]) -> Path:
+    if deploy is None:
+        return DEFAULT_DEPLOY
+    path = Path(deploy)
+    if not path.exists() and not path.is_absolute() and (REPO_ROOT / path).exists():
+        path = REPO_ROOT / path  # `--deploy deploys/gpu_host.py` from any directory
+    if not path.is_file() or path.suffix != ".py":
+        raise UsageError(f"--deploy {deploy}: not a deploy file (.py): use e.g. deploys/driver.py or "
+                         f"deploys/gpu_host.py")
+    return path.resolve()
+
+
+def default_state_path(inventory: str) -> Path:
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "gpuhost"
+    key = inventory_key(inventory)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(key).stem if Path(key).exists() else key)[:40] or "inventory"
+    return base / f"upgrade-{stem}-{hashlib.sha256(key.encode()).hexdigest()[:8]}.json"
+
+
+def load_record(path: Path, inventory: str, restart: bool) -> dict[str, Any]:
+    key = inventory_key(inventory)
+    if restart or not path.exists():
+        return rollout.new_record(key, now())
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"state file {path} cannot be read ({exc}): fix it, or --restart to start over") from None
+    return rollout.check_record(data, key, str(path))
+
+
+def save_record(path: Path, record: dict[str, Any]) -> None:
+    """Atomically: a crash never leaves half a record."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+@contextmanager
+def locked(path: Path):
+    import fcntl
+
+    lock = open(path.with_name(path.name + ".lock"), "w")
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"another gpuhost upgrade is using {path}: wait for it, or choose another "
+                             f"--state file") from None
+        yield
+    finally:
+        lock.close()
+
+
+# --- Talking to hosts ---------------------------------------------------------------------------
+
+
+def read_hosts(inventory: str, names: list[str]) -> dict[str, Any]:
+    """{name: HostReading with plan} for these hosts: one command each, in parallel."""
+    from gpuhost.commands.inspect import assess, gather
+
+    return {reading.name: assess(reading) for reading in gather(inventory, list(names))}
+
+
+def expected_held(reading, target_branch: str, target_flavour: str) -> list[str] | None:
+    """The packages the driver stage installs and holds on this host (None: not checkable)."""
+    from gpuhost.driver_sources import select_source
+    from gpuhost.hostdata import settings_from
+
+    if reading.facts is None:
+        return None
+    host_state = reading.facts["host"]
+    if host_state.get("package_manager") not in ("apt", "apt-get"):
+        return None  # dnf holds are versionlock entries, not package names
+    settings = settings_from(reading.data).driver
+    try:
+        source = select_source(host_state, target_branch, target_flavour, settings.source, settings.repository,
+                               settings.repository_key, settings.repository_fingerprint)
+    except GpuhostError:
+        return None
+    return list(source.packages)
+
+
+def run_local(command: str, timeout: float | None) -> tuple[int, str]:
+    """A drain/undrain command on this machine: (exit status, its last output line)."""
+    try:
+        proc = subprocess.run(command, shell=True, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return 124, f"timed out after {timeout:.0f}s"
+    lines = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
+    return proc.returncode, (lines[-1].strip() if lines else "")
+
+
+def pyinfra_bin() -> str:
+    """The pyinfra next to this interpreter (the venv's), else the one on PATH."""
+    import shutil
+
+    beside = Path(sys.executable).with_name("pyinfra")
+    return str(beside) if beside.exists() else (shutil.which("pyinfra") or "pyinfra")
+
+
+def run_deploy(inventory: str, deploy: Path, hosts: list[str], data: dict[str, str],
+               log: Path) -> tuple[int, str]:
+    """pyinfra's CLI on these hosts only; its output goes to the log and comes back."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [pyinfra_bin(), inventory, str(deploy), "-y"]
+    for name in hosts:
+        cmd += ["--limit", name]
+    for key, value in data.items():
+        cmd += ["--data", f"{key}={value}"]
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, env=env)
+    log.write_text(f"$ {' '.join(cmd)}\n{proc.stdout}\n[exit {proc.returncode}]\n")
+    return proc.returncode, proc.stdout
+
+
+# --- One batch ----------------------------------------------------------------------------------
+
+
+class Rollout:
+    """One invocation: its options, the record, and the batches it runs."""
+
+    def __init__(self, inventory: str, hosts: list[str], record: dict[str, Any], state_path: Path, *,
+                 deploy: Path, force: bool, reboot: Optional[str], drain: Optional[str],
+                 undrain: Optional[str], drain_timeout: int, max_failed: int):
+        self.inventory, self.hosts, self.record, self.state_path = inventory, hosts, record, state_path
+        self.deploy, self.force, self.reboot = deploy, force, reboot
+        self.drain, self.undrain, self.drain_timeout, self.max_failed = drain, undrain, drain_timeout, max_failed
+        self.logs = state_path.with_name(state_path.name + ".logs")
+        self.run = 0
+
+    def result(self, name: str, batch: rollout.Batch, **kw) -> None:
+        rollout.record_result(self.record, name, batch, self.run, now(), **kw)
+        entry = self.record["hosts"][name]
+        detail = "; ".join(filter(None, [entry["reason"], *entry["notes"]]))
+        say(f"  {name}: {entry['result']}" + (f" ({detail})" if detail else ""))
+
+    def batch(self, batch: rollout.Batch) -> None:
+        say(f"{batch.label}: {', '.join(batch.hosts)}")
+        readings = read_hosts(self.inventory, list(batch.hosts))
+        checks = {name: rollout.precheck(readings[name].facts, readings[name].error, readings[name].plan,
+                                         self.force) for name in batch.hosts}
+        for name, check in checks.items():
+            if check.action in ("current", "no-gpu", "failed"):
+                self.result(name, batch, result=check.action, reason=check.reason, notes=check.notes,
+                            driver_before=check.driver_before, target=check.target)
+        change = [name for name in batch.hosts if checks[name].action in ("apply", "busy")]
+        drained: list[str] = []
+        if change and self.drain:
+            drained = self.drain_hosts(batch, change, checks)
+        for name in change:
+            if checks[name].action == "busy":
+                fix = (f"still running {self.drain_timeout}s after the drain" if name in drained
+                       else "drain it first (--drain-command) or --force")
+                self.result(name, batch, result="skipped-busy", reason=f"{checks[name].reason}: {fix}",
+                            driver_before=checks[name].driver_before, target=checks[name].target)
+        apply = [name for name in change if checks[name].action == "apply"]
+        if apply:
+            self.apply(batch, apply, checks)
+        for name in drained:
+            entry = self.record["hosts"][name]
+            if entry["result"] not in ("upgraded", "current"):
+                entry["notes"].append("left drained")
+            elif self.undrain:
+                rc, last = run_local(rollout.host_command(self.undrain, name), timeout=600)
+                if rc != 0:
+                    entry["notes"].append(f"undrain command failed ({rc}): {last}")
+        self.record["runs"][self.run - 1]["batches"].append({"label": batch.label, "hosts": list(batch.hosts)})
+        save_record(self.state_path, self.record)
+
+    def drain_hosts(self, batch, names, checks) -> list[str]:
+        """Run the drain command for each host, then wait for their GPU work to end."""
+        deadline = time.monotonic() + self.drain_timeout
+        drained = []
+        for name in names:
+            rc, last = run_local(rollout.host_command(self.drain, name), timeout=max(30, deadline - time.monotonic()))
+            if rc != 0:
+                checks[name].action = "failed"
+                self.result(name, batch, result="failed", reason=f"drain command failed ({rc}): {last}",
+                            driver_before=checks[name].driver_before, target=checks[name].target)
+            else:
+                drained.append(name)
+        waiting = list(drained)
+        while waiting:
+            fresh = read_hosts(self.inventory, waiting)
+            for name in list(waiting):
+                check = rollout.precheck(fresh[name].facts, fresh[name].error, fresh[name].plan, self.force)
+                check.driver_before = checks[name].driver_before  # as found, before the drain
+                if check.action != "busy":
+                    waiting.remove(name)
+                    checks[name] = check
+                    if check.action in ("current", "no-gpu", "failed"):
+                        self.result(name, batch, result=check.action, reason=check.reason, notes=check.notes,
+                                    driver_before=check.driver_before, target=check.target)
+                else:
+                    checks[name] = check
+            if waiting and time.monotonic() >= deadline:
+                break
+            if waiting:
+                say(f"  waiting for GPU work to end on {', '.join(waiting)}")
+                time.sleep(min(DRAIN_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+        return drained
+
+    def apply(self, batch, names, checks) -> None:
+        data = {}
+        if self.force:
+            data["force"] = "true"
+        if self.reboot:
+            data["reboot"] = self.reboot
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = self.logs / f"run{self.run}-{batch.label.replace(' ', '')}.log"
+        say(f"  deploying {self.deploy.name} on {', '.join(names)} (log: {log})")
+        rc, output = run_deploy(self.inventory, self.deploy, names, data, log)
+        runs = rollout.parse_deploy_output(output)
+        failures = {name: rollout.deploy_failure(runs.get(name), rc, output) for name in names}
+        ran = [name for name in names if failures[name] is None]
+        after = read_hosts(self.inventory, ran) if ran else {}
+        for name in names:
+            check = checks[name]
+            common = {"driver_before": check.driver_before, "target": check.target, "log": str(log),
+                      "attempted": True}
+            failure = failures[name]
+            if failure is not None:
+                busy = rollout.is_busy_refusal(failure)
+                self.result(name, batch, result="skipped-busy" if busy else "failed", reason=failure,
+                            notes=check.notes, **common)
+                continue
+            branch, flavour = check.target.split()
+            branch = branch.lstrip("R")
+            reading = after[name]
+            policy = self.reboot or self.host_reboot_policy(reading)
+            verdict = rollout.verify_host(reading.facts, reading.error, branch, flavour,
+                                          expected_held(reading, branch, flavour), policy)
+            if not verdict.ok:
+                self.result(name, batch, result="failed", reason=f"verification: {verdict.reason}",
+                            notes=check.notes, driver_after=verdict.driver_after, **common)
+                continue
+            changed = runs.get(name) is not None and runs[name].statuses["Success"] > 0
+            self.result(name, batch, result="upgraded" if changed else "current", notes=check.notes + verdict.notes,
+                        driver_after=verdict.driver_after, reboot_required=verdict.reboot_required, **common)
+
+    @staticmethod
+    def host_reboot_policy(reading) -> str:
+        from gpuhost.hostdata import settings_from
+
+        return settings_from(reading.data).reboot
+
+
+# --- The command --------------------------------------------------------------------------------
+
+
+def upgrade_command(
+    inventory: str = typer.Argument(..., help="Inventory: a .py or .yaml file, or a host list (a,b)."),
+    canary: int = typer.Option(1, "--canary", help="Hosts upgraded first, alone; any failure there stops all."),
+    batch: str = typer.Option("1", "--batch", help="Hosts per batch after the canary: a count (2) or a "
+                                                   "percentage of the hosts (25%)."),
+    max_failed: int = typer.Option(0, "--max-failed", help="Stop after a batch once more hosts than this "
+                                                           "have failed in this run."),
+    drain_command: Optional[str] = typer.Option(None, "--drain-command", help="Run here before a host is "
+                                                "changed, {host} replaced (e.g. 'kubectl drain {host}')."),
+    undrain_command: Optional[str] = typer.Option(None, "--undrain-command", help="Run here after a drained "
+                                                  "host is upgraded and verified (e.g. 'kubectl uncordon {host}')."),
+    drain_timeout: int = typer.Option(600, "--drain-timeout", help="Seconds to wait for GPU work to end "
+                                                                   "after the drain command."),
+    force: bool = typer.Option(False, "--force", help="Upgrade hosts even while GPU work runs (passes force: true)."),
+    reboot: Optional[str] = typer.Option(None, "--reboot", help="Override the hosts' reboot policy: auto or never."),
+    deploy: Optional[str] = typer.Option(None, "--deploy", help="Deploy file run per batch (default: deploys/"
+                                         "driver.py; deploys/gpu_host.py for all stages)."),
+    limit: Optional[list[str]] = typer.Option(None, "--limit", help="Only this host; repeat for more."),
+    state: Optional[Path] = typer.Option(None, "--state", help="The rollout's JSON record (default under "
+                                                               "~/.local/state/gpuhost/)."),
+    restart: bool = typer.Option(False, "--restart", help="Start a new rollout instead of resuming the recorded one."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rollout's JSON record instead of the table."),
+) -> None:
+    """Roll the planned driver out: canary first, then batches; resumable; busy hosts skipped."""
+    size = rollout.check_options(canary, batch, max_failed, drain_command, drain_timeout)
+    if undrain_command is not None and "{host}" not in undrain_command:
+        raise UsageError("--undrain-command has no {host}: write where the host name goes, e.g. "
+                         "'kubectl uncordon {host}'")
+    if reboot is not None and reboot not in ("auto", "never"):
+        raise UsageError(f"--reboot {reboot!r}: use auto or never")
+    deploy_path = resolve_deploy(deploy)
+    source = pyinfra_inventory(inventory)
+    try:
+        hosts = inventory_hosts(source, list(limit or []))
+    except UsageError as exc:  # name the user's file, not the entry point that read it
+        raise UsageError(str(exc).replace(source, inventory)) from None
+    state_path = (state or default_state_path(inventory)).expanduser()
+    try:
+        state_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--state {state_path}: cannot create its directory ({exc.strerror})") from None
+    with locked(state_path):
+        record = load_record(state_path, inventory, restart)
+        job = Rollout(source, hosts, record, state_path, deploy=deploy_path, force=force, reboot=reboot,
+                      drain=drain_command, undrain=undrain_command, drain_timeout=drain_timeout,
+                      max_failed=max_failed)
+        options = {"canary": canary, "batch": str(size), "max_failed": max_failed, "force": force,
+                   "reboot": reboot, "deploy": str(deploy_path), "drain_command": drain_command,
+                   "undrain_command": undrain_command, "drain_timeout": drain_timeout, "limit": list(limit or [])}
+        job.run = rollout.open_run(record, hosts, options, now())
+        left = rollout.todo(record, hosts)
+        batches = rollout.plan_batches(left, len(hosts), 0 if record["canary_passed"] else canary, size)
+        say(f"{len(hosts)} host(s), {len(left)} to do in {len(batches)} batch(es); state: {state_path}")
+        save_record(state_path, record)
+        stopped = None
+        try:
+            for step in batches:
+                job.batch(step)
+                stopped = rollout.stop_reason(record, step, job.run, max_failed)
+                if stopped:
+                    say(f"stopping: {stopped}")
+                    break
+        except BaseException:
+            rollout.close_run(record, hosts, job.run, None, now(), interrupted=True)
+            save_record(state_path, record)
+            raise
+        status = rollout.close_run(record, hosts, job.run, stopped, now())
+        save_record(state_path, record)
+    if as_json:
+        typer.echo(json.dumps({**record, "state_file": str(state_path)}, indent=2, sort_keys=True))
+    else:
+        typer.echo(rollout.render_summary(record, hosts, str(state_path)))
+    raise typer.Exit(0 if status == "complete" else 1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("upgrade")(upgrade_command)

@@ -1,0 +1,35 @@
+"""TEST FIXTURES for e2e tests of the driver stage and `gpuhost upgrade` (shared, not tests).
+
+The stand-in for NVIDIA's driver repository is gpuhost/lab/driver_repo.py (the benchmark uses it
+too): a signed local apt repository of TEST FIXTURE packages named like NVIDIA's.
+
+A "GPU process" is simulated by FAKE_SMI, a TEST FIXTURE /usr/local/bin/nvidia-smi that
+reports one H100 on driver 535 and one compute process (the format of the real tool's
+--query-gpu/--query-compute-apps CSV output, as captured in tests/fixtures/device-h100); the
+facts read it as they would the real tool, and the refusals under test are gpuhost's own.
+"""
+
+from __future__ import annotations
+
+from gpuhost.lab.driver_repo import FIXTURE_PACKAGES, VERSION, build_repository, repository_data
+
+__all__ = ["FAKE_SMI", "FAKE_SMI_PATH", "FIXTURE_PACKAGES", "HOLD_LOCK", "VERSION", "build_repository",
+           "install_fake_smi", "repository_data"]
+
+FAKE_SMI = r"""#!/bin/sh
+# TEST FIXTURE (gpuhost e2e): stands in for nvidia-smi; one H100 on 535, one compute process.
+case "$*" in
+  *--query-gpu=*) echo '0, NVIDIA H100 80GB HBM3, GPU-fixture-0, 00000000:00:06.0, 9.0, 81559, Disabled, Enabled, 535.104.05';;
+  -L) echo 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-fixture-0)';;
+  *--query-compute-apps=*) echo '4242, python3, GPU-fixture-0, 1024';;
+esac
+"""
+FAKE_SMI_PATH = "/usr/local/bin/nvidia-smi"
+HOLD_LOCK = ("nohup python3 -c \"import fcntl, time; f = open('/var/lib/dpkg/lock-frontend', 'w'); "
+             "fcntl.lockf(f, fcntl.LOCK_EX); open('/run/lock-held', 'w').close(); time.sleep(900)\" "
+             ">/dev/null 2>&1 &")
+
+
+def install_fake_smi(host) -> None:
+    """Make a lab host look busy: FAKE_SMI reports a compute process (see the module docstring)."""
+    host.exec(f"cat > {FAKE_SMI_PATH} <<'EOF'\n{FAKE_SMI}EOF\nchmod 755 {FAKE_SMI_PATH}", check=True)
