@@ -4,7 +4,7 @@
     .venv/bin/python bench/converge.py --hosts 30 --json bench/results/converge-30.json
 
 Starts N lab hosts (Debian 12, systemd, sshd; gpuhost.lab), provisions them once with the real
-deploy, then measures each figure `--rounds` times (median, min, max):
+deploy, then measures each figure `--rounds` times, interleaved (median, min, max):
 
   ssh floor      one SSH connection + `true` per host, all hosts at once (paramiko, one thread
                  per host): the network-and-sshd cost that no tool can avoid
@@ -31,14 +31,12 @@ The lab is torn down at the end, whatever happens.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -53,6 +51,7 @@ from gpuhost.gpus import identify  # noqa: E402
 from gpuhost.lab import HostSpec, Lab  # noqa: E402
 from gpuhost.lab.driver_repo import build_repository, repository_data  # noqa: E402
 from gpuhost.lab.engine import docker  # noqa: E402
+from gpuhost.lab.image import one_file_image  # noqa: E402
 from gpuhost.lab.lab import pyinfra_bin  # noqa: E402
 from gpuhost.lab.results import summary_rows  # noqa: E402
 from gpuhost.resolver import Policy, resolve  # noqa: E402
@@ -86,17 +85,20 @@ def main() -> int:
             _prepare_hosts(lab)
             provision = _provision(lab)
             inventory = str(lab.inventory_path)
-            results = {
-                "ssh_floor": _rounds(args.rounds, lambda: _ssh_floor(lab)),
-                "pyinfra_floor": _rounds(args.rounds, lambda: _run([pyinfra_bin(), inventory, "exec", "-y", "--", "true"])),
-                "rerun": _rounds(args.rounds, lambda: _rerun(lab)),
-                "inspect": _rounds(args.rounds, lambda: _run([_gpuhost_bin(), "inspect", inventory, "--json"])),
-            }
+            load_before = os.getloadavg()
+            results = _rounds(args.rounds, {
+                "ssh_floor": lambda: _ssh_floor(lab),
+                "pyinfra_floor": lambda: _run([pyinfra_bin(), inventory, "exec", "-y", "--", "true"]),
+                "rerun": lambda: _rerun(lab),
+                "inspect": lambda: _run([_gpuhost_bin(), "inspect", inventory, "--json"]),
+            })
             commands = _commands_per_host(lab)
+            load_after = os.getloadavg()
         total = time.monotonic() - started
 
     document = {
-        "machine": _machine(), "hosts": args.hosts, "rounds": args.rounds,
+        "machine": _machine(), "load_average_1m": [round(load_before[0], 2), round(load_after[0], 2)],
+        "hosts": args.hosts, "rounds": args.rounds,
         "provision_seconds": round(provision, 1), "total_seconds": round(total, 1),
         "seconds": results,
         "ratio_to_pyinfra_floor": round(results["rerun"]["median"] / results["pyinfra_floor"]["median"], 2),
@@ -120,13 +122,7 @@ def _push_stand_in_image(lab: Lab) -> None:
     registry = lab.registry()
     tag = resolve([identify("H100")], current_driver=None, policy=Policy(registry="registry:5000")).image.tag
     local = f"{registry.local_address}/{tag.split('/', 1)[1]}"
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        text = b"gpuhost bench stand-in for the plan's image: no torch here\n"
-        info = tarfile.TarInfo("STAND-IN")
-        info.size = len(text)
-        tar.addfile(info, io.BytesIO(text))
-    docker("import", "-", local, input=buffer.getvalue(), text=False)
+    one_file_image(local, "STAND-IN", "gpuhost bench stand-in for the plan's image: no torch here\n")
     docker("push", local, timeout=300)
     docker("image", "rm", local)
 
@@ -210,14 +206,17 @@ def _run(cmd: list[str]) -> None:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
 
 
-def _rounds(rounds: int, function) -> dict:
-    seconds = []
+def _rounds(rounds: int, figures: dict) -> dict:
+    """Each figure `rounds` times, interleaved (one of each per round), so that a slow spell of the
+    machine weighs on every figure alike; median, min, max and every sample."""
+    seconds: dict[str, list[float]] = {name: [] for name in figures}
     for _ in range(rounds):
-        start = time.perf_counter()
-        function()
-        seconds.append(time.perf_counter() - start)
-    return {"median": round(statistics.median(seconds), 3), "min": round(min(seconds), 3),
-            "max": round(max(seconds), 3), "all": [round(s, 3) for s in seconds]}
+        for name, function in figures.items():
+            start = time.perf_counter()
+            function()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: {"median": round(statistics.median(s), 3), "min": round(min(s), 3),
+                   "max": round(max(s), 3), "all": [round(x, 3) for x in s]} for name, s in seconds.items()}
 
 
 def _gpuhost_bin() -> str:
@@ -237,7 +236,8 @@ def render(doc: dict) -> str:
     s = doc["seconds"]
     floor = s["pyinfra_floor"]["median"]
     lines = [f"{doc['hosts']} lab hosts, {doc['rounds']} rounds, on {doc['machine']['cpus']} x "
-             f"{doc['machine']['cpu']} (provisioned once in {doc['provision_seconds']} s)", "",
+             f"{doc['machine']['cpu']} (provisioned once in {doc['provision_seconds']} s; load average "
+             f"{doc['load_average_1m'][0]} before, {doc['load_average_1m'][1]} after)", "",
              f"{'figure':<16}{'median s':>10}{'min':>8}{'max':>8}{'x pyinfra floor':>17}"]
     for key, label in (("ssh_floor", "ssh floor"), ("pyinfra_floor", "pyinfra floor"),
                        ("rerun", "no-op re-run"), ("inspect", "gpuhost inspect")):

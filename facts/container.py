@@ -95,7 +95,7 @@ T=; command -v timeout >/dev/null 2>&1 && T='timeout 20'
 c=$(command -v docker 2>/dev/null); d=$(command -v dockerd 2>/dev/null)
 [ -z "$d" ] && [ -x /usr/bin/dockerd ] && d=/usr/bin/dockerd
 echo "@@docker_client ${c:--}"; [ -n "$c" ] && $T "$c" --version 2>&1 | head -n 1
-echo "@@dockerd ${d:--}"; [ -n "$d" ] && $T "$d" --version 2>&1 | head -n 1
+echo "@@dockerd ${d:--}"
 echo "@@docker_host ${DOCKER_HOST:--}"
 echo '@@packages'
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -138,6 +138,7 @@ fi
 for f in $cfgs; do
   if [ -r "$f" ]; then echo "@@daemon_json $f"; head -c 65536 "$f"; echo; else echo "@@daemon_json_absent $f"; fi
 done
+rc=-
 if [ -n "$c" ]; then
   info=$($T $c info --format '__INFO_FORMAT__' 2>&1); rc=$?
   echo '@@info'; printf '%s\n' "$info" | head -n 20; echo "@@info_rc $rc"
@@ -146,6 +147,8 @@ if [ -n "$c" ]; then
   [ -n "$ids" ] && $T $c inspect --format '__INSPECT_FORMAT__' $ids 2>/dev/null
   echo '@@images'; $T $c images --digests --format '{{.Repository}}:{{.Tag}} {{.Digest}}' 2>/dev/null
 fi
+# The daemon's version: from `docker info` when it answers, else from the binary (slow to start).
+if [ "$rc" != 0 ] && [ -n "$d" ]; then echo '@@dockerd_version'; $T "$d" --version 2>&1 | head -n 1; fi
 k=$(command -v nvidia-ctk 2>/dev/null)
 echo "@@ctk ${k:--}"; [ -n "$k" ] && $T "$k" --version 2>&1 | head -n 2
 r=$(command -v nvidia-container-runtime 2>/dev/null)
@@ -271,7 +274,7 @@ def process_container_sections(sections: Sections) -> dict[str, Any]:
             "client_version": _docker_version(sections.lines("docker_client")),
             "dockerd": dockerd,
             "daemon_version": info["server_version"]
-            or _docker_version(sections.lines("dockerd")),
+            or _docker_version(sections.lines("dockerd_version") or sections.lines("dockerd")),
             "install": install,
             "packages": docker_packages,
             "snap_version": snap_version,

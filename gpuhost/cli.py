@@ -62,7 +62,8 @@ def main() -> None:
         if not exc.format_message():  # `gpuhost` alone: the help was shown
             sys.exit(0)
         ctx = getattr(exc, "ctx", None)
-        where = f"gpuhost {ctx.info_name} --help" if ctx is not None and ctx.parent else "gpuhost --help"
+        where = ("gpuhost " + ctx.command_path.split(" ", 1)[1] + " --help"
+                 if ctx is not None and ctx.parent else "gpuhost --help")
         print(f"gpuhost: error: {exc.format_message()} (see {where})", file=sys.stderr)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):

@@ -73,6 +73,25 @@ def load_inventory(inventory: str, limit: list[str]):
     return built
 
 
+def checked_hosts(inventory: str, limit: list[str]):
+    """(state, config, inventory, hosts): the inventory loaded as pyinfra's CLI loads it (state and
+    config in context while its file runs), the hosts (limited) with their data checked."""
+    from pyinfra.api import Config, State
+    from pyinfra.context import ctx_config, ctx_state
+
+    from gpuhost.hostdata import check_hosts
+
+    state, config = State(), Config()
+    state.cwd = str(Path.cwd())
+    with ctx_state.use(state), ctx_config.use(config):
+        built = load_inventory(inventory, limit)
+    hosts = [host for host in built if not limit or host.name in limit]
+    problems = check_hosts((host.name, host.data.dict()) for host in hosts)
+    if problems:
+        raise UsageError("bad inventory data: " + "; ".join(problems))
+    return state, config, built, hosts
+
+
 def gather(inventory: str, limit: list[str]) -> list[HostReading]:
     """Connect to every host (in parallel) and read its snapshot: one command per host."""
     from gevent import monkey
@@ -83,23 +102,13 @@ def gather(inventory: str, limit: list[str]) -> list[HostReading]:
         warnings.simplefilter("ignore")
         monkey.patch_all()
     import gevent
-    from pyinfra.api import Config, State
     from pyinfra.api.exceptions import ConnectError, PyinfraError
     from pyinfra.api.facts import get_fact
-    from pyinfra.context import ctx_config, ctx_host, ctx_state
+    from pyinfra.context import ctx_host, ctx_state
 
     from facts.snapshot import HostSnapshot
-    from gpuhost.hostdata import check_hosts
 
-    # As pyinfra's CLI does: state and config in context while the inventory file runs.
-    state, config = State(), Config()
-    state.cwd = str(Path.cwd())
-    with ctx_state.use(state), ctx_config.use(config):
-        built = load_inventory(inventory, limit)
-    hosts = [host for host in built if not limit or host.name in limit]
-    problems = check_hosts((host.name, host.data.dict()) for host in hosts)
-    if problems:
-        raise UsageError("bad inventory data: " + "; ".join(problems))
+    state, config, built, hosts = checked_hosts(inventory, limit)
     state.init(built, config)
 
     def read(host) -> HostReading:

@@ -79,21 +79,11 @@ def inventory_hosts(inventory: str, limit: list[str]) -> list[str]:
     from gevent import monkey
 
     monkey.patch_all()  # before pyinfra's API, as inspect.gather does
-    from pyinfra.api import Config, State
     from pyinfra.api.exceptions import NoGroupError
-    from pyinfra.context import ctx_config, ctx_state
 
-    from gpuhost.commands.inspect import load_inventory
-    from gpuhost.hostdata import check_hosts
+    from gpuhost.commands.inspect import checked_hosts
 
-    state, config = State(), Config()
-    state.cwd = str(Path.cwd())
-    with ctx_state.use(state), ctx_config.use(config):
-        built = load_inventory(inventory, limit)
-    hosts = [host for host in built if not limit or host.name in limit]
-    problems = check_hosts((host.name, host.data.dict()) for host in hosts)
-    if problems:
-        raise UsageError("bad inventory data: " + "; ".join(problems))
+    _, _, built, hosts = checked_hosts(inventory, limit)
     for host in hosts:
         try:
             built.get_group(host.name)

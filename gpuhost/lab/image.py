@@ -12,9 +12,11 @@ Service images (the registry) are variants: a host image plus Debian packages, c
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import uuid
 from pathlib import Path
@@ -166,3 +168,14 @@ def _run(cmd: list[str]) -> None:
     if proc.returncode != 0:
         out = (proc.stdout + proc.stderr).strip().splitlines()[-8:]
         raise GpuhostError(f"{' '.join(cmd[:3])} failed: " + " | ".join(out))
+
+
+def one_file_image(ref: str, name: str, text: str) -> str:
+    """`docker import` a root filesystem of one file as `ref` (nothing to pull from); returns ref."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(text.encode())
+        tar.addfile(info, io.BytesIO(text.encode()))
+    docker("import", "-", ref, input=buffer.getvalue(), text=False)
+    return ref

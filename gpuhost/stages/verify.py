@@ -154,30 +154,38 @@ def torch_check(image: str, expect_gpus: int | None = None, gpus: list[str] | No
     yield FunctionCommand(_run_and_classify, (image, expect_gpus, sorted(gpus or [])), {})
 
 
-def verify_stage(ctx, after=(), always: bool = False) -> list:
-    """Queue the check for a planned host when it is due (see the module docstring); returns it.
+def check_due(ctx, mode: str) -> tuple[str, str]:
+    """When to run the check: ("now" | "if-changed" | "no", why). Pure; see the module docstring."""
+    if mode == "never":
+        return "no", "verification off (verify: never)"
+    if mode == "always":
+        return "now", "verify: always"
+    if not gpu_attached(ctx.gpu_state):
+        return "no", "no GPU attached: not verified (run deploys/verify.py once it has one)"
+    last = ctx.managed["verify"] or {}
+    if not last:
+        return "now", "never checked"
+    if not last.get("ok"):
+        return "now", f"the last check failed ({last.get('cause')})"
+    if last.get("inputs") != current_inputs(ctx):
+        return "now", "image, driver, GPUs or check script changed since the last check"
+    return "if-changed", "torch check passed before with this image, driver and GPUs"
 
-    `after`: the operations this run queued before; in auto mode a still-valid passing verdict
-    is re-checked only if one of them changed the host.
+
+def verify_stage(ctx, after=(), always: bool = False) -> list:
+    """Queue the check for a planned host when it is due (check_due); returns it.
+
+    `after`: the operations this run queued before; when the last passing verdict still holds, the
+    check runs only if one of them changed the host.
     """
     if ctx.host_plan.plan is None:
         return []
-    mode = "always" if always else ctx.settings.verify
-    image = ctx.host_plan.plan.image.tag
-    inputs = current_inputs(ctx)
-    check = dict(name="torch check in the plan's image", image=image,
-                 expect_gpus=len(ctx.host_plan.gpus) or None, gpus=inputs["gpus"])
-    if mode == "never":
-        logger.info(f"[{host.name}] verification off (verify: never)")
+    due, why = check_due(ctx, "always" if always else ctx.settings.verify)
+    if due == "no" or (due == "if-changed" and not after):
+        logger.info(f"[{host.name}] {why}")
         return []
-    if mode == "auto":
-        if not gpu_attached(ctx.gpu_state):
-            logger.info(f"[{host.name}] no GPU attached: not verified (run deploys/verify.py once it has one)")
-            return []
-        last = ctx.managed["verify"] or {}
-        if last.get("ok") and last.get("inputs") == inputs:
-            if not after:
-                logger.info(f"[{host.name}] torch check passed before with this image, driver and GPUs")
-                return []
-            return [torch_check(**check, _if=any_changed(*after))]
+    check = dict(name="torch check in the plan's image", image=ctx.host_plan.plan.image.tag,
+                 expect_gpus=len(ctx.host_plan.gpus) or None, gpus=current_inputs(ctx)["gpus"])
+    if due == "if-changed":
+        return [torch_check(**check, _if=any_changed(*after))]
     return [torch_check(**check)]

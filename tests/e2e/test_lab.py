@@ -6,14 +6,12 @@ paramiko SSH to systemd containers; host state is checked afterwards with pytest
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from collections import Counter
 
@@ -21,6 +19,7 @@ import pytest
 
 from gpuhost.lab import Lab
 from gpuhost.lab.engine import docker
+from gpuhost.lab.image import one_file_image
 from gpuhost.lab.results import changed, host_statuses, summary_rows
 from gpuhost.lab.state import LABEL, state_dir
 
@@ -100,21 +99,10 @@ def test_failing_host_does_not_stop_the_others(lab):
 # -- (c) the lab's services ----------------------------------------------------------------
 
 
-def _tiny_image_tar() -> bytes:
-    """A one-file root filesystem, for `docker import` (no registry to pull from)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        payload = b"gpuhost lab registry probe\n"
-        info = tarfile.TarInfo("probe.txt")
-        info.size = len(payload)
-        tar.addfile(info, io.BytesIO(payload))
-    return buf.getvalue()
-
-
 def test_registry_accepts_a_push_and_serves_it_back(lab):
     registry = lab.registry()
     ref = f"{registry.local_address}/lab/probe:{lab.id}"
-    docker("import", "-", ref, input=_tiny_image_tar(), text=False)
+    one_file_image(ref, "probe.txt", "gpuhost lab registry probe\n")
     image_id = docker("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip()
     docker("push", ref)
     docker("image", "rm", ref)

@@ -16,7 +16,7 @@ from gpuhost.hostdata import settings_from
 from gpuhost.stages.container_runtime import container_pending
 from gpuhost.stages.driver import driver_pending
 from gpuhost.stages.prepull import prepull_pending
-from gpuhost.stages.verify import current_inputs
+from gpuhost.stages.verify import check_due, current_inputs, script_sha1
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "debian12-lab-host"
 # The host data the bench hosts had; the fixture repository's key ends in A072D6E17E4C6388 (the
@@ -89,3 +89,48 @@ def test_verdict_inputs_come_from_the_snapshot(converged):
     assert inputs["digest"] == "sha256:a7b51e9f84f7596d709069d847408e6761c91c3bf2baee36c3e4b677f81f850a"
     assert inputs["driver"] is None and inputs["gpus"] == []
     assert len(inputs["script"]) == 40
+
+
+# --- When the torch check runs (verify: auto), on the real H100's snapshot ---------------------------
+
+H100 = Path(__file__).resolve().parents[1] / "fixtures" / "device-h100" / "facts" / "snapshot.out"
+
+
+def h100_context(verdict: dict | None, **data) -> HostContext:
+    snap = HostSnapshot().process(H100.read_text().splitlines())
+    snap["managed"]["verify"] = verdict
+    settings = settings_from(data)
+    return HostContext(settings, snap["gpu"], snap["host"], plan_host(snap["gpu"], snap["host"], settings),
+                       snap["container"], snap["managed"])
+
+
+def recorded(ctx, **changes) -> dict:
+    """A verify.json as the check writes it there: digest and driver read on the host at check time
+    (the driver from /sys/module/nvidia/version: 580.159.04 on that machine, docs/evidence/h100)."""
+    inputs = {"image": ctx.host_plan.plan.image.tag, "digest": None, "driver": "580.159.04",
+              "gpus": ["0000:00:06.0"], "script": script_sha1()}
+    return {"ok": True, "cause": None, "inputs": {**inputs, **changes}}
+
+
+def test_check_runs_once_then_only_after_a_change():
+    assert check_due(h100_context(None), "auto")[0] == "now"
+    ctx = h100_context(None)
+    ctx.managed["verify"] = recorded(ctx)
+    assert check_due(ctx, "auto") == ("if-changed", "torch check passed before with this image, driver and GPUs")
+    assert check_due(ctx, "always")[0] == "now"
+    assert check_due(ctx, "never")[0] == "no"
+
+
+@pytest.mark.parametrize("changes", [{"driver": "580.95.05"}, {"digest": "sha256:0123"}, {"gpus": []},
+                                     {"script": "0" * 40}, {"image": "pytorch/pytorch:2.9.1-cuda13.0-cudnn9-runtime"}])
+def test_a_verdict_for_other_inputs_is_checked_again(changes):
+    ctx = h100_context(None)
+    ctx.managed["verify"] = recorded(ctx, **changes)
+    assert check_due(ctx, "auto")[0] == "now"
+
+
+def test_a_failed_verdict_is_checked_again_and_gpu_less_hosts_not_at_all(converged):
+    ctx = h100_context(None)
+    ctx.managed["verify"] = {**recorded(ctx), "ok": False, "cause": "out_of_memory"}
+    assert check_due(ctx, "auto") == ("now", "the last check failed (out_of_memory)")
+    assert check_due(converged, "auto")[0] == "no"  # planned through target_gpus, nothing attached
