@@ -6,17 +6,18 @@ these files, each entry with its source. A broken file fails loudly, naming the 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
-import jsonschema
-from gpuhost import yamlfile
 from packaging.version import Version
 
+from gpuhost import yamlfile
 from gpuhost.errors import MatrixError
 
 DATA_FILES = ("cuda.yaml", "drivers.yaml", "architectures.yaml", "gpus.yaml", "pytorch.yaml")
@@ -180,6 +181,8 @@ def _read_files(data_dir) -> tuple[dict, dict[str, str]]:
 
 
 def _validate(merged: dict, origin: dict[str, str], schema: dict) -> None:
+    import jsonschema  # noqa: PLC0415 (about 90 ms to import: only when the files are new to us)
+
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(merged))
     if error is None:
@@ -250,9 +253,35 @@ def _build(raw: dict) -> Matrix:
 def load_matrix_from(data_dir: Path) -> Matrix:
     """Read, validate and index the data files in data_dir (tests point this at broken copies)."""
     merged, origin = _read_files(Path(data_dir))
-    schema = json.loads((Path(data_dir) / "matrix.schema.json").read_text())
-    _validate(merged, origin, schema)
+    schema_text = (Path(data_dir) / "matrix.schema.json").read_text()
+    stamp = _validated_stamp(merged, schema_text)
+    if stamp is None or not stamp.exists():
+        _validate(merged, origin, json.loads(schema_text))
+        _touch(stamp)
     return _build(merged)
+
+
+def _validated_stamp(merged: dict, schema_text: str) -> Path | None:
+    """A file whose presence says: exactly this data passed exactly this schema before.
+
+    Validation is the slow part of loading (jsonschema's import), and the data rarely changes, so
+    every deploy and CLI run would pay it for nothing. The name is a hash of data and schema, so
+    any edit is validated again. Without a cache directory, validation simply always runs."""
+    root = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache" if Path.home().is_dir() else None)
+    if root is None:
+        return None
+    digest = hashlib.sha256((json.dumps(merged, sort_keys=True, default=str) + schema_text).encode()).hexdigest()
+    return Path(root) / "gpuhost" / f"matrix-valid-{digest[:32]}"
+
+
+def _touch(stamp: Path | None) -> None:
+    if stamp is None:
+        return
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+    except OSError:
+        pass  # a read-only home: validate again next time
 
 
 @cache

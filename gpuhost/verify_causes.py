@@ -20,7 +20,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jsonschema
 from gpuhost import yamlfile
 
 from gpuhost.errors import GpuhostError
@@ -116,6 +115,8 @@ def _default_causes() -> tuple[Cause, ...]:
 
 
 def _load(path: Path) -> tuple[Cause, ...]:
+    import jsonschema  # noqa: PLC0415 (heavy: only when a verdict is classified)
+
     try:
         data = yamlfile.load(path.read_text())
     except (OSError, yamlfile.YAMLError) as exc:

@@ -151,3 +151,14 @@ def test_identify_pci_places_any_device_by_codename(device, pci_name, cc, arch):
 def test_identify_pci_without_marketing_name():
     gpu = identify_pci("2399", "GH100")  # a bare pci.ids name, as its 2321 line reads
     assert (gpu.name, gpu.architecture) == ("GH100", "Hopper")
+
+
+def test_validation_is_remembered_per_content_and_an_edit_is_validated_again(data_copy, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    load_matrix_from(data_copy)
+    assert len(list((tmp_path / "cache" / "gpuhost").glob("matrix-valid-*"))) == 1
+    load_matrix_from(data_copy)  # the same content: the stamp is found, nothing new is written
+    assert len(list((tmp_path / "cache" / "gpuhost").glob("matrix-valid-*"))) == 1
+    edit(data_copy / "gpus.yaml", lambda c: c["gpus"][3].pop("source"))
+    with pytest.raises(MatrixError, match=r"gpus\.yaml: entry gpus\[3\]: 'source' is a required property"):
+        load_matrix_from(data_copy)
