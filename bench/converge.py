@@ -8,6 +8,8 @@ deploy, then measures each figure `--rounds` times, interleaved (median, min, ma
 
   ssh floor      one SSH connection + `true` per host, all hosts at once (paramiko, one thread
                  per host): the network-and-sshd cost that no tool can avoid
+  ssh snapshot   the same with the snapshot command instead of `true`: what the one reading
+                 costs the hosts (diagnostic: the lab's hosts share this machine's CPUs)
   pyinfra floor  `pyinfra INVENTORY exec -y -- true`: the same plus pyinfra's start-up and its
                  own connection handling; the fair floor for a pyinfra deploy
   re-run         `pyinfra INVENTORY deploys/gpu_host.py -y` on the converged hosts (checked:
@@ -47,6 +49,7 @@ import paramiko
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from facts.snapshot import COMMAND as SNAPSHOT  # noqa: E402
 from gpuhost.gpus import identify  # noqa: E402
 from gpuhost.lab import HostSpec, Lab  # noqa: E402
 from gpuhost.lab.driver_repo import build_repository, repository_data  # noqa: E402
@@ -84,10 +87,12 @@ def main() -> int:
             _push_stand_in_image(lab)
             _prepare_hosts(lab)
             provision = _provision(lab)
+            _settle()
             inventory = str(lab.inventory_path)
             load_before = os.getloadavg()
             results = _rounds(args.rounds, {
                 "ssh_floor": lambda: _ssh_floor(lab),
+                "ssh_snapshot": lambda: _ssh_floor(lab, SNAPSHOT),
                 "pyinfra_floor": lambda: _run([pyinfra_bin(), inventory, "exec", "-y", "--", "true"]),
                 "rerun": lambda: _rerun(lab),
                 "inspect": lambda: _run([_gpuhost_bin(), "inspect", inventory, "--json"]),
@@ -147,6 +152,13 @@ def _provision(lab: Lab) -> float:
     return time.monotonic() - started
 
 
+def _settle(limit: float = 300) -> None:
+    """Wait (bounded) for the provisioning's load to pass: 1-minute load average below the CPUs."""
+    deadline = time.monotonic() + limit
+    while os.getloadavg()[0] > (os.cpu_count() or 1) and time.monotonic() < deadline:
+        time.sleep(5)
+
+
 def _rerun(lab: Lab) -> None:
     proc = lab.pyinfra("deploys/gpu_host.py", "-y")
     rows = summary_rows(proc.stdout)
@@ -163,16 +175,17 @@ def _commands_per_host(lab: Lab) -> dict:
     return {"min": counts[0], "median": statistics.median(counts), "max": counts[-1]}
 
 
-def _ssh_floor(lab: Lab) -> None:
+def _ssh_floor(lab: Lab, command: str = "true") -> None:
     def one(host):
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         client.connect("127.0.0.1", port=host.port, username="root", key_filename=str(host.key_path),
                        look_for_keys=False, allow_agent=False, timeout=30)
         try:
-            _, stdout, _ = client.exec_command("true")
+            _, stdout, _ = client.exec_command(command)
+            stdout.read()
             if stdout.channel.recv_exit_status() != 0:
-                raise RuntimeError(f"{host.name}: true failed")
+                raise RuntimeError(f"{host.name}: {command[:20]} failed")
         finally:
             client.close()
     _each(lab.hosts, one)
@@ -239,7 +252,7 @@ def render(doc: dict) -> str:
              f"{doc['machine']['cpu']} (provisioned once in {doc['provision_seconds']} s; load average "
              f"{doc['load_average_1m'][0]} before, {doc['load_average_1m'][1]} after)", "",
              f"{'figure':<16}{'median s':>10}{'min':>8}{'max':>8}{'x pyinfra floor':>17}"]
-    for key, label in (("ssh_floor", "ssh floor"), ("pyinfra_floor", "pyinfra floor"),
+    for key, label in (("ssh_floor", "ssh floor"), ("ssh_snapshot", "ssh snapshot"), ("pyinfra_floor", "pyinfra floor"),
                        ("rerun", "no-op re-run"), ("inspect", "gpuhost inspect")):
         v = s[key]
         lines.append(f"{label:<16}{v['median']:>10.2f}{v['min']:>8.2f}{v['max']:>8.2f}{v['median'] / floor:>17.2f}")

@@ -67,7 +67,14 @@ echo "@@package_manager $pm"
 hd=absent; [ -e "/lib/modules/$k/build/Makefile" ] && hd=present
 echo "@@headers_dir $hd"
 if command -v apt-cache >/dev/null 2>&1; then
-  echo "@@headers_apt linux-headers-$k"; apt-cache policy "linux-headers-$k" 2>/dev/null | head -n 3
+  echo "@@headers_apt linux-headers-$k"
+  # With the headers in place their version is all we need: dpkg is quick, apt-cache's policy is
+  # the slowest reading of this script (it loads apt's whole cache).
+  if [ "$hd" = present ] && v=$(dpkg-query -W -f='${Version}' "linux-headers-$k" 2>/dev/null) && [ -n "$v" ]; then
+    echo "  Installed: $v"
+  else
+    apt-cache policy "linux-headers-$k" 2>/dev/null | head -n 3
+  fi
 elif command -v rpm >/dev/null 2>&1; then
   echo "@@headers_rpm kernel-devel-$k"; rpm -q "kernel-devel-$k" 2>/dev/null | grep -v 'not installed'
   echo '@@headers_dnf'
