@@ -19,15 +19,14 @@ deploy, then measures each figure `--rounds` times, interleaved (median, min, ma
 and the commands each host executed during one re-run, counted by the host's own sshd
 (LogLevel DEBUG1: one "Starting session: command" line per command).
 
-What the hosts are: each is planned for an H100 (`target_gpus`, the lab has no GPU), gets the
-driver from a signed local repository of TEST FIXTURE packages named like NVIDIA's (the same
-one the driver e2e uses), Debian's docker.io from Debian's mirror, the TEST FIXTURE
-nvidia-container-runtime binaries the container e2e uses (NVIDIA's packages are unreachable
-here), the nvidia runtime merged into daemon.json, and the plan's image tag pre-pulled from the
-lab registry. That image is a few-kB stand-in pushed under the plan's tag: the re-run only
-checks that the tag is present with its digest, and without a GPU the torch check is not run
-(`verify: auto` skips hosts with no GPU attached), so its content does not enter the figures.
-The lab is torn down at the end, whatever happens.
+What the hosts are: each is planned for an H100 (`target_gpus`, the lab has no GPU) and goes
+through every stage with the lab's stand-ins (gpuhost/lab/stand_ins.py): the driver and the
+container toolkit from signed local repositories of TEST FIXTURE packages named like NVIDIA's,
+Debian's docker.io from Debian's mirror, the nvidia runtime merged into daemon.json, and the
+plan's image tag pre-pulled from the lab registry. That image is a one-file stand-in: the
+re-run only checks that the tag is present with its digest, and without a GPU the torch check
+is not run (`verify: auto`), so its content does not enter the figures. The lab is torn down
+at the end, whatever happens.
 """
 
 from __future__ import annotations
@@ -50,20 +49,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from facts.snapshot import COMMAND as SNAPSHOT  # noqa: E402
-from gpuhost.gpus import identify  # noqa: E402
 from gpuhost.lab import HostSpec, Lab  # noqa: E402
-from gpuhost.lab.driver_repo import build_repository, repository_data  # noqa: E402
-from gpuhost.lab.engine import docker  # noqa: E402
-from gpuhost.lab.image import one_file_image  # noqa: E402
 from gpuhost.lab.lab import pyinfra_bin  # noqa: E402
 from gpuhost.lab.results import summary_rows  # noqa: E402
-from gpuhost.resolver import Policy, resolve  # noqa: E402
+from gpuhost.lab.stand_ins import StandIns  # noqa: E402
 
-FIXTURES = REPO / "tests" / "operations" / "docker_fixtures"
 COUNT = "journalctl -u ssh --no-pager -o cat | grep -c 'Starting session: command' || true"
-SETUP = ("mkdir -p /etc/docker && printf '%s\\n' '{\"insecure-registries\": [\"registry:5000\"]}' "
-         "> /etc/docker/daemon.json && echo 'LogLevel DEBUG1' > /etc/ssh/sshd_config.d/zz-count.conf "
-         "&& systemctl reload ssh")
+COUNTING = "echo 'LogLevel DEBUG1' > /etc/ssh/sshd_config.d/zz-count.conf && systemctl reload ssh"  # sshd logs commands
 
 
 def main() -> int:
@@ -77,15 +69,13 @@ def main() -> int:
     out = args.json or REPO / "bench" / "results" / f"converge-{args.hosts}.json"
 
     with tempfile.TemporaryDirectory() as tmp:
-        fingerprint = build_repository(Path(tmp))
-        data = {**repository_data(fingerprint), "registry": "registry:5000", "toolkit_source": "keep",
-                "apt_lock_timeout": 600}
-        specs = [HostSpec(f"b{i:02d}", data) for i in range(1, args.hosts + 1)]
+        stand_ins = StandIns.build(Path(tmp))
+        specs = [HostSpec(f"b{i:02d}", {**stand_ins.data, "apt_lock_timeout": 600})
+                 for i in range(1, args.hosts + 1)]
         started = time.monotonic()
         with Lab(specs) as lab:
-            lab.serve_directory(Path(tmp) / "repo", name="apt")
-            _push_stand_in_image(lab)
-            _prepare_hosts(lab)
+            stand_ins.install(lab)
+            _each(lab.hosts, lambda host: host.exec(COUNTING, check=True))
             provision = _provision(lab)
             _settle()
             inventory = str(lab.inventory_path)
@@ -120,26 +110,6 @@ def main() -> int:
 
 
 # --- the lab --------------------------------------------------------------------------------------
-
-
-def _push_stand_in_image(lab: Lab) -> None:
-    """A one-file image under the plan's tag in the lab registry (see the module docstring)."""
-    registry = lab.registry()
-    tag = resolve([identify("H100")], current_driver=None, policy=Policy(registry="registry:5000")).image.tag
-    local = f"{registry.local_address}/{tag.split('/', 1)[1]}"
-    one_file_image(local, "STAND-IN", "gpuhost bench stand-in for the plan's image: no torch here\n")
-    docker("push", local, timeout=300)
-    docker("image", "rm", local)
-
-
-def _prepare_hosts(lab: Lab) -> None:
-    """The registry trusted over plain HTTP, commands counted by sshd, the runtime stand-ins."""
-    def prepare(host):
-        host.exec(SETUP, check=True)
-        for name in ("nvidia-container-runtime", "nvidia-container-runtime-hook"):
-            host.exec(f"cat > /usr/bin/{name} && chmod 755 /usr/bin/{name}",
-                      input=(FIXTURES / name).read_text(), check=True)
-    _each(lab.hosts, prepare)
 
 
 def _provision(lab: Lab) -> float:

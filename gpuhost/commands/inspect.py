@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ import typer
 
 from gpuhost.errors import GpuhostError, UsageError
 
-COMMANDS_PER_HOST = 1  # HostSnapshot: the three fact scripts in one shell command
+COMMANDS_PER_HOST = 1
+YAML_INVENTORY_ENTRY = Path(__file__).resolve().parents[2] / "inventories" / "lab.py"  # reads GPUHOST_INVENTORY  # HostSnapshot: the three fact scripts in one shell command
 
 
 @dataclass
@@ -40,12 +42,27 @@ class HostReading:
 # --- Reading the fleet (I/O) -------------------------------------------------------------------
 
 
+def inventory_entry(inventory: str) -> str:
+    """What pyinfra loads for `inventory`. A YAML file goes through inventories/lab.py
+    (GPUHOST_INVENTORY), exactly as `pyinfra inventories/lab.py` reads it, group_data included,
+    so what inspect and upgrade read is what the deploy reads."""
+    path = Path(inventory)
+    if path.suffix not in (".yaml", ".yml"):
+        return inventory
+    if not path.is_file():
+        raise UsageError(f"inventory {inventory} not found: give an inventory file or a host list (a,b)")
+    if not YAML_INVENTORY_ENTRY.is_file():  # an installed package without the repository's inventories/
+        return inventory
+    os.environ["GPUHOST_INVENTORY"] = str(path.resolve())
+    return str(YAML_INVENTORY_ENTRY)
+
+
 def load_inventory(inventory: str, limit: list[str]):
     """A pyinfra Inventory from a .py/.yaml file, a host list or a connector (@local)."""
     from pyinfra.api import Inventory
     from pyinfra_cli.inventory import make_inventory_from_files
 
-    path = Path(inventory)
+    path = Path(inventory_entry(inventory))
     try:
         if path.suffix in (".yaml", ".yml"):
             from gpuhost.inventory_file import load_hosts

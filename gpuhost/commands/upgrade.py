@@ -53,7 +53,6 @@ from gpuhost.errors import GpuhostError, UsageError
 
 REPO_ROOT = Path(gpuhost.__file__).resolve().parents[1]
 DEFAULT_DEPLOY = REPO_ROOT / "deploys" / "driver.py"
-YAML_INVENTORY_ENTRY = REPO_ROOT / "inventories" / "lab.py"  # reads GPUHOST_INVENTORY
 DRAIN_POLL_SECONDS = 5
 
 
@@ -92,19 +91,6 @@ def inventory_hosts(inventory: str, limit: list[str]) -> list[str]:
         raise UsageError(f"host {host.name} has the name of an inventory group, so pyinfra's --limit would "
                          f"select the whole group: rename the host or the group")
     return [host.name for host in hosts]
-
-
-def pyinfra_inventory(inventory: str) -> str:
-    """The inventory both the readings and pyinfra's CLI load. A YAML file goes through
-    inventories/lab.py (GPUHOST_INVENTORY), exactly as `pyinfra inventories/lab.py` reads it,
-    group_data included, so the plan read here is the plan the deploy makes."""
-    path = Path(inventory)
-    if path.suffix not in (".yaml", ".yml"):
-        return inventory
-    if not path.is_file():
-        raise UsageError(f"inventory {inventory} not found: give an inventory file or a host list (a,b)")
-    os.environ["GPUHOST_INVENTORY"] = str(path.resolve())
-    return str(YAML_INVENTORY_ENTRY)
 
 
 def resolve_deploy(deploy: Optional[str]) -> Path:
@@ -389,7 +375,9 @@ def upgrade_command(
     if reboot is not None and reboot not in ("auto", "never"):
         raise UsageError(f"--reboot {reboot!r}: use auto or never")
     deploy_path = resolve_deploy(deploy)
-    source = pyinfra_inventory(inventory)
+    from gpuhost.commands.inspect import inventory_entry
+
+    source = inventory_entry(inventory)
     try:
         hosts = inventory_hosts(source, list(limit or []))
     except UsageError as exc:  # name the user's file, not the entry point that read it

@@ -1,20 +1,27 @@
-"""The README's first command (`./dev demo`): one lab host, the gpu_host deploy, twice.
+"""The README's first command (`./dev demo`): two lab hosts, the gpu_host deploy, twice.
 
-Shows the real entry point end to end (`pyinfra <inventory> deploys/gpu_host.py -y` over
-SSH), the host's report, and that a second run changes nothing; then removes the lab.
-Exit status 0 only when the first run succeeds and the second changes nothing.
+Shows the real entry point end to end (`pyinfra <inventory> deploys/gpu_host.py -y` over SSH):
+`gpu-01` is planned for an H100 and goes through every stage with the lab's stand-ins
+(gpuhost/lab/stand_ins.py: the driver and the container toolkit from signed local repositories
+of TEST FIXTURE packages, Docker from Debian, the nvidia runtime merged into daemon.json, the
+plan's image pulled from the lab registry); `cpu-01` has no GPU and is skipped. Then the
+report, and a second run that changes nothing; then the lab is removed. Exit status 0 only when
+the first run succeeds and the second changes nothing.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from gpuhost.lab import HostSpec, Lab
 from gpuhost.lab.engine import docker, ensure_engine
 from gpuhost.lab.image import ensure_host_image
-from gpuhost.lab.results import changed, summary
+from gpuhost.lab.results import summary_rows
+from gpuhost.lab.stand_ins import StandIns
 from gpuhost.lab.state import LABEL
 
 DEPLOY = "deploys/gpu_host.py"
@@ -32,6 +39,32 @@ def timed(label: str, func):
     return value
 
 
+def runs(lab) -> bool:
+    step(f"First run: pyinfra <lab inventory> {DEPLOY} -y")
+    first = lab.pyinfra(DEPLOY, "-y", echo=True)
+    if first.returncode != 0:
+        print("demo: the first run failed (see above)", file=sys.stderr)
+        return False
+
+    step(f"gpu-01's report ({REPORT}, read over SSH)")
+    report = lab.host("gpu-01").ssh(f"cat {REPORT}")
+    if report.returncode != 0:
+        print(f"demo: no report on the host: {report.stderr.strip()}", file=sys.stderr)
+        return False
+    print("    " + json.dumps(json.loads(report.stdout), indent=2).replace("\n", "\n    "))
+
+    step("Second run: the same deploy again should change nothing")
+    second = lab.pyinfra(DEPLOY, "-y")
+    rows = summary_rows(second.stdout)
+    print(second.stdout[second.stdout.rfind("\nHOST ") + 1:].rstrip())
+    if second.returncode != 0 or len(rows) != 2 or any(r["CHANGES"] != "0" for r in rows.values()):
+        print(second.stdout[-3000:])
+        print("demo: the second run was not clean (see above)", file=sys.stderr)
+        return False
+    print("    nothing changed: the deploy is idempotent (one command per host: the snapshot)")
+    return True
+
+
 def main() -> int:
     step("Docker engine")
     timed(f"engine at {ensure_engine()}", lambda: None)
@@ -39,35 +72,17 @@ def main() -> int:
     image = timed("image ready", ensure_host_image)
     print(f"    {image}")
 
-    step("Starting one lab host")
-    with Lab([HostSpec("demo-host")]) as lab:
-        host = lab.hosts[0]
-        print(f"    demo-host: systemd container, sshd on 127.0.0.1:{host.port}, key {host.key_path}")
-        print(f"    inventory: {lab.inventory_path}")
-
-        step(f"First run: pyinfra <lab inventory> {DEPLOY} -y")
-        first = lab.pyinfra(DEPLOY, "-y", echo=True)
-        print(f"\n    first run: exit {first.returncode}; {summary(first.stdout)}")
-        if first.returncode != 0:
-            print("demo: the first run failed (see above)", file=sys.stderr)
-            return 1
-
-        step(f"The host's report ({REPORT}, read over SSH)")
-        report = host.ssh(f"cat {REPORT}")
-        if report.returncode != 0:
-            print(f"demo: no report on the host: {report.stderr.strip()}", file=sys.stderr)
-            return 1
-        print("    " + json.dumps(json.loads(report.stdout), indent=2).replace("\n", "\n    "))
-
-        step("Second run: the same deploy again should change nothing")
-        second = lab.pyinfra(DEPLOY, "-y")
-        print(f"    second run: exit {second.returncode}; {summary(second.stdout)}")
-        if second.returncode != 0 or changed(second.stdout):
-            print(second.stdout[-3000:])
-            print("demo: the second run was not clean (see above)", file=sys.stderr)
-            return 1
-        print("    nothing changed: the deploy is idempotent")
-        lab_id = lab.id
+    step("Starting two lab hosts: gpu-01 (planned for an H100, with the lab's stand-ins), cpu-01")
+    with tempfile.TemporaryDirectory() as tmp:
+        stand_ins = StandIns.build(Path(tmp))
+        with Lab([HostSpec("gpu-01", stand_ins.data), HostSpec("cpu-01")]) as lab:
+            stand_ins.install(lab, hosts=[lab.host("gpu-01")])
+            for host in lab.hosts:
+                print(f"    {host.name}: systemd container, sshd on 127.0.0.1:{host.port}")
+            print(f"    inventory: {lab.inventory_path}")
+            if not runs(lab):
+                return 1
+            lab_id = lab.id
 
     step("Cleaned up")
     left = docker("ps", "-a", "--filter", f"label={LABEL}={lab_id}", "-q").stdout.split()

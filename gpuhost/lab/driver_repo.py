@@ -1,14 +1,24 @@
-"""A signed local apt repository of TEST FIXTURE packages standing in for NVIDIA's driver repository.
+"""Signed local apt repositories of TEST FIXTURE packages standing in for NVIDIA's repositories.
 
-NVIDIA's CUDA repository is not reachable from the lab, so e2e tests and benchmarks build this
-one: packages named like NVIDIA's (nvidia-driver-pinning-580, nvidia-open, nvidia-persistenced;
-they hold no driver, only a marker file and a systemd unit), signed with a gpg key generated per
-run whose fingerprint the host data pins. Serve it with `lab.serve_directory(root / "repo",
-name="apt")` (http://apt:8080/). Everything gpuhost does with it is real: fingerprint check,
-keyring, deb822 source, apt-get update/install, apt-mark hold, the nouveau blacklist, systemctl
-enable. Why not Debian's own non-free nvidia-driver: it is branch 535 with proprietary modules
-only, while an H100 plan is R580 open, and its DKMS build cannot succeed here (no headers for
-the machine's kernel).
+NVIDIA's CUDA repository and its libnvidia-container (container toolkit) repository are not
+reachable from the lab, so e2e tests and benchmarks build one of these: packages named like
+NVIDIA's, holding fixture files only, signed with a gpg key generated per run whose fingerprint
+the host data pins. Serve it with `lab.serve_directory(root / "repo", name="apt")`
+(http://apt:8080/). Everything gpuhost does with it is real: fingerprint check, keyring, deb822
+source, apt-get update/install of exact versions, apt-mark hold, systemctl enable.
+
+- FIXTURE_PACKAGES (the default): the driver (nvidia-driver-pinning-580, nvidia-open,
+  nvidia-persistenced; a marker file and a systemd unit, no driver). Why not Debian's own
+  non-free nvidia-driver: it is branch 535 with proprietary modules only, while an H100 plan
+  is R580 open, and its DKMS build cannot succeed here (no headers for the machine's kernel).
+- TOOLKIT_PACKAGES: the container toolkit's four packages, laid out and depending on each other
+  as NVIDIA's (github.com/NVIDIA/nvidia-container-toolkit, packaging/debian/control and
+  *.install: -base ships nvidia-ctk and nvidia-container-runtime, nvidia-container-toolkit the
+  hook). Their programs are shell scripts written for the tests (see each file's header).
+
+    fingerprint = build_repository(root)                                    # the driver's
+    fingerprint = build_repository(root, packages=TOOLKIT_PACKAGES,
+                                   versions=(TOOLKIT_VERSION, TOOLKIT_NEWER))  # two versions
 """
 
 from __future__ import annotations
@@ -16,9 +26,13 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 VERSION = "580.95.05-1"
+# name -> {"depends": control Depends or None, "files": {path: text}}. "@VERSION@" in either is
+# replaced by the package version, "@UPSTREAM@" by its upstream part; text that starts with
+# "#!" is installed executable.
 FIXTURE_PACKAGES = {
     "nvidia-driver-pinning-580": {"depends": None, "files": {}},
     "nvidia-persistenced": {"depends": None, "files": {
@@ -27,12 +41,119 @@ FIXTURE_PACKAGES = {
             "[Service]\nType=oneshot\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n"}},
     "nvidia-open": {"depends": "nvidia-persistenced", "files": {}},
 }
+
+TOOLKIT_VERSION = "1.17.8-1"  # container_repos.yaml's default_version
+TOOLKIT_NEWER = "1.18.0-1"  # also in the repository: a pinned host must not take it
+
+# TEST FIXTURE nvidia-ctk: the three calls gpuhost makes, answering in the real tool's formats.
+# `--version`: "NVIDIA Container Toolkit CLI version 1.17.8" + "commit: ..." (as the real CLI
+# prints, e.g. the 1.17.8 session in github.com/ssst0n3/docker_archive,
+# nvidia-container-toolkit/v1.17.8/README.md). `cdi generate`: the real tool asks NVML for the
+# driver version; this stand-in reads the kernel module's /sys/module/nvidia/version, else
+# nvidia-smi's driver_version (the lab's test hosts have a TEST FIXTURE nvidia-smi), and fails
+# like the real one without a driver. The spec it writes is shaped like the real one
+# (cdiVersion, kind nvidia.com/gpu, devices, a libcuda.so.<driver> mount), much shortened.
+# `system create-dev-char-symlinks --create-all`: links /dev/char/MAJ:MIN to each /dev/nvidia*
+# character device (the lab has none) and logs the call to /var/log/gpuhost-fixture-nvidia-ctk.log.
+NVIDIA_CTK = r"""#!/bin/sh
+# TEST FIXTURE (gpuhost e2e), not NVIDIA's nvidia-ctk: a shell stand-in built into the lab's
+# fixture repository by gpuhost/lab/driver_repo.py. It implements only what gpuhost calls.
+log=/var/log/gpuhost-fixture-nvidia-ctk.log
+echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) nvidia-ctk $*" 2>/dev/null >>"$log"
+case "$1" in
+  --version|-v)
+    echo "NVIDIA Container Toolkit CLI version @UPSTREAM@"
+    echo "commit: 0000000000000000000000000000000000000000 (TEST FIXTURE)"
+    ;;
+  cdi)
+    [ "$2" = generate ] || { echo "fixture nvidia-ctk: only 'cdi generate' is implemented" >&2; exit 2; }
+    shift 2; out=
+    while [ $# -gt 0 ]; do
+      case "$1" in --output=*) out=${1#--output=};; --output) shift; out=$1;; esac; shift
+    done
+    driver=$(cat /sys/module/nvidia/version 2>/dev/null)
+    [ -n "$driver" ] || driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n 1)
+    if [ -z "$driver" ]; then
+      echo 'ERRO[0000] failed to generate CDI spec: failed to create device CDI specs: failed to initialize NVML: ERROR_LIBRARY_NOT_FOUND' >&2
+      exit 1
+    fi
+    echo "INFO[0000] Using driver version $driver" >&2
+    spec="---
+# TEST FIXTURE CDI spec written by the gpuhost e2e stand-in for nvidia-ctk, not NVIDIA's output
+cdiVersion: 0.5.0
+containerEdits:
+  deviceNodes:
+  - path: /dev/nvidiactl
+  mounts:
+  - containerPath: /usr/lib/x86_64-linux-gnu/libcuda.so.$driver
+    hostPath: /usr/lib/x86_64-linux-gnu/libcuda.so.$driver
+    options:
+    - ro
+    - nosuid
+    - nodev
+    - bind
+devices:
+- containerEdits:
+    deviceNodes:
+    - path: /dev/nvidia0
+  name: \"0\"
+- containerEdits:
+    deviceNodes:
+    - path: /dev/nvidia0
+  name: all
+kind: nvidia.com/gpu"
+    if [ -z "$out" ]; then printf '%s\n' "$spec"; exit 0; fi
+    mkdir -p "$(dirname "$out")" && printf '%s\n' "$spec" > "$out.tmp" && mv -f "$out.tmp" "$out" || exit 1
+    echo "INFO[0000] Generated CDI spec with version 0.5.0" >&2
+    ;;
+  system)
+    [ "$2" = create-dev-char-symlinks ] || { echo "fixture nvidia-ctk: only 'system create-dev-char-symlinks'" >&2; exit 2; }
+    n=0
+    for node in /dev/nvidia*; do
+      [ -c "$node" ] || continue
+      mm=$(stat -c '%t %T' "$node") || continue
+      set -- $mm; mkdir -p /dev/char; ln -sfn "../${node#/dev/}" "/dev/char/$((0x$1)):$((0x$2))"; n=$((n + 1))
+    done
+    echo "fixture nvidia-ctk: $n /dev/char symlinks" 2>/dev/null >>"$log"
+    ;;
+  *) echo "fixture nvidia-ctk: '$1' is not implemented" >&2; exit 2;;
+esac
+"""
+# Like tests/operations/docker_fixtures/nvidia-container-runtime and -hook (written for the tests).
+NVIDIA_CONTAINER_RUNTIME = """#!/bin/sh
+# TEST FIXTURE (gpuhost e2e), not NVIDIA's nvidia-container-runtime: hands every call to runc.
+exec runc "$@"
+"""
+NVIDIA_CONTAINER_RUNTIME_HOOK = """#!/bin/sh
+# TEST FIXTURE (gpuhost e2e), not NVIDIA's hook: reads the state runc passes, exposes no GPU.
+cat >/dev/null
+exit 0
+"""
+TOOLKIT_PACKAGES = {
+    "libnvidia-container1": {"depends": None, "files": {}},
+    "libnvidia-container-tools": {"depends": "libnvidia-container1 (>= @VERSION@)", "files": {}},
+    "nvidia-container-toolkit-base": {"depends": None, "files": {
+        "usr/bin/nvidia-ctk": NVIDIA_CTK,
+        "usr/bin/nvidia-container-runtime": NVIDIA_CONTAINER_RUNTIME}},
+    "nvidia-container-toolkit": {
+        "depends": "nvidia-container-toolkit-base (= @VERSION@), libnvidia-container-tools (= @VERSION@), "
+                   "libnvidia-container-tools (<< 2.0.0)",
+        "files": {"usr/bin/nvidia-container-runtime-hook": NVIDIA_CONTAINER_RUNTIME_HOOK}},
+}
+
+
 def _run(*args, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
 
 
-def build_repository(root: Path) -> str:
-    """A flat, signed apt repository of fixture packages; returns the signing key's fingerprint."""
+def _fill(text: str, version: str) -> str:
+    return text.replace("@VERSION@", version).replace("@UPSTREAM@", version.rsplit("-", 1)[0])
+
+
+def build_repository(root: Path, packages: Mapping[str, dict] = FIXTURE_PACKAGES,
+                     versions: Sequence[str] = (VERSION,)) -> str:
+    """A flat, signed apt repository (root/"repo") of `packages`, each built at every one of
+    `versions`; returns the signing key's fingerprint. The key is root/"repo"/fixture-key.asc."""
     repo, gnupg = root / "repo", root / "gnupg"
     repo.mkdir(parents=True)
     gnupg.mkdir(mode=0o700)
@@ -41,34 +162,47 @@ def build_repository(root: Path) -> str:
     fingerprint = next(line.split(":")[9] for line in
                        _run(*gpg, "--with-colons", "--list-keys").stdout.splitlines() if line.startswith("fpr"))
     stanzas = []
-    for name, spec in FIXTURE_PACKAGES.items():
-        tree = root / "build" / name
-        (tree / "DEBIAN").mkdir(parents=True)
-        control = (f"Package: {name}\nVersion: {VERSION}\nArchitecture: all\nMaintainer: gpuhost tests "
-                   f"<fixture@gpuhost.invalid>\nDescription: TEST FIXTURE standing in for NVIDIA's {name}\n")
-        if spec["depends"]:
-            control += f"Depends: {spec['depends']}\n"
-        (tree / "DEBIAN" / "control").write_text(control)
-        for path, text in {f"usr/share/doc/{name}/FIXTURE": "gpuhost e2e test fixture\n", **spec["files"]}.items():
-            (tree / path).parent.mkdir(parents=True, exist_ok=True)
-            (tree / path).write_text(text)
-        deb = repo / f"{name}_{VERSION}_all.deb"
-        _run("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(deb))
-        data = deb.read_bytes()
-        stanzas.append(control + f"Filename: ./{deb.name}\nSize: {len(data)}\n"
-                       f"SHA256: {hashlib.sha256(data).hexdigest()}\n")
-    packages = "\n".join(stanzas).encode()
-    (repo / "Packages").write_bytes(packages)
+    for version in versions:
+        for name, spec in packages.items():
+            stanzas.append(_package(root / "build" / f"{name}_{version}", repo, name, version, spec))
+    index = "\n".join(stanzas).encode()
+    (repo / "Packages").write_bytes(index)
     release = (f"Origin: gpuhost-e2e-fixture\nLabel: gpuhost-e2e-fixture\nDate: "
                f"{time.strftime('%a, %d %b %Y %H:%M:%S UTC', time.gmtime())}\nSHA256:\n"
-               f" {hashlib.sha256(packages).hexdigest()} {len(packages)} Packages\n")
+               f" {hashlib.sha256(index).hexdigest()} {len(index)} Packages\n")
     (repo / "Release").write_text(release)
     _run(*gpg, "--local-user", fingerprint, "--clearsign", "-o", str(repo / "InRelease"), str(repo / "Release"))
     (repo / "fixture-key.asc").write_text(_run(*gpg, "--armor", "--export", fingerprint).stdout)
     return fingerprint
 
 
+def _package(tree: Path, repo: Path, name: str, version: str, spec: dict) -> str:
+    """Build one .deb into the repository; returns its Packages stanza."""
+    (tree / "DEBIAN").mkdir(parents=True)
+    control = (f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: gpuhost tests "
+               f"<fixture@gpuhost.invalid>\nDescription: TEST FIXTURE standing in for NVIDIA's {name}\n")
+    if spec.get("depends"):
+        control += f"Depends: {_fill(spec['depends'], version)}\n"
+    (tree / "DEBIAN" / "control").write_text(control)
+    for path, text in {f"usr/share/doc/{name}/FIXTURE": "gpuhost e2e test fixture\n", **spec["files"]}.items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).write_text(_fill(text, version))
+        (tree / path).chmod(0o755 if text.startswith("#!") else 0o644)
+    deb = repo / f"{name}_{version}_all.deb"
+    _run("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(deb))
+    data = deb.read_bytes()
+    return control + f"Filename: ./{deb.name}\nSize: {len(data)}\nSHA256: {hashlib.sha256(data).hexdigest()}\n"
+
+
 def repository_data(fingerprint: str, url: str = "http://apt:8080/") -> dict:
     """Host data that plans an H100 host without a GPU and points its driver at the fixture repository."""
     return {"target_gpus": ["H100"], "reboot": "never", "driver_repository": url,
             "driver_repository_key": f"{url}fixture-key.asc", "driver_repository_fingerprint": fingerprint}
+
+
+def toolkit_repository_data(fingerprint: str, url: str = "http://apt:8080/",
+                            version: str = TOOLKIT_VERSION) -> dict:
+    """Host data that points the container toolkit at a fixture repository (TOOLKIT_PACKAGES)."""
+    return {"target_gpus": ["H100"], "toolkit_source": "nvidia", "toolkit_version": version,
+            "toolkit_repository": url, "toolkit_repository_key": f"{url}fixture-key.asc",
+            "toolkit_repository_fingerprint": fingerprint}

@@ -23,17 +23,20 @@ from pyinfra.operations import files
 
 from gpuhost import daemon_json as dj
 from gpuhost.errors import GpuhostError
+from gpuhost.operations.keys import pinned_key_script
 
 PULLED_RECORD = "/var/lib/gpuhost/pulled.json"
 
 
 @operation()
 def signed_apt_repo(filename: str, key_url: str, fingerprint: str, keyring: str, uri: str,
-                    suite: str, components: list[str] | None = None):
+                    suite: str, components: list[str] | None = None, allow_http: bool = False):
     """An apt repository whose signing key is pinned by fingerprint (deb822, Signed-By).
 
     + filename: base name of /etc/apt/sources.list.d/<filename>.sources
-    + key_url: where the ASCII-armoured key is downloaded from (https)
+    + key_url: where the ASCII-armoured key is downloaded from (https; see allow_http)
+    + allow_http: also accept an http:// or file:/ key_url (see pinned_key_script); only for a key URL
+      the user configured (a mirror in a closed network), never for the vendors' defaults
     + fingerprint: the 40-hex fingerprint the key must have; any other key is refused
     + keyring: where the dearmored key goes (never apt's trusted.gpg)
     + uri, suite, components: the repository line; suite "/" for a flat repository
@@ -50,28 +53,12 @@ def signed_apt_repo(filename: str, key_url: str, fingerprint: str, keyring: str,
     """
     fingerprint = fingerprint.replace(" ", "").upper()
     if not host.get_fact(File, path=keyring):
-        yield StringCommand(key_script(key_url, fingerprint, keyring))
+        yield StringCommand(pinned_key_script(key_url, fingerprint, keyring, allow_http=allow_http))
     else:
         host.noop(f"keyring {keyring} present")
     yield from files.put._inner(
         src=StringIO(deb822(uri, suite, components or [], keyring)),
         dest=f"/etc/apt/sources.list.d/{filename}.sources", mode="644",
-    )
-
-
-def key_script(key_url: str, fingerprint: str, keyring: str) -> str:
-    """Download a key, refuse it unless its fingerprint is the pinned one, then install it."""
-    q = shlex.quote
-    return (
-        "set -e; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; "
-        f"curl -fsSL --proto '=https' -o \"$t/key\" {q(key_url)}; "
-        "got=$(gpg --show-keys --with-colons \"$t/key\" | awk -F: '$1 == \"fpr\" { print $10; exit }'); "
-        f"if [ \"$got\" != {q(fingerprint)} ]; then "
-        f"echo \"gpuhost: key from {key_url} has fingerprint ${{got:-none}}, expected {fingerprint}: "
-        "refusing it (check the vendor's published fingerprint)\" >&2; exit 1; fi; "
-        f"mkdir -p {q(posixpath.dirname(keyring))}; "
-        f"gpg --dearmor --yes -o {q(keyring)}.tmp \"$t/key\"; chmod 644 {q(keyring)}.tmp; "
-        f"mv -f {q(keyring)}.tmp {q(keyring)}"
     )
 
 

@@ -19,6 +19,7 @@ from pyinfra.facts.rpm import RpmPackages
 from pyinfra.operations import systemd
 
 from gpuhost.driver_sources import DriverSource, Repository
+from gpuhost.operations.keys import pinned_key_script
 
 NOUVEAU_BLACKLIST_PATH = "/etc/modprobe.d/blacklist-nouveau.conf"
 NOUVEAU_BLACKLIST = "# written by gpuhost: the NVIDIA driver needs nouveau unloaded\nblacklist nouveau\noptions nouveau modeset=0\n"
@@ -67,22 +68,6 @@ def _yum_repo_text(repo: Repository) -> str:
             f"enabled=1\ngpgcheck=1\nrepo_gpgcheck=0\ngpgkey=file://{repo.keyring}\n")
 
 
-def _fetch_verified_key(repo: Repository) -> str:
-    """Download the key, import it into a throwaway keyring, export only the pinned fingerprint."""
-    q = shlex.quote
-    armor = " --armor" if repo.keyring.startswith("/etc/pki/") else ""
-    return (
-        "set -e; d=$(mktemp -d); trap 'rm -rf \"$d\"' EXIT; "
-        f"curl -fsSL --retry 3 -o \"$d/key\" {q(repo.key_url)}; "
-        "gpg --homedir \"$d\" --batch --quiet --import \"$d/key\"; "
-        f"gpg --homedir \"$d\" --batch --export{armor} {repo.fingerprint} > \"$d/keyring\"; "
-        f"if [ ! -s \"$d/keyring\" ]; then echo \"gpuhost: the key at {repo.key_url} is not {repo.fingerprint} "
-        "(it has: $(gpg --homedir \"$d\" --batch --with-colons --list-keys | awk -F: '/^fpr/ {print $10}' "
-        "| tr '\\n' ' ')): refusing to trust it\" >&2; exit 1; fi; "
-        f"install -D -m 644 \"$d/keyring\" {q(repo.keyring)}"
-    )
-
-
 @operation()
 def repository(source: DriverSource):
     """
@@ -108,7 +93,9 @@ def repository(source: DriverSource):
     changed = False
     if repo.fingerprint and not host.get_fact(File, path=repo.keyring):
         changed = True
-        yield StringCommand(_fetch_verified_key(repo))
+        # The distribution's and NVIDIA's own key URLs are https; any other was configured by the user.
+        yield StringCommand(pinned_key_script(repo.key_url, repo.fingerprint, repo.keyring,
+                                              allow_http=not repo.key_url.startswith("https://")))
         if source.package_manager == "dnf":
             yield f"rpm --import {shlex.quote(repo.keyring)}"
     text = repository_text(source)

@@ -6,6 +6,10 @@ Host data (all optional):
   toolkit_source: nvidia | keep           nvidia = NVIDIA's apt repository (pinned key), the four
                  packages pinned to toolkit_version; keep = use what is installed
   toolkit_version: "1.17.8-1"
+  toolkit_repository: URL                 a mirror of NVIDIA's libnvidia-container apt repository
+  toolkit_repository_key: URL             the key of a mirror that serves or signs with its own key
+                                          (http:// and file:/ allowed: the fingerprint pins it)
+  toolkit_repository_fingerprint: 40 hex  that key's fingerprint (default: NVIDIA's, pinned)
   docker_default_runtime: false           also make nvidia Docker's default runtime
   docker_cdi: false                       features.cdi + `nvidia-ctk cdi generate`
   docker_daemon_options: {}               extra daemon.json settings (the user's, applied last)
@@ -87,7 +91,7 @@ def container_runtime_stage(ctx) -> list:
     if settings.toolkit_source == "nvidia":
         repo = repos()["nvidia_container_toolkit"]
         ops += [docker_ops.signed_apt_repo(name="NVIDIA container toolkit repository (pinned key)",
-                                           **_repo_args("nvidia-container-toolkit", repo, {})),
+                                           **_toolkit_repo_args(settings)),
                 apt.packages(name=f"Install NVIDIA container toolkit {settings.toolkit_version}",
                              packages=[f"{p}={settings.toolkit_version}" for p in repo["packages"]],
                              update=True, extra_install_args=apt_lock)]
@@ -125,7 +129,7 @@ def container_pending(ctx) -> list[str]:
         pending.append("docker service")
     if settings.toolkit_source == "nvidia":
         repo = repos()["nvidia_container_toolkit"]
-        pending += _repo_pending(managed, _repo_args("nvidia-container-toolkit", repo, {}))
+        pending += _repo_pending(managed, _toolkit_repo_args(settings))
         pending += [p for p in repo["packages"] if not installed(managed, p, settings.toolkit_version)]
     path, wanted = _daemon_json_wanted(ctx)
     if not _daemon_json_current(ctx.container_state["docker"]["daemon_json"], wanted):
@@ -150,6 +154,23 @@ def _docker_repo_args(ctx) -> dict:
     os_info = (ctx.host_state or {}).get("os") or {}
     fill = {"os_id": os_info.get("id", "debian"), "codename": os_info.get("codename", "bookworm")}
     return _repo_args("docker", repos()["docker"], fill)
+
+
+def _toolkit_repo_args(settings) -> dict:
+    """NVIDIA's toolkit repository, or the mirror host data names (the same args for the
+    operation and for container_pending). A mirror's own key gets its own keyring, named by
+    its fingerprint: a keyring that holds another key is never reused; http is allowed for
+    that key URL only, since the user configured it and its fingerprint is pinned."""
+    args = _repo_args("nvidia-container-toolkit", repos()["nvidia_container_toolkit"], {})
+    if settings.toolkit_repository:
+        args["uri"] = settings.toolkit_repository
+    if settings.toolkit_repository_key:
+        args.update(key_url=settings.toolkit_repository_key, allow_http=True)
+    fingerprint = settings.toolkit_repository_fingerprint
+    if fingerprint and fingerprint != args["fingerprint"].replace(" ", "").upper():
+        args.update(fingerprint=fingerprint,
+                    keyring=f"/usr/share/keyrings/gpuhost-nvidia-container-toolkit-{fingerprint[-16:]}.gpg")
+    return args
 
 
 def _repo_pending(managed: dict, args: dict) -> list[str]:

@@ -19,3 +19,7 @@ no_gpu = "skip"  # skip | fail: what a host without an NVIDIA GPU gets
 # driver_repository_key = "https://mirror.example.com/cuda/mirror.pub"  # only for a mirror with its own key,
 # driver_repository_fingerprint = "0123 4567 89AB CDEF 0123  4567 89AB CDEF 0123 4567"  # then pin it
 # registry = "mirror.example.com:5000"  # pull the PyTorch image through this registry or mirror
+# toolkit_repository = "https://mirror.example.com/libnvidia-container/stable/deb/$(ARCH)"  # toolkit mirror
+# toolkit_repository_key = "https://mirror.example.com/libnvidia-container/mirror.pub"  # its own key,
+# toolkit_repository_fingerprint = "0123 4567 89AB CDEF 0123  4567 89AB CDEF 0123 4567"  # pinned
+# verify = "auto"  # auto | always | never: when gpu_host.py runs the torch check

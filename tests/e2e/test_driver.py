@@ -110,6 +110,6 @@ def test_repository_key_with_wrong_fingerprint_is_refused(driver_lab):
     host = driver_lab.host("wrongkey")
     proc = driver_lab.pyinfra(DEPLOY, "-y", "--limit", "wrongkey")
     assert proc.returncode != 0, proc.stdout[-3000:]
-    assert "is not 0000000000000000000000000000000000000000" in proc.stdout, proc.stdout[-3000:]
+    assert "expected 0000000000000000000000000000000000000000: refusing" in proc.stdout, proc.stdout[-3000:]
     assert "refusing to trust it" in proc.stdout
     assert host.exec("ls /usr/share/keyrings/gpuhost-nvidia-cuda-* 2>/dev/null").stdout.strip() == ""

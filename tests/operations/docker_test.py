@@ -15,7 +15,8 @@ import pytest
 
 from facts.container import ContainerState
 from gpuhost.errors import UsageError
-from gpuhost.operations.docker import apply_script, deb822, key_script, registry_of
+from gpuhost.operations.docker import apply_script, deb822, registry_of
+from gpuhost.operations.keys import pinned_key_script as key_script
 from gpuhost.container_settings import container_settings, repos
 from gpuhost.stages.container_runtime import install_problem
 from gpuhost.check import SCRIPT as CHECK_SCRIPT
@@ -156,3 +157,149 @@ def test_toolkit_packages_are_pinned_to_one_version():
         "-o Dpkg::Options::=\"--force-confold\" install -o DPkg::Lock::Timeout=300 "
         "nvidia-container-toolkit=1.17.8-1 nvidia-container-toolkit-base=1.17.8-1 "
         "libnvidia-container-tools=1.17.8-1 libnvidia-container1=1.17.8-1"]
+
+
+# --- Toolkit mirror (toolkit_repository*) and the key script's transport rule -------------------
+
+MIRROR = {"toolkit_repository": "http://mirror.lab/libnvidia-container/stable/deb/$(ARCH)",
+          "toolkit_repository_key": "http://mirror.lab/libnvidia-container/gpgkey",
+          "toolkit_repository_fingerprint": "0123 4567 89ab CDEF 0123  4567 89AB cdef 0123 4567"}
+
+
+@pytest.mark.parametrize("data, words", [
+    ({"toolkit_repository": "mirror.lab/deb"}, "toolkit_repository is 'mirror.lab/deb': use an http(s):// or file:/ URL"),
+    ({"toolkit_repository": 5}, "toolkit_repository is 5: use a quoted string"),
+    ({**MIRROR, "toolkit_repository_key": "ftp://m/k"}, "toolkit_repository_key is 'ftp://m/k': use an http(s)://"),
+    ({**MIRROR, "toolkit_repository_fingerprint": "abc"}, "toolkit_repository_fingerprint is 'abc': use the key's 40-hex"),
+    ({**MIRROR, "toolkit_repository_fingerprint": "G" * 40}, "40-hex-digit fingerprint"),
+    ({"toolkit_repository_key": "https://m/k"}, "toolkit_repository_key is set without toolkit_repository"),
+    ({"toolkit_repository": "https://m/", "toolkit_repository_fingerprint": "A" * 40},
+     "toolkit_repository_fingerprint is set without toolkit_repository_key"),
+])
+def test_bad_toolkit_mirror_settings_are_one_line(data, words):
+    with pytest.raises(UsageError) as exc:
+        container_settings(data)
+    assert words in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_toolkit_mirror_settings_are_read_and_the_fingerprint_normalised():
+    settings = container_settings(MIRROR)
+    assert settings.toolkit_repository == MIRROR["toolkit_repository"]
+    assert settings.toolkit_repository_key == MIRROR["toolkit_repository_key"]
+    assert settings.toolkit_repository_fingerprint == "0123456789ABCDEF" * 2 + "01234567"
+    assert container_settings({}).toolkit_repository is None
+
+
+def test_toolkit_repo_args_default_to_nvidia_over_https_only():
+    from gpuhost.stages.container_runtime import _toolkit_repo_args
+
+    repo = repos()["nvidia_container_toolkit"]
+    args = _toolkit_repo_args(container_settings({}))
+    assert args["key_url"] == repo["key_url"] and args["key_url"].startswith("https://")
+    assert (args["fingerprint"], args["keyring"], args["uri"]) == (repo["fingerprint"], repo["keyring"], repo["uri"])
+    assert not args.get("allow_http")
+    # A mirror that keeps NVIDIA's signatures: only the URI changes; NVIDIA's key stays https.
+    args = _toolkit_repo_args(container_settings({"toolkit_repository": "http://mirror.lab/deb"}))
+    assert args["uri"] == "http://mirror.lab/deb" and args["key_url"] == repo["key_url"]
+    assert not args.get("allow_http") and args["keyring"] == repo["keyring"]
+
+
+def test_toolkit_repo_args_of_a_mirror_with_its_own_key():
+    from gpuhost.stages.container_runtime import _toolkit_repo_args
+
+    args = _toolkit_repo_args(container_settings(MIRROR))
+    assert args["uri"] == MIRROR["toolkit_repository"] and args["suite"] == "/"
+    assert args["key_url"] == MIRROR["toolkit_repository_key"] and args["allow_http"] is True
+    assert args["fingerprint"] == "0123456789ABCDEF" * 2 + "01234567"
+    # Its own keyring, named by the fingerprint: NVIDIA's keyring (another key) is never reused.
+    assert args["keyring"] == "/usr/share/keyrings/gpuhost-nvidia-container-toolkit-89ABCDEF01234567.gpg"
+    # A copy of NVIDIA's key on the mirror: NVIDIA's pin and keyring, the configured URL.
+    copy = _toolkit_repo_args(container_settings({**MIRROR, "toolkit_repository_fingerprint": None}))
+    repo = repos()["nvidia_container_toolkit"]
+    assert (copy["fingerprint"], copy["keyring"], copy["allow_http"]) == (repo["fingerprint"], repo["keyring"], True)
+
+
+def test_the_stage_and_its_pending_check_use_the_same_mirror_args():
+    """container_pending names the mirror's keyring and sources on a real converged lab snapshot
+    (tests/fixtures/debian12-lab-host/snapshot-bench-converged.out, toolkit not installed)."""
+    from pathlib import Path
+
+    from facts.snapshot import HostSnapshot
+    from gpuhost.context import HostContext
+    from gpuhost.host_plan import plan_host
+    from gpuhost.hostdata import settings_from
+    from gpuhost.stages.container_runtime import container_pending
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "debian12-lab-host" / "snapshot-bench-converged.out"
+    snap = HostSnapshot().process(fixture.read_text().splitlines())
+    settings = settings_from({"target_gpus": ["H100"], "toolkit_source": "nvidia", **MIRROR})
+    ctx = HostContext(settings, snap["gpu"], snap["host"], plan_host(snap["gpu"], snap["host"], settings),
+                      snap["container"], snap["managed"])
+    pending = container_pending(ctx)
+    assert pending[:2] == ["/usr/share/keyrings/gpuhost-nvidia-container-toolkit-89ABCDEF01234567.gpg",
+                           "/etc/apt/sources.list.d/nvidia-container-toolkit.sources"]
+
+
+def test_key_script_allows_http_only_when_asked():
+    https_only = key_script("https://m/key", "ABCD" * 10, "/k.gpg")
+    assert "--proto '=https'" in https_only and "http,file" not in https_only
+    plain = key_script("http://m/key", "ABCD" * 10, "/k.gpg", allow_http=True)
+    assert "--proto '=https,http,file'" in plain
+    assert subprocess.run(["sh", "-n", "-c", plain]).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def two_keys(tmp_path_factory):
+    """Two real gpg keys (generated here) and armoured files: one key, and both keys in one file."""
+    import shutil
+
+    if not (shutil.which("gpg") and shutil.which("curl")):
+        pytest.skip("needs gpg and curl")
+    home = tmp_path_factory.mktemp("gnupg")
+    home.chmod(0o700)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+    for who in ("pinned", "other"):
+        subprocess.run([*gpg, "--quick-gen-key", f"gpuhost unit {who} <{who}@gpuhost.invalid>", "ed25519",
+                        "sign", "1d"], check=True, capture_output=True)
+    listing = subprocess.run([*gpg, "--with-colons", "--list-keys"], check=True, capture_output=True, text=True)
+    fingerprints = [line.split(":")[9] for line in listing.stdout.splitlines() if line.startswith("fpr")]
+    files = home.parent / "keys"
+    files.mkdir(exist_ok=True)
+    for name, which in (("pinned.asc", fingerprints[:1]), ("both.asc", fingerprints[::-1])):
+        armour = subprocess.run([*gpg, "--armor", "--export", *which], check=True, capture_output=True).stdout
+        (files / name).write_bytes(armour)
+    return {"pinned": fingerprints[0], "other": fingerprints[1], "dir": files}
+
+
+def _keyring_fingerprints(path) -> list[str]:
+    out = subprocess.run(["gpg", "--show-keys", "--with-colons", str(path)], capture_output=True, text=True).stdout
+    return [line.split(":")[9] for line in out.splitlines() if line.startswith("fpr")]
+
+
+def test_key_script_installs_only_the_pinned_key(two_keys, tmp_path):
+    """Run for real: a file holding two keys gives a keyring holding only the pinned one."""
+    keyring = tmp_path / "keyrings" / "mirror.gpg"
+    script = key_script(f"file://{two_keys['dir']}/both.asc", two_keys["pinned"], str(keyring), allow_http=True)
+    run = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert _keyring_fingerprints(keyring) == [two_keys["pinned"]]
+
+
+def test_key_script_refuses_another_key_in_one_line_and_writes_nothing(two_keys, tmp_path):
+    keyring = tmp_path / "keyrings" / "mirror.gpg"
+    script = key_script(f"file://{two_keys['dir']}/pinned.asc", two_keys["other"], str(keyring), allow_http=True)
+    run = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+    assert run.returncode == 1
+    assert run.stderr.strip() == (f"gpuhost: key from file://{two_keys['dir']}/pinned.asc has fingerprint "
+                                  f"{two_keys['pinned']}, expected {two_keys['other']}: refusing to trust it (check the "
+                                  "fingerprint its publisher gives)")
+    assert not keyring.parent.exists()
+
+
+def test_key_script_for_vendor_keys_refuses_plain_transports(two_keys, tmp_path):
+    """Without allow_http, curl refuses anything but https (here a file: URL), before any check."""
+    keyring = tmp_path / "k.gpg"
+    script = key_script(f"file://{two_keys['dir']}/pinned.asc", two_keys["pinned"], str(keyring))
+    run = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+    assert run.returncode != 0 and "protocol" in run.stderr.lower(), run.stderr
+    assert not keyring.exists()

@@ -55,3 +55,14 @@ def test_container_keys_are_part_of_the_settings():
         "keep", "ci", "REG_PW", True)
     assert check_hosts([("gpu1", {"prune_pulled_images": "yes"})]) == [
         "host gpu1: prune_pulled_images is 'yes': use true or false"]
+
+
+def test_toolkit_mirror_keys_are_part_of_the_settings_and_checked_per_host():
+    s = settings_from({"toolkit_repository": "http://mirror.lab/nvidia/", "toolkit_repository_key":
+                       "http://mirror.lab/nvidia/key.asc", "toolkit_repository_fingerprint": "ab" * 20})
+    c = s.container
+    assert (c.toolkit_repository, c.toolkit_repository_key, c.toolkit_repository_fingerprint) == (
+        "http://mirror.lab/nvidia/", "http://mirror.lab/nvidia/key.asc", "AB" * 20)
+    assert check_hosts([("gpu1", {"toolkit_repository": "https://m/", "toolkit_repository_key": "https://m/k",
+                                  "toolkit_repository_fingerprint": "C95B 321B"})]) == [
+        "host gpu1: toolkit_repository_fingerprint is 'C95B 321B': use the key's 40-hex-digit fingerprint"]
