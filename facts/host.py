@@ -68,13 +68,10 @@ hd=absent; [ -e "/lib/modules/$k/build/Makefile" ] && hd=present
 echo "@@headers_dir $hd"
 if command -v apt-cache >/dev/null 2>&1; then
   echo "@@headers_apt linux-headers-$k"
-  # With the headers in place their version is all we need: dpkg is quick, apt-cache's policy is
-  # the slowest reading of this script (it loads apt's whole cache).
-  if [ "$hd" = present ] && v=$(dpkg-query -W -f='${Version}' "linux-headers-$k" 2>/dev/null) && [ -n "$v" ]; then
-    echo "  Installed: $v"
-  else
-    apt-cache policy "linux-headers-$k" 2>/dev/null | head -n 3
-  fi
+  # Installed from dpkg, the candidate from `apt-cache madison` (the highest version the sources
+  # offer): a quarter of the CPU of `apt-cache policy`, which was this script's slowest reading.
+  dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' "linux-headers-$k" 2>/dev/null | awk '$1 == "ii" { print "  Installed: " $2 }'
+  [ "$hd" = present ] || apt-cache madison "linux-headers-$k" 2>/dev/null | awk -F'|' 'NR == 1 { gsub(/ /, "", $2); print "  Candidate: " $2 }'
 elif command -v rpm >/dev/null 2>&1; then
   echo "@@headers_rpm kernel-devel-$k"; rpm -q "kernel-devel-$k" 2>/dev/null | grep -v 'not installed'
   echo '@@headers_dnf'

@@ -50,7 +50,10 @@ elif command -v rpm >/dev/null 2>&1; then
 fi
 echo '@@units'
 if [ -d /run/systemd/system ]; then
-  for u in __UNITS__; do echo "$u $(systemctl is-enabled $u 2>/dev/null || true) $(systemctl is-active $u 2>/dev/null || true)"; done
+  # One systemctl for all units, printed as "unit enabled-state active-state" lines.
+  systemctl show -p Id -p UnitFileState -p ActiveState __UNITS__ 2>/dev/null | awk -F= '
+    $1 == "Id" { id = $2; sub(/\.service$/, "", id) } $1 == "UnitFileState" { st = $2 } $1 == "ActiveState" { ac = $2 }
+    /^$/ { if (id != "") print id, st, ac; id = st = ac = "" } END { if (id != "") print id, st, ac }'
 fi
 echo '@@verify'
 head -c 262144 /var/lib/gpuhost/verify.json 2>/dev/null; echo

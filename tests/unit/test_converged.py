@@ -4,6 +4,7 @@ snapshots: a lab host before the deploy and the same host converged by it
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -19,12 +20,10 @@ from gpuhost.stages.prepull import prepull_pending
 from gpuhost.stages.verify import check_due, current_inputs, script_sha1
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "debian12-lab-host"
-# The host data the bench hosts had; the fixture repository's key ends in A072D6E17E4C6388 (the
-# keyring's name carries those 16 digits, all the checks below depend on).
-DATA = {"target_gpus": ["H100"], "reboot": "never", "driver_repository": "http://apt:8080/",
-        "driver_repository_key": "http://apt:8080/fixture-key.asc",
-        "driver_repository_fingerprint": "0" * 24 + "A072D6E17E4C6388",
-        "registry": "registry:5000", "toolkit_source": "keep", "apt_lock_timeout": 600}
+# The host data the lab host had (gpuhost/lab/stand_ins.py, saved with the snapshots).
+DATA = json.loads((FIXTURES / "bench-host-data.json").read_text())
+DRIVER_KEY = DATA["driver_repository_fingerprint"][-16:]
+TOOLKIT_KEY = DATA["toolkit_repository_fingerprint"][-16:]
 
 
 def context(fixture: str, **changes) -> HostContext:
@@ -54,10 +53,15 @@ def test_converged_host_has_nothing_pending_in_any_stage(converged):
 def test_fresh_host_has_everything_pending():
     fresh = context("snapshot-bench-fresh.out")
     assert driver_pending(fresh, source_of(fresh)) == [
-        "keyring /usr/share/keyrings/gpuhost-nvidia-cuda-A072D6E17E4C6388.gpg",
+        f"keyring /usr/share/keyrings/gpuhost-nvidia-cuda-{DRIVER_KEY}.gpg",
         "/etc/apt/sources.list.d/gpuhost-nvidia-cuda.sources", "driver packages and holds",
         "nouveau blacklist", "nvidia-persistenced"]
-    assert container_pending(fresh) == ["docker.io", "docker service", "/etc/docker/daemon.json"]
+    assert container_pending(fresh) == [
+        "docker.io", "docker service",
+        f"/usr/share/keyrings/gpuhost-nvidia-container-toolkit-{TOOLKIT_KEY}.gpg",
+        "/etc/apt/sources.list.d/nvidia-container-toolkit.sources",
+        "nvidia-container-toolkit", "nvidia-container-toolkit-base", "libnvidia-container-tools",
+        "libnvidia-container1", "/etc/docker/daemon.json"]
     assert prepull_pending(fresh) == ["registry:5000/pytorch/pytorch:2.13.0-cuda13.2-cudnn9-runtime", "pull record"]
 
 
@@ -67,26 +71,23 @@ def test_a_setting_change_makes_its_stage_pending_again():
         "keyring /usr/share/keyrings/gpuhost-nvidia-cuda-1111222233334444.gpg"
     assert container_pending(context("snapshot-bench-converged.out", docker_default_runtime=True)) == [
         "/etc/docker/daemon.json"]
-    assert container_pending(context("snapshot-bench-converged.out", toolkit_source="nvidia",
-                                     toolkit_version="1.17.8-1"))[-4:] == [
+    assert container_pending(context("snapshot-bench-converged.out", toolkit_version="1.18.0-1")) == [
         "nvidia-container-toolkit", "nvidia-container-toolkit-base", "libnvidia-container-tools",
         "libnvidia-container1"]
     older = context("snapshot-bench-converged.out", torch="2.9")
     assert prepull_pending(older) == [older.host_plan.plan.image.tag, "pull record"]
 
 
-def test_held_packages_are_part_of_converged(converged):
-    converged.host_state["held_packages"] = ["nvidia-open"]  # the pinning package lost its hold
-    try:
-        assert driver_pending(converged, source_of(converged)) == ["driver packages and holds"]
-    finally:
-        converged.host_state["held_packages"] = ["nvidia-driver-pinning-580", "nvidia-open", "nvidia-persistenced"]
+def test_held_packages_are_part_of_converged():
+    ctx = context("snapshot-bench-converged.out")
+    ctx.host_state["held_packages"] = ["nvidia-open"]  # the pinning package lost its hold
+    assert driver_pending(ctx, source_of(ctx)) == ["driver packages and holds"]
 
 
 def test_verdict_inputs_come_from_the_snapshot(converged):
     inputs = current_inputs(converged)
     assert inputs["image"] == converged.host_plan.plan.image.tag
-    assert inputs["digest"] == "sha256:a7b51e9f84f7596d709069d847408e6761c91c3bf2baee36c3e4b677f81f850a"
+    assert inputs["digest"] == "sha256:3ba36647782f6593c77e8502401e686b9aa87a4fdbea528d2ff04f696eb8168a"
     assert inputs["driver"] is None and inputs["gpus"] == []
     assert len(inputs["script"]) == 40
 

@@ -75,3 +75,17 @@ def test_fact_commands_are_quick_here():
     start = time.monotonic()
     run(snapshot.COMMAND)
     assert time.monotonic() - start < 30
+
+
+def test_container_fact_reads_the_same_through_the_api_and_the_cli(tmp_path):
+    """The Docker Engine API (curl on the socket) and the docker CLI give the same fact. Where a
+    daemon answers here (the lab's engine on a development machine), this compares real readings;
+    elsewhere both paths report the same absent daemon."""
+    shim = tmp_path / "curl"
+    shim.write_text("#!/bin/sh\nexit 7\n")  # a curl that cannot connect: the script falls back to the CLI
+    shim.chmod(0o755)
+    through_api = run(container.COMMAND)
+    through_cli = run(container.COMMAND, env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert "@@api_info" not in through_cli.stdout
+    api, cli = (container.ContainerState().process(r.stdout.splitlines()) for r in (through_api, through_cli))
+    assert api == cli
