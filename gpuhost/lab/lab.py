@@ -75,6 +75,7 @@ class Lab:
     def start(self) -> None:
         ensure_engine()
         cleanup()
+        _room_for_hosts(len(self.specs))
         image = ensure_host_image()
         key_path, public_key = ensure_key()
         self.run_dir = state_dir() / "runs" / self.id
@@ -193,6 +194,22 @@ class Lab:
         for signum, handler in self._old_handlers.items():
             signal.signal(signum, handler)
         self._old_handlers.clear()
+
+
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+def _room_for_hosts(count: int) -> None:
+    """Raise the kernel's inotify-instance limit when many hosts start: every host's systemd,
+    journald, dbus and dockerd take some (all as root), and the default of 128 stopped the
+    22nd host of a 30-host lab (its systemd exited). Root only; otherwise left as it is."""
+    wanted = 128 + 16 * count
+    try:
+        if int(INOTIFY_INSTANCES.read_text()) < wanted:
+            INOTIFY_INSTANCES.write_text(f"{wanted}\n")
+            progress(f"raised fs.inotify.max_user_instances to {wanted} for {count} hosts")
+    except (OSError, ValueError):
+        pass
 
 
 def _interrupt(signum, frame) -> None:
