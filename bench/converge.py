@@ -54,7 +54,7 @@ from gpuhost.lab.lab import pyinfra_bin  # noqa: E402
 from gpuhost.lab.results import summary_rows  # noqa: E402
 from gpuhost.lab.stand_ins import StandIns  # noqa: E402
 
-COUNT = "journalctl -u ssh --no-pager -o cat | grep -c 'Starting session: command' || true"
+COUNT = "journalctl --sync 2>/dev/null; journalctl -u ssh --no-pager -o cat | grep -c 'Starting session: command' || true"
 COUNTING = "echo 'LogLevel DEBUG1' > /etc/ssh/sshd_config.d/zz-count.conf && systemctl reload ssh"  # sshd logs commands
 
 

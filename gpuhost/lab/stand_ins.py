@@ -2,7 +2,7 @@
 
 Used by the demo (`./dev demo`) and the benchmark (`bench/converge.py`):
 - the driver and the container toolkit from signed local repositories of TEST FIXTURE packages
-  (gpuhost/lab/driver_repo.py), pinned by fingerprint through the mirror host-data keys;
+  (gpuhost/lab/fixture_repos.py), pinned by fingerprint through the mirror host-data keys;
 - the plan's image tag in the lab registry, as a one-file stand-in image: without a GPU the torch
   check is not run (`verify: auto`), so nothing reads the image's content;
 - /etc/docker/daemon.json on each host trusting that plain-HTTP registry (a user's setting the
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpuhost.gpus import identify
-from gpuhost.lab.driver_repo import (TOOLKIT_PACKAGES, TOOLKIT_VERSION, build_repository, repository_data,
+from gpuhost.lab.fixture_repos import (TOOLKIT_PACKAGES, TOOLKIT_VERSION, build_repository, repository_data,
                                      toolkit_repository_data)
 from gpuhost.lab.image import one_file_image
 from gpuhost.lab.lab import Lab

@@ -1,6 +1,6 @@
 """TEST FIXTURES for e2e tests of the driver stage and `gpuhost upgrade` (shared, not tests).
 
-The stand-in for NVIDIA's driver repository is gpuhost/lab/driver_repo.py (the benchmark uses it
+The stand-in for NVIDIA's driver repository is gpuhost/lab/fixture_repos.py (the benchmark uses it
 too): a signed local apt repository of TEST FIXTURE packages named like NVIDIA's.
 
 A "GPU process" is simulated by FAKE_SMI, a TEST FIXTURE /usr/local/bin/nvidia-smi that
@@ -11,7 +11,7 @@ facts read it as they would the real tool, and the refusals under test are gpuho
 
 from __future__ import annotations
 
-from gpuhost.lab.driver_repo import FIXTURE_PACKAGES, VERSION, build_repository, repository_data
+from gpuhost.lab.fixture_repos import FIXTURE_PACKAGES, VERSION, build_repository, repository_data
 
 __all__ = ["FAKE_SMI", "FAKE_SMI_PATH", "FIXTURE_PACKAGES", "HOLD_LOCK", "VERSION", "build_repository",
            "install_fake_smi", "repository_data"]

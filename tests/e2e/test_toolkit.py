@@ -2,14 +2,14 @@
 
 NVIDIA's libnvidia-container repository is not reachable from the lab, so the host data points
 the stage at a mirror (toolkit_repository, _key, _fingerprint): a signed local apt repository of
-TEST FIXTURE packages named and laid out like NVIDIA's four (gpuhost/lab/driver_repo.py,
+TEST FIXTURE packages named and laid out like NVIDIA's four (gpuhost/lab/fixture_repos.py,
 TOOLKIT_PACKAGES), at two versions, served at http://apt:8080/. Real: the key download over
 http (allowed because the host data names the key URL and pins its fingerprint), the fingerprint
 check, the keyring, the deb822 source, apt-get update/install of an exact version, Debian's
 docker.io and its dockerd reading the merged daemon.json, pyinfra's CLI over SSH.
 
 Fixtures, labelled TEST FIXTURE: the packages' programs (nvidia-ctk, nvidia-container-runtime,
-the hook; shell scripts, see driver_repo.py) and, on the converging host, NVIDIA_SMI below.
+the hook; shell scripts, see gpuhost/lab/fixture_repos.py) and, on the converging host, NVIDIA_SMI below.
 The CDI step runs only when the host's driver version is known (`_cdi_driver`), and the gpu fact
 knows it from the kernel module (/proc/driver/nvidia, /sys/module/nvidia: kernel files a
 container cannot provide) or, without them, from nvidia-smi's driver_version (facts/gpu.py
@@ -27,7 +27,7 @@ import json
 import pytest
 
 from gpuhost.lab import HostSpec, Lab
-from gpuhost.lab.driver_repo import (TOOLKIT_NEWER, TOOLKIT_PACKAGES, TOOLKIT_VERSION, build_repository,
+from gpuhost.lab.fixture_repos import (TOOLKIT_NEWER, TOOLKIT_PACKAGES, TOOLKIT_VERSION, build_repository,
                                      toolkit_repository_data)
 from gpuhost.lab.results import host_statuses
 

@@ -57,7 +57,7 @@ TOOLKIT_NEWER = "1.18.0-1"  # also in the repository: a pinned host must not tak
 # character device (the lab has none) and logs the call to /var/log/gpuhost-fixture-nvidia-ctk.log.
 NVIDIA_CTK = r"""#!/bin/sh
 # TEST FIXTURE (gpuhost e2e), not NVIDIA's nvidia-ctk: a shell stand-in built into the lab's
-# fixture repository by gpuhost/lab/driver_repo.py. It implements only what gpuhost calls.
+# fixture repository by gpuhost/lab/fixture_repos.py. It implements only what gpuhost calls.
 log=/var/log/gpuhost-fixture-nvidia-ctk.log
 echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) nvidia-ctk $*" 2>/dev/null >>"$log"
 case "$1" in
