@@ -119,7 +119,6 @@ kind: nvidia.com/gpu"
   *) echo "fixture nvidia-ctk: '$1' is not implemented" >&2; exit 2;;
 esac
 """
-# Like tests/operations/docker_fixtures/nvidia-container-runtime and -hook (written for the tests).
 NVIDIA_CONTAINER_RUNTIME = """#!/bin/sh
 # TEST FIXTURE (gpuhost e2e), not NVIDIA's nvidia-container-runtime: hands every call to runc.
 exec runc "$@"

@@ -10,18 +10,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-STATUS = re.compile(r"^\s*\[(?P<host>[^\]]+)\]\s+(?P<status>Success|No changes|Error|Skipped)\b")
+from gpuhost.rollout import ANSI, parse_deploy_output
 
 
 def host_statuses(output: str) -> dict[str, Counter]:
-    """{host: Counter({"Success": n, "No changes": m, ...})} from pyinfra's output."""
-    result: dict[str, Counter] = {}
-    for line in ANSI.sub("", output).splitlines():
-        match = STATUS.match(line)
-        if match:
-            result.setdefault(match["host"], Counter())[match["status"]] += 1
-    return result
+    """{host: Counter({"Success": n, "No changes": m, ...})} from pyinfra's output (hosts with any)."""
+    return {name: run.statuses for name, run in parse_deploy_output(output).items() if run.statuses}
 
 
 def changed(output: str, host: str | None = None) -> int:
@@ -29,13 +23,6 @@ def changed(output: str, host: str | None = None) -> int:
     statuses = host_statuses(output)
     hosts = [host] if host else list(statuses)
     return sum(statuses.get(name, Counter())["Success"] for name in hosts)
-
-
-def summary(output: str) -> str:
-    """One line per host: 'h1: 3 changed, 5 unchanged, 0 errors'."""
-    return "\n".join(
-        f"{name}: {c['Success']} changed, {c['No changes']} unchanged, {c['Error']} errors"
-        for name, c in sorted(host_statuses(output).items()))
 
 
 def summary_rows(output: str) -> dict[str, dict[str, str]]:

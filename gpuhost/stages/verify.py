@@ -21,6 +21,7 @@ import hashlib
 import json
 import shlex
 import time
+from functools import cache
 
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, StringCommand, operation
@@ -39,6 +40,13 @@ LEAST_PRIVILEGE = ("--rm -i --network none --read-only --security-opt no-new-pri
 INPUTS_MARK = "gpuhost-inputs "
 
 
+@cache
+def _shipped_script() -> str:
+    """The check script as it travels inside the command: gzip, then base64 (once per process)."""
+    return base64.b64encode(gzip.compress(CHECK_SCRIPT.read_bytes(), mtime=0)).decode()
+
+
+@cache
 def script_sha1() -> str:
     return hashlib.sha1(CHECK_SCRIPT.read_bytes()).hexdigest()
 
@@ -47,7 +55,7 @@ def check_command(image: str, expect_gpus: int | None = None) -> str:
     """The docker run line; always exits 0. On stderr: first the inputs line (image digest,
     loaded driver), last the check's own exit code."""
     extra = f" --expect-gpus {int(expect_gpus)}" if expect_gpus else ""
-    script = base64.b64encode(gzip.compress(CHECK_SCRIPT.read_bytes(), mtime=0)).decode()
+    script = _shipped_script()
     q = shlex.quote(image)
     return (f"echo \"{INPUTS_MARK}$(docker image inspect -f '{{{{index .RepoDigests 0}}}}' {q} 2>/dev/null"
             f" | sed 's/.*@//') $(cat /sys/module/nvidia/version 2>/dev/null)\" >&2; "
@@ -108,12 +116,14 @@ def metric_text(record: dict, now: float) -> str:
     )
 
 
-def _write(host, path: str, text: str) -> None:
-    """Write a small file atomically through one shell command (content base64-encoded)."""
-    data = base64.b64encode(text.encode()).decode()
-    host.run_shell_command(StringCommand(
-        f"mkdir -p {shlex.quote(path.rsplit('/', 1)[0])} && echo {data} | base64 -d > {path}.tmp "
-        f"&& chmod 644 {path}.tmp && mv -f {path}.tmp {path}"))
+def _write(host, files: dict[str, str]) -> None:
+    """Write small files atomically, all in one shell command (contents base64-encoded)."""
+    steps = []
+    for path, text in files.items():
+        data, q = base64.b64encode(text.encode()).decode(), shlex.quote(path)
+        steps.append(f"mkdir -p {shlex.quote(path.rsplit('/', 1)[0])} && echo {data} | base64 -d > {q}.tmp "
+                     f"&& chmod 644 {q}.tmp && mv -f {q}.tmp {q}")
+    host.run_shell_command(StringCommand(" && ".join(steps)))
 
 
 def _run_and_classify(state, host, image, expect_gpus, gpus):
@@ -125,8 +135,8 @@ def _run_and_classify(state, host, image, expect_gpus, gpus):
     verdict = classify(rc, output.stdout, stderr)
     inputs = {"image": image, **read, "gpus": gpus, "script": script_sha1()}
     record = verdict_record(image, rc, verdict, time.monotonic() - started, inputs)
-    _write(host_, VERDICT_PATH, json.dumps(record, indent=2) + "\n")
-    _write(host_, METRIC_PATH, metric_text(record, time.time()))
+    _write(host_, {VERDICT_PATH: json.dumps(record, indent=2) + "\n",
+                   METRIC_PATH: metric_text(record, time.time())})
     record_verdict(host_.name, record)
     if verdict.ok:
         logger.info(f"[{host_.name}] torch check passed in {image}")

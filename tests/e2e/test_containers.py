@@ -3,28 +3,29 @@
 Real: Debian's docker.io installed by the deploy through apt, the host's own dockerd and its
 systemd unit, the lab registry (Debian's docker-registry), pyinfra's CLI over paramiko, the
 check script in a real container. Stand-ins, labelled as test fixtures because NVIDIA's
-packages cannot be fetched here: tests/operations/docker_fixtures/nvidia-container-runtime
-(execs runc) and .../nvidia-container-runtime-hook (a no-op prestart hook, so `--gpus all`
-is accepted). Every check of gpuhost's own behaviour is on the real host state.
+packages cannot be fetched here: the TEST FIXTURE nvidia-container-runtime (execs runc) and
+nvidia-container-runtime-hook (a no-op prestart hook, so `--gpus all` is accepted) of
+gpuhost/lab/fixture_repos.py, copied in (the toolkit's own e2e installs them as packages). Every check of gpuhost's own behaviour is on the real host state.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from gpuhost.gpus import identify
 from gpuhost.lab import HostSpec, Lab
 from gpuhost.lab.engine import docker
+from gpuhost.lab.fixture_repos import NVIDIA_CONTAINER_RUNTIME, NVIDIA_CONTAINER_RUNTIME_HOOK
 from gpuhost.lab.results import host_statuses
 from gpuhost.lab.torch_image import ensure_torch_image
 from gpuhost.resolver import Policy, resolve
 
 pytestmark = pytest.mark.e2e
-FIXTURES = Path(__file__).resolve().parents[1] / "operations" / "docker_fixtures"
+RUNTIME_STAND_INS = {"nvidia-container-runtime": NVIDIA_CONTAINER_RUNTIME,
+                     "nvidia-container-runtime-hook": NVIDIA_CONTAINER_RUNTIME_HOOK}
 STAGES = ("deploys/container_runtime.py", "deploys/prepull.py")
 COMMON = {"target_gpus": ["H100"], "registry": "registry:5000", "toolkit_source": "keep"}
 USER_DAEMON_JSON = {
@@ -50,9 +51,8 @@ def lab(engine):
             host.exec("mkdir -p /etc/docker", check=True)
             host.exec("cat > /etc/docker/daemon.json", input=json.dumps(USER_DAEMON_JSON, indent=4),
                       check=True)
-            for name in ("nvidia-container-runtime", "nvidia-container-runtime-hook"):
-                host.exec(f"cat > /usr/bin/{name} && chmod 755 /usr/bin/{name}",
-                          input=(FIXTURES / name).read_text(), check=True)
+            for name, script in RUNTIME_STAND_INS.items():
+                host.exec(f"cat > /usr/bin/{name} && chmod 755 /usr/bin/{name}", input=script, check=True)
         registry = running.registry()
         local = f"{registry.local_address}/{_tag().split('/', 1)[1]}"
         docker("tag", ensure_torch_image(), local)

@@ -27,6 +27,7 @@ def test_single_target_gpu_string():
 
 @pytest.mark.parametrize("data,message", [
     ({"reboot": "sometimes"}, "reboot is 'sometimes': use one of auto, never"),
+    ({"verify": "sometimes"}, "verify is 'sometimes': use one of auto, always, never"),
     ({"no_gpu": "ignore"}, "no_gpu is 'ignore': use one of skip, fail"),
     ({"allow_driver_change": "yes"}, "allow_driver_change is 'yes': use true or false"),
     ({"target_gpus": ["H100", "Voodoo5"]}, "target_gpus: unknown GPU 'Voodoo5'"),
