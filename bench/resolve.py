@@ -12,9 +12,9 @@ import statistics
 import time
 from datetime import date
 
-from gpuhost.gpus import identify
-from gpuhost.matrix import load_matrix, load_matrix_from
-from gpuhost.resolver import Policy, resolve
+from gpuhost.plan.gpus import identify
+from gpuhost.plan.matrix import load_matrix, load_matrix_from
+from gpuhost.plan.resolver import Policy, resolve
 
 CASES = {
     "8x H100, driver 580, default policy": (["H100"] * 8, "580.159.04", Policy()),

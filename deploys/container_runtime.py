@@ -1,7 +1,7 @@
 """Run only the container runtime stage: pyinfra INVENTORY deploys/container_runtime.py"""
 
-from gpuhost.context import host_context
-from gpuhost.stages.container_runtime import container_runtime_stage
+from gpuhost.run.context import host_context
+from gpuhost.containers.runtime_stage import container_runtime_stage
 
 ctx = host_context()
 if ctx.host_plan.status == "planned":

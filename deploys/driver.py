@@ -5,8 +5,8 @@
 Runs on its own or inside deploys/gpu_host.py: settings, facts and plan first, then the stage.
 """
 
-from gpuhost.context import host_context
-from gpuhost.stages.driver import driver_stage
+from gpuhost.run.context import host_context
+from gpuhost.driver.stage import driver_stage
 
 ctx = host_context()
 driver_stage(ctx)

@@ -13,15 +13,15 @@ from io import StringIO
 from pyinfra import host, logger
 from pyinfra.operations import files
 
-from gpuhost.context import host_context
-from gpuhost.converged import file_current
-from gpuhost.report import REPORT_DIR, REPORT_PATH, build_report, render_report
-from gpuhost.run_summary import summarize_at_exit
-from gpuhost.stages.container_runtime import container_runtime_stage
-from gpuhost.stages.driver import driver_stage
-from gpuhost.stages.prepull import prepull_stage
-from gpuhost.stages.stop import stop_host
-from gpuhost.stages.verify import verify_stage
+from gpuhost.run.context import host_context
+from gpuhost.run.converged import file_current
+from gpuhost.run.report import REPORT_DIR, REPORT_PATH, build_report, render_report
+from gpuhost.run.summary import summarize_at_exit
+from gpuhost.containers.runtime_stage import container_runtime_stage
+from gpuhost.driver.stage import driver_stage
+from gpuhost.containers.prepull_stage import prepull_stage
+from gpuhost.run.stop import stop_host
+from gpuhost.verify.stage import verify_stage
 
 # 1-2. Settings, detection (one command) and the plan.
 ctx = host_context()

@@ -15,7 +15,7 @@ Shape of the fact (all keys always present)::
          "pci_name": "GH100 [H100 SXM5 80GB]" | None,   # the host's pci.ids
          "subsystem_name": "H100 SXM5 80GB" | None,
          "model": "NVIDIA H100 80GB HBM3",   # nvidia-smi, else pci.ids, else gpuhost's matrix
-         "architecture": "Hopper" | None,    # gpuhost.gpus.identify_pci
+         "architecture": "Hopper" | None,    # gpuhost.plan.gpus.identify_pci
          "compute_capability": "9.0" | None, # nvidia-smi, else the matrix
          "kernel_driver": "nvidia" | "nouveau" | "vfio-pci" | None,   # bound sysfs driver
          "numa_node": 0 | None,
@@ -483,7 +483,7 @@ def _bracketed(pci_name: str | None) -> str | None:
 def _identify(device, pci_name, row, warnings):
     """Architecture and compute capability from gpuhost's matrix; None when unknown."""
     from gpuhost.errors import GpuhostError
-    from gpuhost.gpus import identify, identify_pci
+    from gpuhost.plan.gpus import identify, identify_pci
 
     try:
         if device is not None:

@@ -1,6 +1,6 @@
 """What gpuhost manages on a host, read in one command, so a converged host costs one round trip.
 
-The stages compare these readings with what they want (`gpuhost/converged.py`); only when
+The stages compare these readings with what they want (`gpuhost/run/converged.py`); only when
 something differs do they queue operations, which then read their own facts as usual. The
 command always exits 0; a missing file, tool or unit is simply absent from its reading.
 

@@ -17,7 +17,7 @@ from pyinfra.api.exceptions import InventoryError as _InventoryError
 from pyinfra.context import ctx_state as _ctx_state
 
 from gpuhost.errors import GpuhostError as _GpuhostError
-from gpuhost.inventory_file import group_data_dirs as _group_data_dirs, load_inventory as _load_inventory
+from gpuhost.fleet.inventory_file import group_data_dirs as _group_data_dirs, load_inventory as _load_inventory
 
 _here = _Path(__file__)
 _cwd = _ctx_state.get().cwd if _ctx_state.isset() else None  # pyinfra's CLI also reads <cwd>/group_data

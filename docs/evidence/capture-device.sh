@@ -5,7 +5,7 @@
 # Usage (repo root, wheels of pyinfra + deps in .whl/, see docs/evidence/README.md):
 #   OUT=/some/dir TAG=h100 sh docs/evidence/capture-device.sh
 # Writes $OUT/capture-$TAG.tgz (raw readings, fact outputs, pyinfra JSON) and, when
-# gpuhost/check/torch_check.py exists, $OUT/check-$TAG.json.
+# gpuhost/verify/check/torch_check.py exists, $OUT/check-$TAG.json.
 set -u
 TAG=${TAG:-gpu}
 C=/tmp/capture-$TAG
@@ -91,8 +91,8 @@ cp "$C/log.txt" "$OUT/log-$TAG.txt"
 tar -C /tmp -czf "$OUT/capture-$TAG.tgz" "capture-$TAG"
 
 # 6. The check engineer's torch check, with the device's own torch (stdlib + torch only).
-if [ -f gpuhost/check/torch_check.py ]; then
-  timeout 300 python3 gpuhost/check/torch_check.py > "$OUT/check-$TAG.json" 2> "$OUT/check-$TAG.stderr"
+if [ -f gpuhost/verify/check/torch_check.py ]; then
+  timeout 300 python3 gpuhost/verify/check/torch_check.py > "$OUT/check-$TAG.json" 2> "$OUT/check-$TAG.stderr"
   echo "torch_check rc=$?" | tee -a "$OUT/log-$TAG.txt"
 fi
 cat "$OUT/log-$TAG.txt"

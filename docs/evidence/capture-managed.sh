@@ -15,7 +15,7 @@ python3 -m pyinfra @local fact facts.snapshot.HostSnapshot --json > $D/snapshot.
 # The check, shipped as gpu_host's verify ships it (inline gzip+base64 on stdin), run by the machine's torch.
 TORCHPY=$(command -v python3)
 [ -x /opt/torch/bin/python ] && TORCHPY=/opt/torch/bin/python
-B64=$(python3 -c "import base64,gzip; from gpuhost.check import SCRIPT; print(base64.b64encode(gzip.compress(SCRIPT.read_bytes(), mtime=0)).decode())")
+B64=$(python3 -c "import base64,gzip; from gpuhost.verify.check import SCRIPT; print(base64.b64encode(gzip.compress(SCRIPT.read_bytes(), mtime=0)).decode())")
 env -u PYTHONPATH sh -c "echo $B64 | base64 -d | gunzip | timeout 300 $TORCHPY - --quick --expect-gpus 1" > $D/check-inline.json 2> $D/check-inline.err; echo "check inline rc=$?" >> $D/log.txt
 cat /sys/module/nvidia/version > $D/sys-module-nvidia-version.txt 2>&1
 # The deploy's plan on a real GPU host, without changing anything (--dry).

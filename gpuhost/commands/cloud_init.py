@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from gpuhost.cloud_init import DEFAULT_PACKAGE, CloudInitSettings, load_host_data, render, with_target_gpus
+from gpuhost.fleet.cloud_init import DEFAULT_PACKAGE, CloudInitSettings, load_host_data, render, with_target_gpus
 from gpuhost.errors import UsageError
 
 app = typer.Typer(help="cloud-init user-data that installs gpuhost and runs the deploy on first boot.",

@@ -65,7 +65,7 @@ def load_inventory(inventory: str, limit: list[str]):
     path = Path(inventory_entry(inventory))
     try:
         if path.suffix in (".yaml", ".yml"):
-            from gpuhost.inventory_file import load_hosts
+            from gpuhost.fleet.inventory_file import load_hosts
 
             built = Inventory(([(name, data) for name, data in load_hosts(path)], {}))
         elif path.exists():
@@ -96,7 +96,7 @@ def checked_hosts(inventory: str, limit: list[str]):
     from pyinfra.api import Config, State
     from pyinfra.context import ctx_config, ctx_state
 
-    from gpuhost.hostdata import check_hosts
+    from gpuhost.run.settings import check_hosts
 
     state, config = State(), Config()
     state.cwd = str(Path.cwd())
@@ -152,8 +152,8 @@ def gather(inventory: str, limit: list[str]) -> list[HostReading]:
 
 def assess(reading: HostReading, today=None) -> HostReading:
     """Add the resolver's plan and the one-row summary to a reading."""
-    from gpuhost.host_plan import plan_host
-    from gpuhost.hostdata import settings_from
+    from gpuhost.plan.host_plan import plan_host
+    from gpuhost.run.settings import settings_from
 
     if reading.facts is None:
         reading.summary = {"host": reading.name, "status": "unreachable", "error": reading.error}

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from gpuhost.gpus import identify
-from gpuhost.resolver import Plan, Policy, resolve
+from gpuhost.plan.gpus import identify
+from gpuhost.plan.resolver import Plan, Policy, resolve
 
 
 def render_plan(plan: Plan) -> str:

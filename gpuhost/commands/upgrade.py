@@ -6,7 +6,7 @@
         [--force] [--reboot auto|never] [--deploy deploys/driver.py] [--limit HOST ...]
         [--state FILE] [--restart] [--json]
 
-The thin shell around gpuhost/rollout.py (which decides everything; read its docstring for the
+The thin shell around gpuhost/fleet/rollout.py (which decides everything; read its docstring for the
 rules). What this module chooses, and why:
 
 - Reading hosts: `inspect.gather()` (pyinfra's API, one command per host), for each batch right
@@ -48,7 +48,7 @@ from typing import Any, Optional
 import typer
 
 import gpuhost
-from gpuhost import rollout
+from gpuhost.fleet import rollout
 from gpuhost.errors import GpuhostError, UsageError
 
 REPO_ROOT = Path(gpuhost.__file__).resolve().parents[1]
@@ -158,8 +158,8 @@ def read_hosts(inventory: str, names: list[str]) -> dict[str, Any]:
 
 def expected_held(reading, target_branch: str, target_flavour: str) -> list[str] | None:
     """The packages the driver stage installs and holds on this host (None: not checkable)."""
-    from gpuhost.driver_sources import select_source
-    from gpuhost.hostdata import settings_from
+    from gpuhost.driver.sources import select_source
+    from gpuhost.run.settings import settings_from
 
     if reading.facts is None:
         return None
@@ -336,7 +336,7 @@ class Rollout:
 
     @staticmethod
     def host_reboot_policy(reading) -> str:
-        from gpuhost.hostdata import settings_from
+        from gpuhost.run.settings import settings_from
 
         return settings_from(reading.data).reboot
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from gpuhost.rollout import ANSI, parse_deploy_output
+from gpuhost.fleet.rollout import ANSI, parse_deploy_output
 
 
 def host_statuses(output: str) -> dict[str, Counter]:
@@ -26,7 +26,7 @@ def changed(output: str, host: str | None = None) -> int:
 
 
 def summary_rows(output: str) -> dict[str, dict[str, str]]:
-    """The fleet table gpu_host.py prints at the end (gpuhost.run_summary): {host: {COLUMN: value}}."""
+    """The fleet table gpu_host.py prints at the end (gpuhost.run.summary): {host: {COLUMN: value}}."""
     lines = ANSI.sub("", output).splitlines()
     for index, line in enumerate(lines):
         if line.startswith("HOST ") and " CHANGES " in line and " RESULT " in line:

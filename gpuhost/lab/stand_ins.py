@@ -22,13 +22,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpuhost.gpus import identify
+from gpuhost.plan.gpus import identify
 from gpuhost.lab.fixture_repos import (TOOLKIT_PACKAGES, TOOLKIT_VERSION, build_repository, repository_data,
                                      toolkit_repository_data)
 from gpuhost.lab.image import one_file_image
 from gpuhost.lab.lab import Lab
 from gpuhost.lab.engine import docker
-from gpuhost.resolver import Policy, resolve
+from gpuhost.plan.resolver import Policy, resolve
 
 REGISTRY = "registry:5000"
 USER_DAEMON_JSON = {"insecure-registries": [REGISTRY]}

@@ -15,13 +15,13 @@ from collections import Counter
 
 import pytest
 
-from gpuhost.gpus import identify
+from gpuhost.plan.gpus import identify
 from gpuhost.lab import HostSpec, Lab
 from gpuhost.lab.engine import docker
 from gpuhost.lab.fixture_repos import NVIDIA_CONTAINER_RUNTIME, NVIDIA_CONTAINER_RUNTIME_HOOK
 from gpuhost.lab.results import host_statuses
 from gpuhost.lab.torch_image import ensure_torch_image
-from gpuhost.resolver import Policy, resolve
+from gpuhost.plan.resolver import Policy, resolve
 
 pytestmark = pytest.mark.e2e
 RUNTIME_STAND_INS = {"nvidia-container-runtime": NVIDIA_CONTAINER_RUNTIME,

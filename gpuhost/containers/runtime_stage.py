@@ -1,0 +1,215 @@
+"""Stage: Docker + NVIDIA container toolkit + the nvidia runtime in daemon.json.
+
+Host data (all optional):
+  docker_source: distro | docker | keep   distro = the OS's docker.io (default); docker =
+                 Docker's apt repository (pinned key); keep = use the installed Docker as is
+  toolkit_source: nvidia | keep           nvidia = NVIDIA's apt repository (pinned key), the four
+                 packages pinned to toolkit_version; keep = use what is installed
+  toolkit_version: "1.17.8-1"
+  toolkit_repository: URL                 a mirror of NVIDIA's libnvidia-container apt repository
+  toolkit_repository_key: URL             the key of a mirror that serves or signs with its own key
+                                          (http:// and file:/ allowed: the fingerprint pins it)
+  toolkit_repository_fingerprint: 40 hex  that key's fingerprint (default: NVIDIA's, pinned)
+  docker_default_runtime: false           also make nvidia Docker's default runtime
+  docker_cdi: false                       features.cdi + `nvidia-ctk cdi generate`
+  docker_daemon_options: {}               extra daemon.json settings (the user's, applied last)
+  docker_restart_with_gpu_containers: false
+"""
+
+from __future__ import annotations
+
+from pyinfra import host, logger
+from pyinfra.operations import apt, server, systemd
+
+from gpuhost.containers import daemon_json as dj
+from gpuhost.containers.settings import repos
+from gpuhost.run.converged import file_current, installed, unit_ok
+from gpuhost.errors import GpuhostError
+from gpuhost.containers import operations as docker_ops
+from gpuhost.run.stop import stop_host
+
+
+def install_problem(docker: dict, source: str) -> str | None:
+    """Why the Docker found on the host cannot be managed as asked, with what to do. Pure."""
+    kinds = docker["install"]
+    if "snap" in kinds:
+        return ("Docker from snap reads /var/snap/docker/current/config/daemon.json and cannot use "
+                "the toolkit's runtime as packaged: `snap remove docker`, then rerun (docker_source: "
+                "distro or docker)")
+    if "rootless" in kinds:
+        return ("rootless Docker found: the GPU runtime needs the root daemon (or the toolkit's "
+                "no-cgroups mode, set by hand): disable the user's docker.service, then rerun")
+    if source == "keep" and not docker["installed"]:
+        return "docker_source is keep but Docker is not installed: install it or use docker_source: distro"
+    if source != "keep" and "binary" in kinds:
+        return ("Docker is installed from binaries, not packages: set docker_source: keep to use it, "
+                "or remove it first")
+    return None
+
+
+def container_runtime_stage(ctx) -> list:
+    """Queue this host's container-runtime operations; returns them."""
+    settings = ctx.settings.container
+    apt_lock = f"-o DPkg::Lock::Timeout={ctx.settings.driver.lock_timeout}"  # host data apt_lock_timeout
+    # The snapshot read with the plan: one round trip for all readings.
+    state = ctx.container_state
+    docker = state["docker"]
+    for warning in state["warnings"]:
+        logger.warning(f"[{host.name}] {warning}")
+
+    problem = install_problem(docker, settings.docker_source)
+    if problem:
+        stop_host(problem, name="Docker cannot be managed here")
+        return []
+    if settings.toolkit_source == "keep" and not state["toolkit"]["installed"]:
+        logger.warning(f"[{host.name}] toolkit_source is keep but no NVIDIA container toolkit is "
+                       "installed: containers will not see GPUs")
+    if not container_pending(ctx):
+        logger.info(f"[{host.name}] Docker, the NVIDIA runtime and daemon.json: in place")
+        return []
+
+    # 1. Docker.
+    ops = []
+    install = _docker_install(ctx)
+    if install == "docker.io":
+        ops.append(apt.packages(name="Install Docker (Debian/Ubuntu docker.io)", packages=["docker.io"],
+                                update=True, cache_time=3600, extra_install_args=apt_lock))
+    elif install == "docker":
+        repo = repos()["docker"]
+        ops += [docker_ops.signed_apt_repo(name="Docker's apt repository (pinned key)",
+                                           **_docker_repo_args(ctx)),
+                apt.packages(name="Install Docker CE", packages=repo["packages"], update=True,
+                             extra_install_args=apt_lock)]
+    elif settings.docker_source != "keep":
+        logger.warning(f"[{host.name}] Docker already installed from another source "
+                       f"({', '.join(sorted(docker['packages']))}): kept")
+    if settings.docker_source != "keep":
+        ops.append(systemd.service(name="Docker running and enabled", service="docker", running=True,
+                                   enabled=True))
+
+    # 2. NVIDIA container toolkit: four packages, one version.
+    if settings.toolkit_source == "nvidia":
+        repo = repos()["nvidia_container_toolkit"]
+        ops += [docker_ops.signed_apt_repo(name="NVIDIA container toolkit repository (pinned key)",
+                                           **_toolkit_repo_args(settings)),
+                apt.packages(name=f"Install NVIDIA container toolkit {settings.toolkit_version}",
+                             packages=[f"{p}={settings.toolkit_version}" for p in repo["packages"]],
+                             update=True, extra_install_args=apt_lock)]
+
+    # 3. daemon.json: merged, validated, backed up; Docker restarted only when safe.
+    gpu_busy = bool(state["gpu_containers"]) and not docker["live_restore"]
+    restart = not gpu_busy or settings.restart_with_gpu_containers
+    if not restart:
+        logger.warning(f"[{host.name}] {len(state['gpu_containers'])} GPU container(s) running and "
+                       "live-restore is off: daemon.json is updated but Docker is not restarted "
+                       "(docker_restart_with_gpu_containers: true to allow it)")
+    path, wanted = _daemon_json_wanted(ctx)
+    ops.append(docker_ops.daemon_json(name=f"nvidia runtime in {path}", path=path, **wanted, restart=restart))
+
+    # 4. CDI spec, regenerated when the driver changed; /dev/char symlinks (NVML after reload).
+    driver = _cdi_driver(ctx)
+    if driver:
+        ops.append(server.shell(name=f"CDI spec for driver {driver}",
+                                commands=["nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml",
+                                          "nvidia-ctk system create-dev-char-symlinks --create-all"]))
+    return ops
+
+
+def container_pending(ctx) -> list[str]:
+    """What the snapshot does not show in place yet ([]: the stage has nothing to do)."""
+    settings, managed, pending = ctx.settings.container, ctx.managed, []
+    install = _docker_install(ctx)
+    if install == "docker.io" and not installed(managed, "docker.io"):
+        pending.append("docker.io")
+    elif install == "docker":
+        args = _docker_repo_args(ctx)
+        pending += _repo_pending(managed, args)
+        pending += [p for p in repos()["docker"]["packages"] if not installed(managed, p)]
+    if settings.docker_source != "keep" and not unit_ok(managed, "docker", running=True):
+        pending.append("docker service")
+    if settings.toolkit_source == "nvidia":
+        repo = repos()["nvidia_container_toolkit"]
+        pending += _repo_pending(managed, _toolkit_repo_args(settings))
+        pending += [p for p in repo["packages"] if not installed(managed, p, settings.toolkit_version)]
+    path, wanted = _daemon_json_wanted(ctx)
+    if not _daemon_json_current(ctx.container_state["docker"]["daemon_json"], wanted):
+        pending.append(path)
+    if _cdi_driver(ctx):
+        pending.append("CDI spec")
+    return pending
+
+
+def _docker_install(ctx) -> str | None:
+    """Which Docker to install: 'docker.io', 'docker' (Docker's repository) or None."""
+    source = ctx.settings.container.docker_source
+    installed_now = set(ctx.container_state["docker"]["packages"])
+    if source == "distro" and not installed_now & {"docker-ce", "moby-engine"}:
+        return "docker.io"
+    if source == "docker" and "docker.io" not in installed_now:
+        return "docker"
+    return None
+
+
+def _docker_repo_args(ctx) -> dict:
+    os_info = (ctx.host_state or {}).get("os") or {}
+    fill = {"os_id": os_info.get("id", "debian"), "codename": os_info.get("codename", "bookworm")}
+    return _repo_args("docker", repos()["docker"], fill)
+
+
+def _toolkit_repo_args(settings) -> dict:
+    """NVIDIA's toolkit repository, or the mirror host data names (the same args for the
+    operation and for container_pending). A mirror's own key gets its own keyring, named by
+    its fingerprint: a keyring that holds another key is never reused; http is allowed for
+    that key URL only, since the user configured it and its fingerprint is pinned."""
+    args = _repo_args("nvidia-container-toolkit", repos()["nvidia_container_toolkit"], {})
+    if settings.toolkit_repository:
+        args["uri"] = settings.toolkit_repository
+    if settings.toolkit_repository_key:
+        args.update(key_url=settings.toolkit_repository_key, allow_http=True)
+    fingerprint = settings.toolkit_repository_fingerprint
+    if fingerprint and fingerprint != args["fingerprint"].replace(" ", "").upper():
+        args.update(fingerprint=fingerprint,
+                    keyring=f"/usr/share/keyrings/gpuhost-nvidia-container-toolkit-{fingerprint[-16:]}.gpg")
+    return args
+
+
+def _repo_pending(managed: dict, args: dict) -> list[str]:
+    sources = f"/etc/apt/sources.list.d/{args['filename']}.sources"
+    text = docker_ops.deb822(args["uri"], args["suite"], args["components"], args["keyring"])
+    return ([args["keyring"]] if args["keyring"] not in managed["keyrings"] else []) \
+        + ([sources] if not file_current(managed, sources, text) else [])
+
+
+def _daemon_json_wanted(ctx) -> tuple[str, dict]:
+    """The daemon.json the running dockerd reads (the fact found it) and what it must gain."""
+    settings = ctx.settings.container
+    path = ctx.container_state["docker"]["daemon_json"]["path"] or "/etc/docker/daemon.json"
+    return path, {"default_runtime": settings.default_runtime,
+                  "features": {"cdi": True} if settings.cdi else None,
+                  "options": settings.daemon_options}
+
+
+def _daemon_json_current(reading: dict, wanted: dict) -> bool:
+    """The file as read already holds everything wanted (a broken file is for the operation to report)."""
+    if reading["error"]:
+        return False
+    try:
+        return dj.merged(reading["content"], **wanted) == (reading["content"] or {})
+    except GpuhostError:
+        return False
+
+
+def _cdi_driver(ctx) -> str | None:
+    """The driver version whose CDI spec is missing (CDI on), else None."""
+    driver = (ctx.gpu_state.get("driver") or {}).get("version")
+    if ctx.settings.container.cdi and driver and driver not in ctx.container_state["cdi"]["driver_versions"]:
+        return driver
+    return None
+
+
+def _repo_args(name: str, repo: dict, fill: dict) -> dict:
+    return {"filename": name, "key_url": repo["key_url"].format(**fill),
+            "fingerprint": repo["fingerprint"], "keyring": repo["keyring"],
+            "uri": repo["uri"].format(**fill) if fill else repo["uri"],
+            "suite": str(repo["suite"]).format(**fill) if fill else str(repo["suite"]),
+            "components": repo["components"]}

@@ -1,0 +1,259 @@
+"""pyinfra operations that install and pin the NVIDIA driver from a `DriverSource`.
+
+Each operation reads the facts it needs, yields only what is missing and calls `host.noop()`
+otherwise, so a converged host gets zero commands. Every apt-get call waits a bounded time
+for the apt/dpkg lock (`-o DPkg::Lock::Timeout=N`) and then fails with one clear line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.files import File, Sha1File
+from pyinfra.facts.rpm import RpmPackages
+from pyinfra.operations import systemd
+
+from gpuhost.driver.sources import DriverSource, Repository
+from gpuhost.run.keys import pinned_key_script
+
+NOUVEAU_BLACKLIST_PATH = "/etc/modprobe.d/blacklist-nouveau.conf"
+NOUVEAU_BLACKLIST = "# written by gpuhost: the NVIDIA driver needs nouveau unloaded\nblacklist nouveau\noptions nouveau modeset=0\n"
+INITRAMFS = {
+    "apt": "update-initramfs -u -k all",
+    "dnf": "dracut -f --regenerate-all",
+}
+
+
+def apt_get(args: str, lock_timeout: int) -> str:
+    """apt-get that waits up to lock_timeout s for the dpkg lock, then fails saying so in one line."""
+    return (
+        f"out=$(DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout={lock_timeout} {args} 2>&1); "
+        "rc=$?; printf '%s\\n' \"$out\"; "
+        "if [ $rc -ne 0 ] && printf '%s' \"$out\" | grep -q 'Could not get lock'; then "
+        f"echo 'gpuhost: the apt/dpkg lock was still held after {lock_timeout}s "
+        "(see the holder above): re-run when it is free, or raise apt_lock_timeout' >&2; fi; exit $rc"
+    )
+
+
+def _installed(manager: str) -> dict:
+    return dict(host.get_fact(DebPackages if manager == "apt" else RpmPackages) or {})
+
+
+def _sources_text(repo: Repository) -> str:
+    """A deb822 .sources file that trusts only the given keyring for this repository."""
+    lines = [
+        "# written by gpuhost (driver stage)",
+        "Types: deb",
+        f"URIs: {repo.url}",
+        f"Suites: {' '.join(repo.suites)}",
+    ]
+    if repo.components:
+        lines.append(f"Components: {' '.join(repo.components)}")
+    lines.append(f"Signed-By: {repo.keyring}")
+    return "\n".join(lines) + "\n"
+
+
+def repository_text(source: DriverSource) -> str:
+    """The .sources (apt) or .repo (dnf) file of the source's repository."""
+    return (_sources_text if source.package_manager == "apt" else _yum_repo_text)(source.repository)
+
+
+def _yum_repo_text(repo: Repository) -> str:
+    return (f"# written by gpuhost (driver stage)\n[gpuhost-nvidia-cuda]\nname=NVIDIA CUDA\nbaseurl={repo.url}\n"
+            f"enabled=1\ngpgcheck=1\nrepo_gpgcheck=0\ngpgkey=file://{repo.keyring}\n")
+
+
+@operation()
+def repository(source: DriverSource):
+    """
+    Add the driver's package repository, trusting only its pinned key.
+
+    + source: the host's `DriverSource` (gpuhost.driver.sources.select_source)
+
+    The key is fetched, checked against the pinned fingerprint and written as its own keyring
+    (its name carries the key id, so a rotated pin installs a new keyring); the repository is a
+    deb822 `.sources` file with `Signed-By` (a `.repo` file with `gpgkey` on dnf). Nothing is
+    downloaded when both are in place; `apt-get update` is left to `packages`.
+
+    **Example:**
+
+    .. code:: python
+
+        driver.repository(name="NVIDIA driver repository", source=select_source(...))
+    """
+    repo = source.repository
+    if repo is None:
+        host.noop(f"driver source {source.name}: the distribution's own repositories")
+        return
+    changed = False
+    if repo.fingerprint and not host.get_fact(File, path=repo.keyring):
+        changed = True
+        # The distribution's and NVIDIA's own key URLs are https; any other was configured by the user.
+        yield StringCommand(pinned_key_script(repo.key_url, repo.fingerprint, repo.keyring,
+                                              allow_http=not repo.key_url.startswith("https://")))
+        if source.package_manager == "dnf":
+            yield f"rpm --import {shlex.quote(repo.keyring)}"
+    text = repository_text(source)
+    if host.get_fact(Sha1File, path=repo.sources_file) != hashlib.sha1(text.encode()).hexdigest():
+        changed = True
+        yield FileUploadCommand(StringIO(text), repo.sources_file)
+    if not changed:
+        host.noop(f"repository {repo.url} is configured")
+
+
+@operation()
+def packages(source: DriverSource, held: list[str] | tuple[str, ...] = (), lock_timeout: int = 300):
+    """
+    Install the driver packages of the source's branch and flavour, and hold them.
+
+    + source: the host's `DriverSource`
+    + held: packages currently held (HostState's held_packages)
+    + lock_timeout: seconds to wait for the apt/dpkg lock before failing
+
+    Packages of another branch or flavour of the same source are removed in the same run; our
+    own holds are moved, not broken: unhold, remove/install, hold. `apt-get update` runs only
+    when something will be installed.
+
+    **Example:**
+
+    .. code:: python
+
+        driver.packages(name="NVIDIA driver packages", source=src, held=["nvidia-open"])
+    """
+    commands = package_commands(source, _installed(source.package_manager), held, lock_timeout)
+    if not commands:
+        host.noop(f"driver module stream {source.module_stream} installed and locked" if source.package_manager == "dnf"
+                  else f"driver packages installed and held: {', '.join(source.packages)}")
+    yield from commands
+
+
+def package_commands(source: DriverSource, installed: dict, held, lock_timeout: int = 300) -> list[str]:
+    """What `packages` runs, from the installed packages and holds ([] when converged). Pure."""
+    held = set(held)
+    if source.package_manager == "dnf":
+        return _dnf_packages(source, installed, held)
+    missing = [p for p in source.packages if p not in installed]
+    replaced = source.replaced(installed)
+    if not missing and not replaced:
+        unheld = [p for p in source.packages if p not in held]
+        return [f"apt-mark hold {' '.join(unheld)}"] if unheld else []
+    moving = [p for p in (*replaced, *source.packages) if p in held]
+    commands = [f"apt-mark unhold {' '.join(moving)}"] if moving else []
+    if replaced:
+        commands.append(apt_get(f"purge {' '.join(replaced)}", lock_timeout))
+    return commands + [apt_get("update", lock_timeout), apt_get(f"install {' '.join(source.packages)}", lock_timeout),
+                       f"apt-mark hold {' '.join(source.packages)}"]
+
+
+def _dnf_packages(source: DriverSource, installed: dict, held: set) -> list[str]:
+    """dnf: module stream for branch+flavour, versionlock for the hold."""
+    stream = source.module_stream
+    on_branch = any(v.split(":")[-1].startswith(source.branch + ".") for v in installed.get("nvidia-driver", []))
+    if on_branch and source.flavour_package in installed:
+        if any(h.startswith("nvidia-driver-") for h in held):
+            return []
+        return ["dnf -y versionlock add 'nvidia-*' 'cuda-drivers*'"]
+    return ((["dnf -y versionlock delete 'nvidia-*' 'cuda-drivers*' || true"] if held else [])
+            + ["dnf -y module reset nvidia-driver", f"dnf -y module install {shlex.quote(stream)}",
+               "dnf -y versionlock add 'nvidia-*' 'cuda-drivers*'"])
+
+
+@operation()
+def headers(package: str, lock_timeout: int = 300):
+    """
+    Install the kernel headers DKMS needs to build the driver for the running kernel.
+
+    + package: e.g. linux-headers-6.8.0-85-generic (HostState kernel_headers.package)
+    + lock_timeout: seconds to wait for the apt/dpkg lock
+
+    **Example:**
+
+    .. code:: python
+
+        driver.headers(name="Kernel headers", package="linux-headers-6.8.0-85-generic")
+    """
+    installed = _installed("apt")
+    wanted = [p for p in (package, "dkms") if p not in installed]
+    if not wanted:
+        host.noop(f"{package} and dkms are installed")
+        return
+    yield apt_get("update", lock_timeout)
+    yield apt_get(f"install {' '.join(wanted)}", lock_timeout)
+
+
+@operation()
+def nouveau_blacklist(package_manager: str = "apt"):
+    """
+    Blacklist nouveau and rebuild the initramfs, the latter only when the blacklist changed.
+
+    + package_manager: apt (update-initramfs) or dnf (dracut)
+
+    **Example:**
+
+    .. code:: python
+
+        driver.nouveau_blacklist(name="Blacklist nouveau")
+    """
+    if host.get_fact(Sha1File, path=NOUVEAU_BLACKLIST_PATH) == hashlib.sha1(NOUVEAU_BLACKLIST.encode()).hexdigest():
+        host.noop("nouveau is blacklisted")
+        return
+    yield FileUploadCommand(StringIO(NOUVEAU_BLACKLIST), NOUVEAU_BLACKLIST_PATH)
+    tool = INITRAMFS[package_manager]
+    yield (f"if command -v {tool.split()[0]} >/dev/null 2>&1; then {tool}; "
+           f"else echo 'gpuhost: {tool.split()[0]} not found: no initramfs to rebuild'; fi")
+
+
+@operation()
+def persistenced(service: str = "nvidia-persistenced", running: bool = False):
+    """
+    Enable the persistence daemon (and start it when a GPU and its driver are present).
+
+    + service: the systemd unit
+    + running: start it now (False on image builds and before the reboot that loads the driver)
+
+    **Example:**
+
+    .. code:: python
+
+        driver.persistenced(name="Persistence daemon", running=True)
+    """
+    yield from systemd.service._inner(service=service, enabled=True, running=running or None)
+
+
+@operation()
+def fabric_manager(source: DriverSource, lock_timeout: int = 300):
+    """
+    Install and enable NVIDIA Fabric Manager of exactly the installed driver's version (NVSwitch hosts).
+
+    + source: the host's `DriverSource` (its packages name the driver's version)
+    + lock_timeout: seconds to wait for the apt/dpkg lock
+
+    **Example:**
+
+    .. code:: python
+
+        driver.fabric_manager(name="Fabric manager", source=src)
+    """
+    installed = _installed("apt")
+    commands = fabric_manager_commands(source, installed, lock_timeout)
+    if not commands:
+        have = installed.get(source.fabric_manager or "")
+        host.noop(f"{source.fabric_manager} {have[0]} is installed" if have
+                  else "no fabric manager package or no installed driver version to match")
+    yield from commands
+
+
+def fabric_manager_commands(source: DriverSource, installed: dict, lock_timeout: int = 300) -> list[str]:
+    """What `fabric_manager` runs ([] when it matches the installed driver, or nothing to match). Pure."""
+    versions = [v for p in source.packages for v in installed.get(p, []) if v[:3] == source.branch]
+    if not source.fabric_manager or not versions or versions[0] in installed.get(source.fabric_manager, []):
+        return []
+    return [f"apt-mark unhold {source.fabric_manager} >/dev/null 2>&1 || true",
+            apt_get(f"install --allow-downgrades {source.fabric_manager}={versions[0]}", lock_timeout),
+            f"apt-mark hold {source.fabric_manager}",
+            "systemctl enable nvidia-fabricmanager"]

@@ -1,0 +1,122 @@
+"""The driver stage: bring the host's NVIDIA driver to what its plan says, or stop it with the reason.
+
+Reads like a runbook: choose the source, check the safety gates, then repository, kernel
+headers (DKMS only), packages with their holds, nouveau blacklist + initramfs, persistence
+daemon, fabric manager (NVSwitch hosts), and the reboot the policy allows.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host, logger
+from pyinfra.operations import server
+
+from gpuhost.run.converged import file_current, installed, unit_ok
+from gpuhost.driver.safety import decide, gpu_attached
+from gpuhost.driver.sources import select_source
+from gpuhost.errors import GpuhostError
+from gpuhost.driver import operations as driver
+from gpuhost.run.stop import stop_host
+
+
+def driver_stage(ctx) -> list:
+    """Add the driver stage's operations for the current host (planned hosts only); returns them."""
+    if ctx.host_plan.status != "planned":
+        return []
+    plan = ctx.host_plan.plan
+    wanted = plan.driver
+    if wanted.action == "keep":
+        logger.info(f"[{host.name}] driver {wanted.current} kept ({wanted.kernel_module} modules)")
+        if (ctx.gpu_state.get("driver") or {}).get("mismatch"):
+            logger.warning(f"[{host.name}] driver/library mismatch: reboot required")
+        return []
+
+    settings = ctx.settings.driver
+    try:
+        source = select_source(ctx.host_state, wanted.branch, wanted.kernel_module, settings.source,
+                               settings.repository, settings.repository_key, settings.repository_fingerprint)
+    except GpuhostError as exc:
+        stop_host(str(exc))
+        return []
+    if not driver_pending(ctx, source):
+        logger.info(f"[{host.name}] driver R{source.branch} {source.flavour} from {source.name}: in place")
+        if gpu_attached(ctx.gpu_state) and not (ctx.gpu_state.get("driver") or {}).get("loaded"):
+            logger.warning(f"[{host.name}] the driver is installed but not loaded: reboot the host")
+        return []
+    decision = decide(ctx.settings, ctx.gpu_state, ctx.host_state, plan, source)
+    for note in decision.notes:
+        logger.warning(f"[{host.name}] {note}")
+    if decision.blockers:
+        stop_host("; ".join(decision.blockers))
+        return []
+
+    lock_timeout = settings.lock_timeout
+    ops = [driver.repository(name=f"Driver repository ({source.name})", source=source)]
+    headers = _headers_package(ctx, source)
+    if headers:
+        ops.append(driver.headers(name="Kernel headers and DKMS", package=headers, lock_timeout=lock_timeout))
+    packages = driver.packages(
+        name=f"Driver packages R{source.branch} {source.flavour} (installed and held)",
+        source=source, held=list(ctx.host_state.get("held_packages") or []), lock_timeout=lock_timeout)
+    ops += [packages, driver.nouveau_blacklist(name="Blacklist nouveau (initramfs rebuilt when changed)",
+                                               package_manager=source.package_manager)]
+    if source.persistenced:
+        ops.append(driver.persistenced(name="Persistence daemon enabled", service=source.persistenced,
+                                       running=_persistenced_runs(ctx)))
+    if ctx.gpu_state.get("needs_fabric_manager"):
+        if source.fabric_manager and source.package_manager == "apt":
+            ops.append(driver.fabric_manager(name="Fabric manager of the driver's version", source=source,
+                                             lock_timeout=lock_timeout))
+        else:
+            logger.warning(f"[{host.name}] NVSwitch present but driver source {source.name} has no fabric manager "
+                           f"package: install it by hand")
+
+    if ctx.settings.reboot == "auto" and gpu_attached(ctx.gpu_state):
+        server.reboot(name="Reboot to load the new driver", _if=packages.did_change)
+        server.shell(name="The new driver module is loaded",
+                     commands=["grep -q 'Kernel Module' /proc/driver/nvidia/version || "
+                               "{ echo 'gpuhost: after the reboot no nvidia kernel module is loaded' >&2; exit 1; }"],
+                     _if=packages.did_change)
+    else:
+        server.shell(name="Reboot required (reboot: never)",
+                     commands=["touch /var/run/reboot-required; "
+                               "echo 'gpuhost: reboot required to load the new driver (reboot policy: never)'"],
+                     _if=packages.did_change)
+    return ops
+
+
+def driver_pending(ctx, source) -> list[str]:
+    """What the snapshot does not show in place yet ([]: the stage has nothing to do)."""
+    managed, pending = ctx.managed, []
+    repo = source.repository
+    if repo is not None:
+        if repo.fingerprint and repo.keyring not in managed["keyrings"]:
+            pending.append(f"keyring {repo.keyring}")
+        if not file_current(managed, repo.sources_file, driver.repository_text(source)):
+            pending.append(repo.sources_file)
+    headers = _headers_package(ctx, source)
+    if headers and not (installed(managed, headers) and installed(managed, "dkms")):
+        pending.append(f"{headers} and dkms")
+    if driver.package_commands(source, managed["packages"], ctx.host_state.get("held_packages") or []):
+        pending.append("driver packages and holds")
+    if not file_current(managed, driver.NOUVEAU_BLACKLIST_PATH, driver.NOUVEAU_BLACKLIST):
+        pending.append("nouveau blacklist")
+    if source.persistenced and not unit_ok(managed, source.persistenced, _persistenced_runs(ctx)):
+        pending.append(source.persistenced)
+    if ctx.gpu_state.get("needs_fabric_manager") and source.package_manager == "apt" \
+            and driver.fabric_manager_commands(source, managed["packages"]):
+        pending.append("fabric manager")
+    return pending
+
+
+def _headers_package(ctx, source) -> str | None:
+    """The kernel headers package to install for DKMS, when the running kernel's are missing."""
+    headers = ctx.host_state.get("kernel_headers") or {}
+    if source.builds_modules and source.package_manager == "apt" and headers.get("candidate") \
+            and not headers.get("installed"):
+        return headers["package"]
+    return None
+
+
+def _persistenced_runs(ctx) -> bool:
+    """Start the persistence daemon now only when a GPU and its loaded driver are present."""
+    return gpu_attached(ctx.gpu_state) and bool((ctx.gpu_state.get("driver") or {}).get("loaded"))

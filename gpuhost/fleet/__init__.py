@@ -1,0 +1,1 @@
+"""Fleet: the inventory file, rolling upgrades, and cloud-init first boot."""

@@ -1,1 +1,0 @@
-"""gpuhost's own pyinfra operations (generators of commands, like pyinfra.operations.*)."""

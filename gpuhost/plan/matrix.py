@@ -1,0 +1,290 @@
+"""The compatibility matrix: the YAML files in gpuhost/plan/data, validated and indexed once per process.
+
+Everything the resolver knows about drivers, CUDA, architectures, GPUs and PyTorch comes from
+these files, each entry with its source. A broken file fails loudly, naming the file and entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from packaging.version import Version
+
+from gpuhost import yamlfile
+from gpuhost.errors import MatrixError
+
+DATA_FILES = ("cuda.yaml", "drivers.yaml", "architectures.yaml", "gpus.yaml", "pytorch.yaml")
+MERGED_KEYS = ("notes", "sources")  # keys that several files may carry
+
+
+class DriverVersion(str):
+    """A driver version that prints as NVIDIA writes it (580.65.06) and compares as numbers."""
+
+    @property
+    def major(self) -> int:
+        return int(self.split(".")[0])
+
+    def _key(self) -> Version:
+        return Version(self)
+
+    def __lt__(self, other):
+        return self._key() < Version(other)
+
+    def __le__(self, other):
+        return self._key() <= Version(other)
+
+    def __gt__(self, other):
+        return self._key() > Version(other)
+
+    def __ge__(self, other):
+        return self._key() >= Version(other)
+
+    __hash__ = str.__hash__
+
+
+def cc_key(cc: str) -> tuple[int, int]:
+    """'9.0' -> (9, 0), so compute capabilities compare as numbers ('10.0' > '9.0')."""
+    major, minor = cc.split(".")
+    return int(major), int(minor)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    compute_capabilities: tuple[str, ...]
+    first_branch: int
+    last_branch: int | None
+    kernel_modules: tuple[str, ...]
+    source: str
+
+    def supported_by(self, branch: int) -> bool:
+        return branch >= self.first_branch and (self.last_branch is None or branch <= self.last_branch)
+
+
+@dataclass(frozen=True)
+class GpuModel:
+    names: tuple[str, ...]
+    compute_capability: str
+    pci_ids: tuple[str, ...]
+    kernel_modules: tuple[str, ...] | None
+    source: str
+
+
+@dataclass(frozen=True)
+class ChipRule:
+    pattern: re.Pattern
+    architecture: str
+    compute_capability: str
+
+
+@dataclass(frozen=True)
+class Branch:
+    branch: int
+    kind: str
+    end_of_life: str
+    first_version: DriverVersion
+    newest_cuda: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Variant:
+    cuda: str
+    arch_list: tuple[str, ...]
+
+    def covers(self, cc: str) -> bool:
+        """An arch entry X.z covers compute capability X.y when z <= y (same major only)."""
+        major, minor = cc_key(cc)
+        return any(cc_key(a)[0] == major and cc_key(a)[1] <= minor for a in self.arch_list)
+
+
+@dataclass(frozen=True)
+class Release:
+    torch: str
+    patches: tuple[str, ...]
+    cudnn: str
+    variants: tuple[Variant, ...]
+
+    @property
+    def newest_patch(self) -> str:
+        return max(self.patches, key=Version)
+
+
+@dataclass(frozen=True)
+class ImageFamily:
+    family: str
+    repository: str
+    tag: str
+    driver_rule: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Matrix:
+    toolkit_drivers: dict[str, DriverVersion]  # CUDA "M.m" -> GA driver
+    minor_version_floors: dict[int, DriverVersion]  # CUDA major -> driver
+    branches: tuple[Branch, ...]
+    architectures: dict[str, Architecture]
+    chip_rules: tuple[ChipRule, ...]
+    gpus: tuple[GpuModel, ...]
+    releases: dict[str, Release]  # "2.9" -> Release
+    images: dict[str, ImageFamily]
+    supported_os: dict[str, tuple[str, ...]]  # "ubuntu" -> ("22.04", "24.04")
+
+    def architecture_of(self, cc: str) -> Architecture | None:
+        for arch in self.architectures.values():
+            if cc in arch.compute_capabilities:
+                return arch
+        return None
+
+    def branch(self, number: int) -> Branch | None:
+        return next((b for b in self.branches if b.branch == number), None)
+
+    def newest_torch(self) -> str:
+        return max(self.releases, key=Version)
+
+
+def _source_text(source) -> str:
+    return "; ".join(source) if isinstance(source, list) else source
+
+
+def _read_files(data_dir) -> tuple[dict, dict[str, str]]:
+    merged: dict = {}
+    origin: dict[str, str] = {}
+    for name in DATA_FILES:
+        path = data_dir / name
+        try:
+            content = yamlfile.load(path.read_text())
+        except (OSError, yamlfile.YAMLError) as exc:
+            raise MatrixError(f"matrix file {name} cannot be read: {str(exc).splitlines()[0]}") from None
+        if not isinstance(content, dict):
+            raise MatrixError(f"matrix file {name} must be a mapping of sections")
+        for key, value in content.items():
+            if key in MERGED_KEYS:
+                if isinstance(value, list):
+                    merged.setdefault(key, []).extend(value)
+                else:
+                    merged.setdefault(key, {}).update(value)
+                continue
+            if key in merged:
+                raise MatrixError(f"matrix section '{key}' appears in both {origin[key]} and {name}")
+            merged[key] = value
+            origin[key] = name
+    return merged, origin
+
+
+def _validate(merged: dict, origin: dict[str, str], schema: dict) -> None:
+    import jsonschema  # noqa: PLC0415 (about 90 ms to import: only when the files are new to us)
+
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(merged))
+    if error is None:
+        return
+    path = list(error.absolute_path)
+    where = origin.get(path[0], "matrix") if path else "matrix"
+    entry = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    raise MatrixError(f"matrix file {where}: entry {entry or '(top)'}: {error.message}")
+
+
+def _build(raw: dict) -> Matrix:
+    architectures = {
+        a["name"]: Architecture(
+            a["name"], tuple(a["compute_capabilities"]), a["first_branch"], a["last_branch"],
+            tuple(a["kernel_modules"]), _source_text(a["source"]),
+        )
+        for a in raw["architectures"]
+    }
+    known_cc = {cc for a in architectures.values() for cc in a.compute_capabilities}
+    toolkit_drivers = {t["cuda"]: DriverVersion(t["updates"]["GA"]) for t in raw["toolkits"]}
+
+    gpus = []
+    for i, g in enumerate(raw["gpus"]):
+        if g["compute_capability"] not in known_cc:
+            raise MatrixError(f"matrix file gpus.yaml: entry gpus[{i}] ({g['names'][0]}): compute capability "
+                              f"{g['compute_capability']} belongs to no architecture in architectures.yaml")
+        gpus.append(GpuModel(tuple(g["names"]), g["compute_capability"], tuple(g["pci_ids"]),
+                             tuple(g["kernel_modules"]) if "kernel_modules" in g else None,
+                             _source_text(g["source"])))
+    chip_rules = []
+    for i, r in enumerate(raw["chip_rules"]):
+        if r["architecture"] not in architectures:
+            raise MatrixError(f"matrix file architectures.yaml: entry chip_rules[{i}]: unknown architecture "
+                              f"'{r['architecture']}'")
+        chip_rules.append(ChipRule(re.compile(r["pattern"]), r["architecture"], r["compute_capability"]))
+
+    releases = {}
+    for i, r in enumerate(raw["releases"]):
+        for v in r["variants"]:
+            if v["cuda"] not in toolkit_drivers:
+                raise MatrixError(f"matrix file pytorch.yaml: entry releases[{i}] (torch {r['torch']}): CUDA "
+                                  f"{v['cuda']} has no toolkit entry in cuda.yaml")
+        for p in r["patches"]:
+            if not p.startswith(r["torch"] + "."):
+                raise MatrixError(f"matrix file pytorch.yaml: entry releases[{i}]: patch {p} is not a "
+                                  f"release of torch {r['torch']}")
+        releases[r["torch"]] = Release(
+            r["torch"], tuple(r["patches"]), r["cudnn"],
+            tuple(Variant(v["cuda"], tuple(v["arch_list"])) for v in r["variants"]),
+        )
+    return Matrix(
+        toolkit_drivers=toolkit_drivers,
+        minor_version_floors={f["cuda_major"]: DriverVersion(f["driver"]) for f in raw["minor_version_floors"]},
+        branches=tuple(sorted(
+            (Branch(b["branch"], b["kind"], b["end_of_life"], DriverVersion(b["first_version"]), b["newest_cuda"],
+                    _source_text(b["source"])) for b in raw["branches"]),
+            key=lambda b: b.branch)),
+        architectures=architectures,
+        chip_rules=tuple(chip_rules),
+        gpus=tuple(gpus),
+        releases=releases,
+        images={i["family"]: ImageFamily(i["family"], i["repository"], i["tag"], i["driver_rule"],
+                                         _source_text(i["source"])) for i in raw["images"]},
+        supported_os={o["id"]: tuple(o["versions"]) for o in raw["supported_os"]},
+    )
+
+
+def load_matrix_from(data_dir: Path) -> Matrix:
+    """Read, validate and index the data files in data_dir (tests point this at broken copies)."""
+    merged, origin = _read_files(Path(data_dir))
+    schema_text = (Path(data_dir) / "matrix.schema.json").read_text()
+    stamp = _validated_stamp(merged, schema_text)
+    if stamp is None or not stamp.exists():
+        _validate(merged, origin, json.loads(schema_text))
+        _touch(stamp)
+    return _build(merged)
+
+
+def _validated_stamp(merged: dict, schema_text: str) -> Path | None:
+    """A file whose presence says: exactly this data passed exactly this schema before.
+
+    Validation is the slow part of loading (jsonschema's import), and the data rarely changes, so
+    every deploy and CLI run would pay it for nothing. The name is a hash of data and schema, so
+    any edit is validated again. Without a cache directory, validation simply always runs."""
+    root = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache" if Path.home().is_dir() else None)
+    if root is None:
+        return None
+    digest = hashlib.sha256((json.dumps(merged, sort_keys=True, default=str) + schema_text).encode()).hexdigest()
+    return Path(root) / "gpuhost" / f"matrix-valid-{digest[:32]}"
+
+
+def _touch(stamp: Path | None) -> None:
+    if stamp is None:
+        return
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+    except OSError:
+        pass  # a read-only home: validate again next time
+
+
+@cache
+def load_matrix() -> Matrix:
+    """The packaged matrix, loaded once per process."""
+    return load_matrix_from(Path(str(resources.files("gpuhost.plan") / "data")))

@@ -1,0 +1,307 @@
+"""The resolver: GPUs + current driver + policy in, a plan with its reasons out. Pure: no I/O.
+
+The choices, in order:
+1. kernel module: open when every GPU can use it (Turing and newer), proprietary otherwise; a host
+   whose GPUs share no flavour cannot be served by one driver;
+2. torch release: the requested minor (default the newest in the matrix), newest patch;
+3. image: the newest CUDA variant of that release whose arch list covers every GPU and whose
+   driver minimum the planned driver meets;
+4. driver: keep the current one when it drives every GPU and gives an image at least as new as
+   the policy's branch would; else install or move to the policy's branch (newest LTS by default).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from packaging.version import Version
+
+from gpuhost.errors import Unresolvable, UsageError
+from gpuhost.plan.gpus import Gpu
+from gpuhost.plan.matrix import Branch, DriverVersion, Matrix, Variant, load_matrix
+
+BRANCH_POLICIES = ("lts", "production")
+IMAGE_FLAVOURS = ("runtime", "devel")
+EOL_WARNING_DAYS = 180
+_DRIVER_RE = re.compile(r"^\d{3}\.\d{1,3}(\.\d{1,3})?$")
+_TORCH_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
+_REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?(/[a-z0-9._-]+)*$")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the user allows. Every field has the default a new user should get."""
+
+    torch: str | None = None  # "2.9" or "2.9.1"; None: the newest release in the matrix
+    allow_driver_change: bool = True
+    driver_branch: str = "lts"  # "lts", "production" or a branch number such as "580"
+    image_flavour: str = "runtime"  # "runtime" or "devel"
+    registry: str | None = None  # mirror prefix, e.g. "registry.lab:5000"
+
+    def validated(self) -> Policy:
+        if self.torch is not None and not _TORCH_RE.match(self.torch):
+            raise UsageError(f"malformed torch version '{self.torch}': use X.Y or X.Y.Z, e.g. 2.9 or 2.9.1")
+        if self.driver_branch not in BRANCH_POLICIES and not re.fullmatch(r"\d{3}", self.driver_branch):
+            raise UsageError(f"unknown driver branch policy '{self.driver_branch}': use lts, production or a "
+                             f"branch number such as 580")
+        if self.image_flavour not in IMAGE_FLAVOURS:
+            raise UsageError(f"unknown image flavour '{self.image_flavour}': use runtime or devel")
+        if self.registry is not None and not _REGISTRY_RE.match(self.registry):
+            raise UsageError(f"malformed registry prefix '{self.registry}': use host[:port][/path], "
+                             f"e.g. registry.example.com:5000/mirror")
+        return self
+
+
+@dataclass(frozen=True)
+class DriverPlan:
+    action: str  # keep | install | upgrade
+    branch: str
+    min_version: str
+    kernel_module: str
+    current: str | None
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    torch: str
+    cuda: str
+    cudnn: str
+    flavour: str
+    tag: str
+    driver_min: str
+
+
+@dataclass
+class Plan:
+    gpus: list[Gpu]
+    driver: DriverPlan
+    image: ImagePlan
+    os: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "gpus": [g.to_dict() for g in self.gpus],
+            "os": self.os,
+            "driver": {"action": self.driver.action, "branch": self.driver.branch,
+                       "min_version": self.driver.min_version, "kernel_module": self.driver.kernel_module,
+                       "current": self.driver.current},
+            "image": {"torch": self.image.torch, "cuda": self.image.cuda, "cudnn": self.image.cudnn,
+                      "flavour": self.image.flavour, "tag": self.image.tag, "driver_min": self.image.driver_min},
+            "reasons": list(self.reasons),
+            "warnings": list(self.warnings),
+        }
+
+
+def parse_driver_version(text: str) -> DriverVersion:
+    if not _DRIVER_RE.match(text.strip()):
+        raise UsageError(f"malformed driver version '{text}': use the form nvidia-smi prints, e.g. 580.95.05")
+    return DriverVersion(text.strip())
+
+
+def _describe(gpus: list[Gpu]) -> str:
+    seen: dict[str, None] = {}
+    for g in gpus:
+        seen.setdefault(f"{g.name} (cc {g.compute_capability})")
+    return ", ".join(seen)
+
+
+def _kernel_module(gpus: list[Gpu], reasons: list[str]) -> tuple[str, set[str]]:
+    allowed = set.intersection(*(set(g.kernel_modules) for g in gpus))
+    if not allowed:
+        only_open = sorted({g.name for g in gpus if set(g.kernel_modules) == {"open"}})
+        only_prop = sorted({g.name for g in gpus if set(g.kernel_modules) == {"proprietary"}})
+        raise Unresolvable(f"no driver flavour drives both {', '.join(only_prop)} (proprietary modules only) and "
+                           f"{', '.join(only_open)} (open modules only): put these GPUs in separate hosts")
+    if "open" in allowed:
+        reasons.append("kernel module: open, since every GPU is Turing or newer (NVIDIA's default since R560)")
+        return "open", allowed
+    old = sorted({g.architecture for g in gpus if "open" not in g.kernel_modules})
+    reasons.append(f"kernel module: proprietary, since {', '.join(old)} GPUs are not supported by the open modules")
+    return "proprietary", allowed
+
+
+def _release(matrix: Matrix, torch: str | None, reasons: list[str]):
+    wanted = torch or matrix.newest_torch()
+    minor = ".".join(wanted.split(".")[:2])
+    release = matrix.releases.get(minor)
+    if release is None:
+        known = ", ".join(sorted(matrix.releases, key=Version))
+        raise Unresolvable(f"torch {wanted} is not in the compatibility matrix: choose one of {known}")
+    if wanted.count(".") == 2:
+        if wanted not in release.patches:
+            raise Unresolvable(f"torch {wanted} was not published: releases of {minor} are "
+                               f"{', '.join(release.patches)}")
+        patch = wanted
+    else:
+        patch = release.newest_patch
+    how = "requested" if torch else "the newest release in the matrix"
+    reasons.append(f"torch {patch}: {how}" + ("" if patch == wanted else f", newest patch of {minor}"))
+    return release, patch
+
+
+def _image_driver_min(matrix: Matrix, variant: Variant, flavour: str) -> DriverVersion:
+    if matrix.images[flavour].driver_rule == "toolkit":
+        return matrix.toolkit_drivers[variant.cuda]
+    return matrix.minor_version_floors[int(variant.cuda.split(".")[0])]
+
+
+def _supports_all(matrix: Matrix, branch: int, gpus: list[Gpu]) -> bool:
+    return all(matrix.architectures[g.architecture].supported_by(branch) for g in gpus)
+
+
+def _target_branch(matrix: Matrix, gpus: list[Gpu], policy: Policy, warnings: list[str]) -> Branch:
+    if policy.driver_branch not in BRANCH_POLICIES:
+        branch = matrix.branch(int(policy.driver_branch))
+        if branch is None:
+            known = ", ".join(str(b.branch) for b in matrix.branches)
+            raise Unresolvable(f"driver branch {policy.driver_branch} is not in the matrix: choose one of {known}")
+        if not _supports_all(matrix, branch.branch, gpus):
+            raise Unresolvable(f"driver branch {branch.branch} does not support {_describe(gpus)}: choose another "
+                               f"branch or use --driver-branch lts")
+        return branch
+    fitting = [b for b in matrix.branches if _supports_all(matrix, b.branch, gpus)]
+    if not fitting:
+        spans = "; ".join(
+            f"{a.name} from R{a.first_branch}" + (f" to R{a.last_branch}" if a.last_branch else "")
+            for a in {matrix.architectures[g.architecture] for g in gpus})
+        raise Unresolvable(f"no driver branch supports every GPU ({spans}): put these GPUs in separate hosts")
+    of_kind = [b for b in fitting if b.kind == policy.driver_branch]
+    if of_kind:
+        return of_kind[-1]
+    fallback = [b for b in fitting if b.kind in ("lts", "production", "legacy")] or fitting
+    warnings.append(f"no {policy.driver_branch} branch supports {_describe(gpus)}; using R{fallback[-1].branch} "
+                    f"({fallback[-1].kind})")
+    return fallback[-1]
+
+
+def _newest_variant(matrix, covering, flavour, driver: DriverVersion) -> Variant | None:
+    return next((v for v in covering if _image_driver_min(matrix, v, flavour) <= driver), None)
+
+
+def _branch_warnings(matrix: Matrix, branch: int, today: date, warnings: list[str]) -> None:
+    known = matrix.branch(branch)
+    if known is None:
+        warnings.append(f"driver branch R{branch} is not a data-center branch in the matrix (no support dates known)")
+        return
+    eol = date.fromisoformat(known.end_of_life)
+    if eol < today:
+        warnings.append(f"driver branch R{branch} reached end of life on {known.end_of_life}")
+    elif eol - today <= timedelta(days=EOL_WARNING_DAYS):
+        warnings.append(f"driver branch R{branch} reaches end of life on {known.end_of_life}")
+
+
+def _gpu_warnings(matrix: Matrix, gpus: list[Gpu], today: date, warnings: list[str]) -> None:
+    for arch_name in sorted({g.architecture for g in gpus}):
+        arch = matrix.architectures[arch_name]
+        if arch.last_branch is None:
+            continue
+        last = matrix.branch(arch.last_branch)
+        if last and date.fromisoformat(last.end_of_life) < today:
+            warnings.append(f"{arch_name} GPUs are out of support: R{arch.last_branch}, their last driver branch, "
+                            f"ended on {last.end_of_life}")
+        else:
+            warnings.append(f"{arch_name} GPUs are near end of support: R{arch.last_branch} is the last driver "
+                            f"branch for them")
+
+
+def _os_warning(matrix: Matrix, os_name: str | None, warnings: list[str]) -> None:
+    if not os_name:
+        return
+    os_id, _, version = os_name.partition("-")
+    if version not in matrix.supported_os.get(os_id, ()):
+        supported = ", ".join(f"{k} {'/'.join(v)}" for k, v in matrix.supported_os.items())
+        warnings.append(f"{os_name} is not a supported OS for the driver stage ({supported})")
+
+
+def resolve(gpus: list[Gpu], current_driver: str | None = None, policy: Policy = Policy(),
+            current_kernel_module: str | None = None, os: str | None = None,
+            today: date | None = None, matrix: Matrix | None = None) -> Plan:
+    """Decide driver, kernel module and image for one host. Raises Unresolvable with the reason."""
+    matrix = matrix or load_matrix()
+    policy = policy.validated()
+    today = today or date.today()
+    if not gpus:
+        raise Unresolvable("no NVIDIA GPU to plan for: give at least one GPU (or declare target_gpus for the host)")
+    current = parse_driver_version(current_driver) if current_driver else None
+    reasons: list[str] = []
+    warnings: list[str] = []
+
+    module, allowed_modules = _kernel_module(gpus, reasons)
+    release, patch = _release(matrix, policy.torch, reasons)
+    flavour = policy.image_flavour
+    covering = sorted((v for v in release.variants if all(v.covers(g.compute_capability) for g in gpus)),
+                      key=lambda v: Version(v.cuda), reverse=True)
+    if not covering:
+        builds = "; ".join(f"cu{v.cuda.replace('.', '')}: {','.join(v.arch_list)}" for v in release.variants)
+        raise Unresolvable(f"torch {release.torch} has no CUDA build for {_describe(gpus)} (its builds cover "
+                           f"{builds}): choose an older --torch")
+
+    if not policy.allow_driver_change:
+        if current is None:
+            raise Unresolvable("no NVIDIA driver is installed and driver changes are not allowed: "
+                               "allow a driver install (drop --no-driver-upgrade)")
+        if not _supports_all(matrix, current.major, gpus):
+            raise Unresolvable(f"driver {current} does not support {_describe(gpus)} and driver changes are not "
+                               f"allowed: allow a driver upgrade")
+        variant = _newest_variant(matrix, covering, flavour, current)
+        if variant is None:
+            needed = min(_image_driver_min(matrix, v, flavour) for v in covering)
+            raise Unresolvable(f"driver {current} is too old for every torch {release.torch} {flavour} image "
+                               f"(the oldest needs {needed}): allow a driver upgrade or choose an older --torch")
+        action, branch = "keep", current.major
+        reasons.append(f"driver: keep {current}, since driver changes are not allowed")
+    else:
+        target = _target_branch(matrix, gpus, policy, warnings)
+        target_variant = _newest_variant(matrix, covering, flavour, target.first_version)
+        if target_variant is None:
+            raise Unresolvable(f"driver branch {target.branch} is too old for every torch {release.torch} "
+                               f"{flavour} image: choose a newer --driver-branch or an older --torch")
+        keepable = (current is not None and _supports_all(matrix, current.major, gpus)
+                    and (current_kernel_module is None or current_kernel_module in allowed_modules)
+                    and (policy.driver_branch in BRANCH_POLICIES or current.major == target.branch))
+        current_variant = _newest_variant(matrix, covering, flavour, current) if keepable else None
+        if current_variant and Version(current_variant.cuda) >= Version(target_variant.cuda):
+            action, branch, variant = "keep", current.major, current_variant
+            reasons.append(f"driver: keep {current}: it drives every GPU and meets the image's minimum")
+        else:
+            action = "install" if current is None else "upgrade"
+            branch, variant = target.branch, target_variant
+            why = {"lts": "the newest LTS branch", "production": "the newest production branch"}.get(
+                policy.driver_branch, "the requested branch")
+            if current is not None:
+                why += f"; current {current} " + (
+                    "cannot drive every GPU" if not _supports_all(matrix, current.major, gpus) else
+                    f"uses the {current_kernel_module} modules, which these GPUs cannot use"
+                    if current_kernel_module and current_kernel_module not in allowed_modules else
+                    "is not the requested branch" if policy.driver_branch not in BRANCH_POLICIES else
+                    f"gives only a CUDA {current_variant.cuda} image" if current_variant else
+                    "is too old for the image")
+            reasons.append(f"driver: {action} R{target.branch} ({target.kind}), {why}")
+        if current_kernel_module and current_kernel_module != module and action == "keep":
+            warnings.append(f"the current driver uses the {current_kernel_module} kernel modules; {module} is "
+                            f"recommended at the next driver change")
+
+    driver_min = _image_driver_min(matrix, variant, flavour)
+    rule = matrix.images[flavour].driver_rule
+    reasons.append(
+        f"image: CUDA {variant.cuda}, the newest torch {release.torch} build covering {_describe(gpus)} "
+        f"whose driver minimum ({driver_min}, "
+        + ("CUDA minor-version compatibility" if rule == "minor-version" else "the toolkit's driver")
+        + ") the planned driver meets")
+    family = matrix.images[flavour]
+    tag = family.repository + ":" + family.tag.format(torch=patch, cuda=variant.cuda, cudnn=release.cudnn)
+    if policy.registry:
+        tag = f"{policy.registry}/{tag}"
+    _branch_warnings(matrix, branch, today, warnings)
+    _gpu_warnings(matrix, gpus, today, warnings)
+    _os_warning(matrix, os, warnings)
+    return Plan(
+        gpus=list(gpus),
+        driver=DriverPlan(action, str(branch), str(driver_min), module, str(current) if current else None),
+        image=ImagePlan(patch, variant.cuda, release.cudnn, flavour, tag, str(driver_min)),
+        os=os, reasons=reasons, warnings=warnings,
+    )

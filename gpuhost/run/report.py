@@ -1,0 +1,37 @@
+"""The per-host report that the deploy leaves at /var/lib/gpuhost/report.json.
+
+It holds no timestamps: on a converged host the same state gives the same bytes, so writing it
+again changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+from gpuhost import __version__
+from gpuhost.plan.host_plan import HostPlan
+
+REPORT_DIR = "/var/lib/gpuhost"
+REPORT_PATH = f"{REPORT_DIR}/report.json"
+
+
+def build_report(host_name: str, gpu_state: dict, host_state: dict | None, host_plan: HostPlan) -> dict:
+    driver = gpu_state.get("driver") or {}
+    os_info = (host_state or {}).get("os") or {}
+    return {
+        "host": host_name,
+        "gpuhost_version": __version__,
+        **host_plan.to_dict(),
+        "detected": {
+            "gpus": [{"bus_id": g.get("bus_id"), "pci_id": g.get("pci_id"), "model": g.get("model")}
+                     for g in gpu_state.get("gpus", [])],
+            "nvswitches": len(gpu_state.get("nvswitches", [])),
+            "driver": {k: driver.get(k) for k in ("version", "flavour", "library_version", "mismatch")},
+            "os": os_info.get("pretty_name"),
+            "kernel": (host_state or {}).get("kernel"),
+        },
+    }
+
+
+def render_report(report: dict) -> str:
+    return json.dumps(report, indent=2, sort_keys=True) + "\n"

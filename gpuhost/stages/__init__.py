@@ -1,1 +1,0 @@
-"""Deploy stages: functions that add one stage's operations for the current host."""

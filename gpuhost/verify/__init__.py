@@ -1,0 +1,1 @@
+"""Verify: the in-container torch check, its failure causes, and the verify stage."""

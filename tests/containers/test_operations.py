@@ -1,0 +1,55 @@
+"""Operation tests for gpuhost.containers.operations, from the YAML cases in operation_cases/.
+
+pyinfra-testing's FakeState/FakeHost supply the facts; the operation's generator runs as
+pyinfra runs it. daemon_json cases decode the file the command would write and compare it
+with the hand-written `expect_content`, and run the script through `sh -n`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from pyinfra.context import ctx_host, ctx_state
+from pyinfra_testing.operations import parse_commands
+from pyinfra_testing.util import FakeState, create_host
+
+from gpuhost.containers import operations as docker
+
+CASES = sorted((Path(__file__).parent / "operation_cases").glob("*.yaml"))
+B64 = re.compile(r"^echo ([A-Za-z0-9+/=]+) \| base64 -d", re.MULTILINE)
+
+
+def run_case(case: dict):
+    host = create_host(FakeState(), facts=case.get("facts", {}))
+    op = getattr(docker, case["op"])
+    with ctx_state.use(host.state), ctx_host.use(host):
+        commands = parse_commands(list(op._inner(**case.get("kwargs", {}))))
+    return commands, host.noop_description
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_operation(path):
+    case = yaml.safe_load(path.read_text())
+    if "exception" in case:
+        with pytest.raises(Exception) as exc:
+            run_case(case)
+        assert str(exc.value).startswith(case["exception"])
+        return
+    commands, noop = run_case(case)
+    if "expect_content" in case:
+        assert len(commands) == 1, commands
+        script = commands[0]
+        written = json.loads(base64.b64decode(B64.search(script).group(1)))
+        assert written == case["expect_content"]
+        assert ('systemctl restart "$svc"' in script) is case["expect_restart"]
+        assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
+        return
+    assert commands == case["commands"]
+    if not commands:
+        assert noop == case["noop_description"]

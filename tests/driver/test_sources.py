@@ -1,0 +1,76 @@
+"""Choosing the driver source per distro, branch and flavour (gpuhost.driver.sources)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gpuhost.driver.sources import kernel_flavour, load_sources, select_source
+from gpuhost.errors import UsageError
+
+
+def host(os_id, version, arch="x86_64", kernel="6.8.0-85-generic", codename="noble"):
+    return {"os": {"id": os_id, "version_id": version, "codename": codename}, "arch": arch, "kernel": kernel}
+
+
+def test_ubuntu_defaults_to_its_signed_server_packages():
+    src = select_source(host("ubuntu", "24.04"), "580", "open")
+    assert src.name == "ubuntu" and not src.builds_modules and src.repository is None
+    assert src.packages == ("nvidia-driver-580-server-open", "linux-modules-nvidia-580-server-open-generic")
+
+
+def test_cuda_repository_on_arm64_uses_sbsa_and_a_pinned_keyring():
+    src = select_source(host("ubuntu", "22.04", arch="aarch64"), "580", "proprietary", "cuda")
+    assert src.repository.url.endswith("/repos/ubuntu2204/sbsa/")
+    assert src.repository.fingerprint == "EB693B3035CD5710E231E123A4B469963BF863CC"
+    assert src.repository.keyring.endswith("-A4B469963BF863CC.gpg")
+    assert src.packages == ("nvidia-driver-pinning-580", "cuda-drivers")
+
+
+def test_mirror_override_and_resigned_key():
+    src = select_source(host("debian", "12", codename="bookworm"), "580", "open", None, "http://m/", "http://m/k.asc",
+                        "aaaa bbbb cccc dddd eeee ffff 0000 1111 2222 3333")
+    assert (src.repository.url, src.repository.key_url) == ("http://m/", "http://m/k.asc")
+    assert src.repository.fingerprint == "AAAABBBBCCCCDDDDEEEEFFFF0000111122223333"
+
+
+def test_debian_nonfree_is_535_proprietary_only():
+    deb = host("debian", "12", kernel="6.1.0-26-amd64", codename="bookworm")
+    src = select_source(deb, "535", "proprietary", "debian")
+    assert src.repository.suites == ("bookworm", "bookworm-updates") and "non-free" in src.repository.components
+    with pytest.raises(UsageError, match="branch 535 only"):
+        select_source(deb, "580", "proprietary", "debian")
+    with pytest.raises(UsageError, match="no open kernel modules"):
+        select_source(deb, "535", "open", "debian")
+
+
+def test_source_for_the_wrong_distro_is_refused():
+    with pytest.raises(UsageError, match="does not serve ubuntu-24.04"):
+        select_source(host("ubuntu", "24.04"), "580", "open", "debian")
+    with pytest.raises(UsageError, match="no driver source for arch-"):
+        select_source(host("arch", "rolling"), "580", "open")
+
+
+def test_rhel_point_release_maps_to_major_and_module_stream():
+    src = select_source(host("rhel", "9.4", kernel="5.14.0-427.el9.x86_64"), "580", "open")
+    assert src.name == "cuda-rhel" and src.module_stream == "nvidia-driver:580-open"
+    assert "/repos/rhel9/x86_64/" in src.repository.url
+
+
+def test_replaced_packages_are_the_family_not_the_wanted_ones():
+    src = select_source(host("ubuntu", "24.04"), "580", "open")
+    installed = {"nvidia-driver-535-server": 1, "linux-modules-nvidia-535-server-generic": 1,
+                 "nvidia-driver-580-server-open": 1, "openssh-server": 1}
+    assert src.replaced(installed) == ["linux-modules-nvidia-535-server-generic", "nvidia-driver-535-server"]
+
+
+def test_kernel_flavour():
+    assert kernel_flavour("6.8.0-85-generic") == "generic"
+    assert kernel_flavour("6.8.0-1015-aws") == "aws"
+    assert kernel_flavour("6.8.0") == "generic"
+
+
+def test_every_key_records_its_source_and_a_40_digit_fingerprint():
+    for name, key in load_sources()["keys"].items():
+        assert len(key["fingerprint"]) == 40 and key["source"], name
+    for name, src in load_sources()["sources"].items():
+        assert src["reference"], name
