@@ -483,7 +483,7 @@ def _bracketed(pci_name: str | None) -> str | None:
 def _identify(device, pci_name, row, warnings):
     """Architecture and compute capability from gpuhost's matrix; None when unknown."""
     from gpuhost.errors import GpuhostError
-    from gpuhost.plan.gpus import identify, identify_pci
+    from gpuhost.plan.gpus import identify, identify_detected, identify_pci
 
     try:
         if device is not None:
@@ -491,7 +491,7 @@ def _identify(device, pci_name, row, warnings):
         if row and row.get("compute_capability"):
             return identify(row["compute_capability"])
         if row and row.get("name"):
-            return identify(row["name"])
+            return identify_detected(row["name"])
     except GpuhostError as exc:
         label = device["pci_id"] if device else (row or {}).get("name")
         warnings.append(f"GPU {label} not in gpuhost's matrix: {exc}")

@@ -1,55 +1,41 @@
-"""Host data keys of the driver stage, checked before any host is touched."""
+"""Host-data keys of the driver stage, checked before any host is touched."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated, Literal
 
-from gpuhost.errors import UsageError
+from pydantic import AfterValidator, Field
 
-
-@dataclass(frozen=True)
-class DriverSettings:
-    """Host data keys of the driver stage (all optional)."""
-
-    force: bool = False  # upgrade/reboot even with GPU processes running
-    source: str | None = None  # driver_source: ubuntu | cuda | debian | cuda-rhel
-    repository: str | None = None  # driver_repository: mirror URL
-    repository_key: str | None = None  # driver_repository_key: key URL of a re-signed mirror
-    repository_fingerprint: str | None = None  # driver_repository_fingerprint: its pinned fingerprint
-    lock_timeout: int = 300  # apt_lock_timeout: seconds to wait for the apt/dpkg lock
-    secure_boot_mok: bool = False  # a MOK that signs DKMS modules is enrolled
+from gpuhost.run.host_data import HostDataModel, fingerprint, url
 
 
-def driver_settings_from(data) -> DriverSettings:
-    """The driver stage's keys; raises UsageError naming the key and the fix."""
-    from gpuhost.driver.sources import SOURCE_NAMES  # noqa: PLC0415 (keeps settings light)
+def _source_name(value: str) -> str:
+    from gpuhost.driver.sources import SOURCE_NAMES  # noqa: PLC0415 (sources.py reads its data file)
 
-    for key in ("force", "secure_boot_mok"):
-        if not isinstance(data.get(key, False), bool):
-            raise UsageError(f"{key} is {data.get(key)!r}: use true or false")
-    source = text_value(data, "driver_source")
-    if source is not None and source not in SOURCE_NAMES:
-        raise UsageError(f"driver_source is {source!r}: use one of {', '.join(SOURCE_NAMES)}")
-    for key in ("driver_repository", "driver_repository_key"):
-        value = text_value(data, key)
-        if value is not None and not value.startswith(("https://", "http://", "file:/")):
-            raise UsageError(f"{key} is {value!r}: use an http(s):// or file:/ URL")
-    fingerprint = text_value(data, "driver_repository_fingerprint")
-    if fingerprint is not None and not (len(fingerprint.replace(" ", "")) == 40
-                                        and all(c in "0123456789abcdefABCDEF" for c in fingerprint.replace(" ", ""))):
-        raise UsageError(f"driver_repository_fingerprint is {fingerprint!r}: use the key's 40-hex-digit fingerprint")
-    timeout = data.get("apt_lock_timeout", 300)
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 0 <= timeout <= 3600:
-        raise UsageError(f"apt_lock_timeout is {timeout!r}: use whole seconds from 0 to 3600")
-    return DriverSettings(data.get("force", False), source, text_value(data, "driver_repository"), text_value(data, "driver_repository_key"),
-                          fingerprint, timeout, data.get("secure_boot_mok", False))
+    if value not in SOURCE_NAMES:
+        raise ValueError(f"use one of {', '.join(SOURCE_NAMES)}")
+    return value
 
 
+class DriverSettings(HostDataModel):
+    """Host-data keys of the driver stage (all optional)."""
 
-def text_value(data, key):
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise UsageError(f"{key} must be a string, got {value!r}")
-    return str(value)
+    force: bool = Field(False, description="change the driver, or reboot, even with GPU processes running")
+    reboot: Literal["never", "auto"] = Field(
+        "never", description="`auto`: reboot after a driver change and check the new module is loaded")
+    source: Annotated[str, AfterValidator(_source_name)] | None = Field(
+        None, alias="driver_source", description="where the driver comes from",
+        json_schema_extra={"values": "`ubuntu` / `cuda` / `debian` / `cuda-rhel`", "default_text": "by the host's OS"})
+    repository: Annotated[str, AfterValidator(url)] | None = Field(
+        None, alias="driver_repository", description="a mirror of the driver repository",
+        json_schema_extra={"values": "an http(s):// or file:/ URL"})
+    repository_key: Annotated[str, AfterValidator(url)] | None = Field(
+        None, alias="driver_repository_key", description="the key URL of a mirror that signs with its own key",
+        json_schema_extra={"values": "an http(s):// or file:/ URL"})
+    repository_fingerprint: Annotated[str, AfterValidator(fingerprint)] | None = Field(
+        None, alias="driver_repository_fingerprint", description="that key's pinned fingerprint",
+        json_schema_extra={"values": "40 hex digits, spaces allowed"})
+    lock_timeout: int = Field(
+        300, alias="apt_lock_timeout", ge=0, le=3600, description="seconds to wait for a busy apt/dpkg lock",
+        json_schema_extra={"values": "seconds, 0 to 3600", "fix": "use whole seconds from 0 to 3600"})
+    secure_boot_mok: bool = Field(False, description="a MOK that signs DKMS modules is enrolled (Secure Boot)")

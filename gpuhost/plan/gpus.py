@@ -48,27 +48,42 @@ def _model_gpu(query: str, model, pci_id: str | None, matrix: Matrix) -> Gpu:
     return Gpu(query, model.names[0], pci_id, model.compute_capability, arch.name, modules)
 
 
-def _by_name(query: str, matrix: Matrix) -> Gpu | None:
+def _by_name(query: str, matrix: Matrix, prefix: bool) -> Gpu | None:
+    """The model one of whose names (gpus.yaml) is the query; with `prefix`, also the longest name
+    the query starts with (nvidia-smi's 'Tesla V100-SXM2-16GB' is a V100)."""
     wanted = _normalise(query)
     best = None
     for model in matrix.gpus:
         for alias in model.names:
             key = _normalise(alias)
-            exact = key == wanted
-            prefix = wanted.startswith(key) and not (key[-1].isdigit() and wanted[len(key):][:1].isdigit())
-            if exact:
+            if key == wanted:
                 return _model_gpu(query, model, f"{NVIDIA_VENDOR}:{model.pci_ids[0]}", matrix)
-            if prefix and (best is None or len(key) > best[0]):
+            starts = wanted.startswith(key) and not (key[-1].isdigit() and wanted[len(key):][:1].isdigit())
+            if prefix and starts and (best is None or len(key) > best[0]):
                 best = (len(key), model)
     if best:
         return _model_gpu(query, best[1], f"{NVIDIA_VENDOR}:{best[1].pci_ids[0]}", matrix)
     return None
 
 
-def identify(query: str, matrix: Matrix | None = None) -> Gpu:
-    """A GPU from a model name ('H100', 'rtx 5090'), a PCI ID ('10de:2330') or a CC ('9.0', 'sm_90')."""
+def identify_detected(name: str, matrix: Matrix | None = None) -> Gpu:
+    """A GPU from the name a host reports (nvidia-smi): a name of gpus.yaml, or one it starts with."""
     matrix = matrix or load_matrix()
+    gpu = _by_name(name.strip(), matrix, prefix=True) if _normalise(name) else None
+    return gpu or identify(name, matrix)
+
+
+def identify(query: str, matrix: Matrix | None = None) -> Gpu:
+    """A GPU from what a user types: a model name of gpus.yaml ('H100', 'rtx 5090'; matched exactly,
+    ignoring case, spaces, dashes and an NVIDIA prefix), a PCI ID ('10de:2330') or a CC ('9.0', 'sm_90')."""
+    matrix = matrix or load_matrix()
+    if not isinstance(query, str):
+        raise UnknownGpu(f"GPU {query!r} is not a name: quote it, e.g. \"H100\" or \"9.0\"")
     text = query.strip()
+    if "," in text:
+        names = ", ".join(n.strip() for n in text.split(","))
+        raise UnknownGpu(f"GPU name {query!r} has a comma: name one GPU at a time: repeat the flag "
+                         f"(--gpu X --gpu Y) or give a list (target_gpus: [{names}])")
     if m := re.fullmatch(r"(?:0x)?([0-9a-fA-F]{4}):(?:0x)?([0-9a-fA-F]{4})", text):
         vendor, device = m.group(1).lower(), m.group(2).lower()
         if vendor != NVIDIA_VENDOR:
@@ -78,11 +93,15 @@ def identify(query: str, matrix: Matrix | None = None) -> Gpu:
         return _from_cc(query, f"{int(m.group(1))}.{m.group(2)}", matrix)
     if m := re.fullmatch(r"(?i)sm_?(\d{1,2})(\d)a?", text):
         return _from_cc(query, f"{int(m.group(1))}.{m.group(2)}", matrix)
-    gpu = _by_name(text, matrix) if _normalise(text) else None
+    gpu = _by_name(text, matrix, prefix=False) if _normalise(text) else None
     if gpu:
         return gpu
-    names = [model.names[0] for model in matrix.gpus]
-    close = difflib.get_close_matches(text, names, n=3, cutoff=0.5)
+    if m := re.fullmatch(r"(?i)(\d+)\s*x\s*(.+)|(.+?)\s*x\s*(\d+)", text):
+        count, model = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+        raise UnknownGpu(f"unknown GPU {query!r}: name each GPU once: --gpu {model} given {count} times, "
+                         f"or {model} {count} times in target_gpus")
+    aliases = {alias: model.names[0] for model in matrix.gpus for alias in model.names}
+    close = list(dict.fromkeys(aliases[a] for a in difflib.get_close_matches(text, list(aliases), n=3, cutoff=0.5)))
     hint = f"did you mean {', '.join(close)}? " if close else ""
     raise UnknownGpu(f"unknown GPU '{query}': {hint}give a model name (e.g. H100, RTX 5090), "
                      f"a PCI ID (10de:2330) or a compute capability (9.0 or sm_90)")

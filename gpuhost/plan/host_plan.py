@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gpuhost.errors import GpuhostError
-from gpuhost.plan.gpus import Gpu, identify, identify_pci
+from gpuhost.plan.gpus import Gpu, identify_detected, identify_pci
 from gpuhost.run.settings import HostSettings
 from gpuhost.plan.resolver import Plan, resolve
 
@@ -43,7 +43,7 @@ def detected_gpus(gpu_state: dict) -> list[Gpu]:
         if seen.get("pci_id"):
             gpu = identify_pci(seen["pci_id"].split(":")[1], seen.get("pci_name"), query=query)
         else:
-            gpu = identify(seen.get("model") or "")
+            gpu = identify_detected(seen.get("model") or "")
         gpus.append(gpu)
     return gpus
 

@@ -1,74 +1,204 @@
 """Per-host settings from pyinfra host data, checked before any host is touched.
 
-Inventory data (host, group_data, --data) sets the policy per host. Every key is optional; a
-wrong value is reported as one line naming the host, the key and the fix.
+Each capability declares its host-data keys once, as a model in its own `settings.py`; CAPABILITIES
+below registers them (one line each), and HostSettings has one field per entry
+(`settings.driver.lock_timeout`, `settings.container.docker_source`, ...). The same check serves
+every entry point (the deploy's inventory, inspect, upgrade, cloud-init render):
+
+- every key must be declared by a capability, be pyinfra's own (connector data such as ssh_port,
+  operation arguments such as _sudo), start with `x_`, or be listed in `user_keys`; an unknown key
+  is an error with "did you mean" for a near miss;
+- each value has the declared type and choice (a number is not a version string);
+- each value can be served: the torch release and driver branch are in the matrix, declared GPUs
+  have a plan; files and environment variables named exist here, a password file is private;
+- a problem many hosts share is one line ("40 hosts (a, b, ...): ...").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+import os
+import typing
+from dataclasses import make_dataclass
+from functools import lru_cache
 
-from gpuhost.containers.settings import ContainerSettings, container_settings
-from gpuhost.driver.settings import DriverSettings, driver_settings_from, text_value as _text
-from gpuhost.errors import GpuhostError, UsageError
-from gpuhost.plan.gpus import Gpu, identify
+from pydantic import Field
+
+from gpuhost.containers.settings import ContainerSettings
+from gpuhost.driver.settings import DriverSettings
+from gpuhost.errors import UsageError
+from gpuhost.plan.gpus import Gpu
 from gpuhost.plan.resolver import Policy
+from gpuhost.plan.settings import PlanSettings
+from gpuhost.run.host_data import HostDataModel, Problem, shown, values_text
+from gpuhost.verify.settings import VerifySettings
 
-CHOICES = {
-    "no_gpu": ("skip", "fail"),
-    "reboot": ("auto", "never"),
-    "verify": ("auto", "always", "never"),
+USER_PREFIX = "x_"  # a user's own keys: x_rack, x_owner ... (or list them in user_keys)
+
+
+class InputSettings(HostDataModel):
+    """Keys about the host data itself."""
+
+    user_keys: list[str] = Field(
+        default_factory=list, description=f"your own extra keys (names, or prefixes ending in `*`); keys "
+                                          f"starting with `{USER_PREFIX}` are always yours",
+        json_schema_extra={"values": "a list, e.g. `[rack, \"site_*\"]`", "fix": 'use a list, e.g. [rack, "site_*"]'})
+
+
+# HostSettings field -> the model of that capability's keys. A new capability: one line here.
+CAPABILITIES: dict[str, type[HostDataModel]] = {
+    "plan": PlanSettings,
+    "driver": DriverSettings,
+    "container": ContainerSettings,
+    "verify": VerifySettings,
+    "inputs": InputSettings,
 }
-DEFAULTS = {"no_gpu": "skip", "reboot": "never", "verify": "auto"}
 
 
-@dataclass(frozen=True)
-class HostSettings:
-    policy: Policy
-    target_gpus: tuple[Gpu, ...]  # declared GPUs: plan for these even when none is attached
-    no_gpu: str  # skip | fail: what a host without an NVIDIA GPU gets
-    reboot: str  # auto | never
-    driver: DriverSettings = field(default_factory=lambda: DriverSettings())  # the driver stage's keys
-    container: ContainerSettings = field(default_factory=lambda: ContainerSettings())  # Docker, toolkit, pull
-    verify: str = "auto"  # auto | always | never: when gpu_host.py runs the torch check
+class _Shortcuts:
+    """The names older code reads (settings.policy, settings.reboot, ...)."""
+
+    @property
+    def policy(self) -> Policy:
+        return self.plan.policy
+
+    @property
+    def target_gpus(self) -> tuple[Gpu, ...]:  # declared GPUs: plan for these even when none is attached
+        return self.plan.gpus
+
+    @property
+    def no_gpu(self) -> str:
+        return self.plan.no_gpu
+
+    @property
+    def reboot(self) -> str:
+        return self.driver.reboot
+
+
+HostSettings = make_dataclass("HostSettings", list(CAPABILITIES.items()), bases=(_Shortcuts,), frozen=True)
+HostSettings.__doc__ = "One host's settings: one checked model per capability (CAPABILITIES)."
 
 
 def settings_from(data) -> HostSettings:
-    """Read one host's settings; raises UsageError naming the key."""
-    for key, allowed in CHOICES.items():
-        value = data.get(key)
-        if value is not None and value not in allowed:
-            raise UsageError(f"{key} is {value!r}: use one of {', '.join(allowed)}")
-    allow = data.get("allow_driver_change", True)
-    if not isinstance(allow, bool):
-        raise UsageError(f"allow_driver_change is {allow!r}: use true or false")
-    targets = data.get("target_gpus") or ()
-    if isinstance(targets, str):
-        targets = [targets]
-    if not isinstance(targets, (list, tuple)):
-        raise UsageError(f"target_gpus is {targets!r}: use a list such as ['H100', 'H100']")
-    try:
-        gpus = tuple(identify(str(t)) for t in targets)
-    except GpuhostError as exc:
-        raise UsageError(f"target_gpus: {exc}") from None
-    policy = Policy(
-        torch=_text(data, "torch"),
-        allow_driver_change=allow,
-        driver_branch=_text(data, "driver_branch") or "lts",
-        image_flavour=_text(data, "image_flavour") or "runtime",
-        registry=_text(data, "registry"),
-    ).validated()
-    return HostSettings(policy, gpus, data.get("no_gpu") or DEFAULTS["no_gpu"],
-                        data.get("reboot") or DEFAULTS["reboot"], driver_settings_from(data),
-                        container_settings(data), data.get("verify") or DEFAULTS["verify"])
+    """Read one host's settings; raises UsageError naming each wrong key and its fix."""
+    models, problems = _models(data)
+    if problems:
+        raise UsageError("; ".join(p.message for p in problems))
+    return HostSettings(**models)
 
 
-def check_hosts(hosts) -> list[str]:
-    """One line per problem across (name, data) pairs; empty when all are fine."""
+def _models(data) -> tuple[dict[str, HostDataModel], list[Problem]]:
+    models, problems = {}, []
+    for name, model in CAPABILITIES.items():
+        built, wrong = model.problems(data)
+        models[name] = built
+        problems += wrong
+    return models, problems
+
+
+# --- The check before any host is contacted -------------------------------------------------------
+
+
+def host_problems(data: dict, local: bool = True) -> list[Problem]:
+    """Everything wrong with one host's data. `local`: the data is for a deploy run from here, so
+    files and variables it names must exist here (cloud-init's data is for the VM: False)."""
+    problems = unknown_keys(data) + pyinfra_value_problems(data, local)
+    models, wrong = _models(data)
+    problems += wrong
+    for model in models.values():
+        if model is not None:
+            problems += model.unservable() + (model.missing_locally() if local else [])
+    return problems
+
+
+def check_hosts(hosts, local: bool = True) -> list[str]:
+    """One line per problem across (name, data) pairs, a problem shared by hosts once; empty when fine."""
+    return grouped((name, [p.message for p in host_problems(data, local)]) for name, data in hosts)
+
+
+def grouped(per_host) -> list[str]:
+    """(host, [message]) pairs -> lines, a message many hosts share given once with their count."""
+    hosts_of: dict[str, list[str]] = {}
+    for name, messages in per_host:
+        for message in dict.fromkeys(messages):
+            hosts_of.setdefault(message, []).append(str(name))
+    lines = []
+    for message, names in hosts_of.items():
+        if len(names) == 1:
+            lines.append(f"host {names[0]}: {message}")
+        else:
+            shown_names = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            lines.append(f"{len(names)} hosts ({shown_names}): {message}")
+    return lines
+
+
+@lru_cache(maxsize=1)
+def gpuhost_keys() -> tuple[str, ...]:
+    return tuple(key for model in CAPABILITIES.values() for key in model.keys())
+
+
+@lru_cache(maxsize=1)
+def pyinfra_keys() -> dict[str, object]:
+    """pyinfra's own host-data keys and their types: every connector's data (ssh_port, docker_identifier
+    ...) and the operation arguments a host's data may set (_sudo, _env ...), read from pyinfra itself."""
+    from pyinfra.api.arguments import all_global_arguments
+    from pyinfra.api.connectors import get_all_connectors
+
+    keys: dict[str, object] = {}
+    for connector in get_all_connectors().values():
+        keys.update(typing.get_type_hints(connector.data_cls))
+    keys.update((k, t) for k, t in all_global_arguments() if k.startswith("_"))
+    # Keys connectors write into host data themselves (pyinfra 3.10 connectors/chroot.py, dockerssh.py).
+    keys.update({"chroot_directory": str, "docker_image": str, "docker_container_id": str})
+    return keys
+
+
+def unknown_keys(data: dict) -> list[Problem]:
+    """Keys nothing declares, each with its near misses."""
+    known = set(gpuhost_keys()) | set(pyinfra_keys())
+    declared = data.get("user_keys") if isinstance(data.get("user_keys"), list) else []
+    names = {k for k in declared if isinstance(k, str) and not k.endswith("*")}
+    prefixes = tuple(k[:-1] for k in declared if isinstance(k, str) and k.endswith("*")) + (USER_PREFIX,)
     problems = []
-    for name, data in hosts:
+    for key in data:
+        if not isinstance(key, str):
+            problems.append(Problem((), f"key {shown(key)} is not a name: use a quoted key, or remove it"))
+            continue
+        if key in known or key in names or key.startswith(prefixes):
+            continue
+        near = near_misses(key, known)
+        hint = f"did you mean {' or '.join(near)}? " if near else "remove it, or "
+        problems.append(Problem((key,), f"unknown key {key!r}: {hint}(a key of your own: prefix it "
+                                        f"{USER_PREFIX} or list it in user_keys)"))
+    return problems
+
+
+def near_misses(key: str, known) -> list[str]:
+    """Declared keys a typo is close to: by spelling, or the key written with something added."""
+    ours = [k for k in known if not k.startswith("_")]
+    close = difflib.get_close_matches(key.lower(), ours, n=3, cutoff=0.75)
+    if not close:
+        lower = key.lower()
+        close = sorted((k for k in ours if (len(k) >= 4 and k in lower) or (len(lower) >= 4 and lower in k)),
+                       key=lambda k: -len(k))[:3]
+    return close
+
+
+def pyinfra_value_problems(data: dict, local: bool) -> list[Problem]:
+    """pyinfra's own keys, with the types pyinfra checks them against when it connects (typeguard)."""
+    from typeguard import TypeCheckError, check_type
+
+    types = pyinfra_keys()
+    problems = []
+    for key, value in data.items():
+        if key not in types or value is None:
+            continue
         try:
-            settings_from(data)
-        except GpuhostError as exc:
-            problems.append(f"host {name}: {exc}")
+            check_type(value, types[key])
+        except TypeCheckError:
+            problems.append(Problem((key,), f"{key} is {shown(value)}: use {values_text(types[key], plain=True)}"))
+            continue
+    key_file = data.get("ssh_key")
+    if local and isinstance(key_file, str) and not os.path.exists(os.path.expanduser(key_file)):
+        problems.append(Problem(("ssh_key",), f"ssh_key {key_file}: no such file: fix the path"))
     return problems

@@ -190,7 +190,7 @@ def verify_stage(ctx, after=(), always: bool = False) -> list:
     """
     if ctx.host_plan.plan is None:
         return []
-    due, why = check_due(ctx, "always" if always else ctx.settings.verify)
+    due, why = check_due(ctx, "always" if always else ctx.settings.verify.when)
     if due == "no" or (due == "if-changed" and not after):
         logger.info(f"[{host.name}] {why}")
         return []

@@ -1,0 +1,102 @@
+"""Host-data keys of the plan: which torch, which driver branch, which image, for which GPUs."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+from gpuhost.errors import GpuhostError
+from gpuhost.plan.gpus import Gpu, identify
+from gpuhost.plan.resolver import Policy
+from gpuhost.run.host_data import HostDataModel, Problem
+
+
+def _branch_number(value):
+    """`driver_branch: 580` (a YAML number) is the branch "580": nothing is lost."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _branch_policy(value: str) -> str:
+    if value not in ("lts", "production") and not (value.isdigit() and len(value) == 3):
+        raise ValueError('use lts, production or a branch number such as "580"')
+    return value
+
+
+def _gpu_list(value):
+    """`target_gpus: H100` is one GPU; a tuple from a group_data file is a list."""
+    return [value] if isinstance(value, str) else list(value) if isinstance(value, tuple) else value
+
+
+def _known_gpus(names: list[str]) -> list[str]:
+    for name in names:
+        try:
+            identify(name)
+        except GpuhostError as exc:
+            raise ValueError(str(exc)) from None
+    return names
+
+
+class PlanSettings(HostDataModel):
+    """What the resolver may choose for a host (gpuhost/plan/resolver.py)."""
+
+    torch: str | None = Field(
+        None, pattern=r"^\d+\.\d+(\.\d+)?$", description="PyTorch release `X.Y` or `X.Y.Z`, quoted",
+        json_schema_extra={"values": 'PyTorch release `"X.Y"` or `"X.Y.Z"`', "default_text": "newest in the matrix",
+                           "fix": 'use a release X.Y or X.Y.Z, quoted, e.g. "2.9"'})
+    driver_branch: Annotated[str, BeforeValidator(_branch_number), AfterValidator(_branch_policy)] = Field(
+        "lts", description="the driver branch to install or move to",
+        json_schema_extra={"values": '`lts`, `production`, or a branch such as `"580"`'})
+    allow_driver_change: bool = Field(True, description="`false`: never install, move or upgrade the driver")
+    image_flavour: Literal["runtime", "devel"] = Field("runtime", description="the PyTorch image's flavour")
+    registry: str | None = Field(
+        None, pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?(/[a-z0-9._-]+)*$",
+        description="pull the image through this registry or mirror",
+        json_schema_extra={"values": "registry or mirror prefix, e.g. `mirror.example.com:5000`",
+                           "default_text": "Docker Hub",
+                           "fix": "use host[:port][/path], e.g. registry.example.com:5000/mirror"})
+    target_gpus: Annotated[list[str], BeforeValidator(_gpu_list), AfterValidator(_known_gpus)] = Field(
+        default_factory=list, description="GPUs to plan for when none is attached (golden images)",
+        json_schema_extra={"values": "a list of GPU names, e.g. `[H100, H100]`",
+                           "fix": "use a list of GPU names, e.g. [H100, H100]"})
+    no_gpu: Literal["skip", "fail"] = Field("skip", description="what a host without an NVIDIA GPU gets")
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(torch=self.torch, allow_driver_change=self.allow_driver_change,
+                      driver_branch=self.driver_branch, image_flavour=self.image_flavour, registry=self.registry)
+
+    @cached_property
+    def gpus(self) -> tuple[Gpu, ...]:
+        return tuple(identify(name) for name in self.target_gpus)
+
+    def unservable(self) -> list[Problem]:
+        """The release and branch must be in the matrix; declared GPUs must have a plan with this policy."""
+        from gpuhost.plan.matrix import load_matrix
+        from gpuhost.plan.resolver import resolve
+
+        matrix = load_matrix()
+        problems = []
+        if self.torch is not None:
+            minor = ".".join(self.torch.split(".")[:2])
+            release = matrix.releases.get(minor)
+            known = ", ".join(f'"{t}"' for t in sorted(matrix.releases, key=lambda t: tuple(map(int, t.split(".")))))
+            if release is None:
+                problems.append(Problem(("torch",), f"torch is {self.torch!r}: not in the compatibility matrix: "
+                                                     f"use one of {known}"))
+            elif self.torch.count(".") == 2 and self.torch not in release.patches:
+                problems.append(Problem(("torch",), f"torch is {self.torch!r}: no such release: releases of {minor} "
+                                                     f"are {', '.join(release.patches)}"))
+        if self.driver_branch.isdigit() and matrix.branch(int(self.driver_branch)) is None:
+            known = ", ".join(f'"{b.branch}"' for b in matrix.branches)
+            problems.append(Problem(("driver_branch",), f"driver_branch is {self.driver_branch!r}: not a branch in "
+                                                         f"the matrix: use lts, production or one of {known}"))
+        if self.target_gpus and not problems:
+            try:  # as a fresh host would be planned: no driver yet, any change allowed
+                resolve(list(self.gpus), policy=Policy(**{**self.policy.__dict__, "allow_driver_change": True}))
+            except GpuhostError as exc:
+                keys = tuple(k for k in ("target_gpus", "torch", "driver_branch", "image_flavour")
+                             if k == "target_gpus" or getattr(self, k) != PlanSettings.model_fields[k].default)
+                problems.append(Problem(keys, f"target_gpus {', '.join(self.target_gpus)}: no plan: {exc}"))
+        return problems

@@ -1,0 +1,218 @@
+"""The base of every capability's host-data model, and how a wrong value reads.
+
+A capability declares its keys once, as a pydantic model in its own `settings.py`: field name (or
+alias) = the host-data key, the type and `Literal[...]` choices, the default and a description. The
+models are strict (a number is not a version string, "yes" is not a boolean) and forbid extra
+keys. pydantic's errors become one line each, naming the key, the value and the fix.
+
+    class DriverSettings(HostDataModel):
+        force: bool = Field(False, description="Change the driver even with GPU processes running.")
+
+    DriverSettings.from_host_data(host.data.dict())   # UsageError("force is 'yes': use true or false")
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gpuhost.errors import UsageError
+
+URL_PREFIXES = ("https://", "http://", "file:/")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One wrong value: the keys at fault (to name where they were set) and the line to show."""
+
+    keys: tuple[str, ...]
+    message: str
+
+
+class HostDataModel(BaseModel):
+    """Base of a capability's host-data keys: strict types, no extra keys, frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True,
+                              arbitrary_types_allowed=True)
+
+    @classmethod
+    def keys(cls) -> dict[str, str]:
+        """host-data key -> field name."""
+        return {(f.alias or name): name for name, f in cls.model_fields.items()}
+
+    @classmethod
+    def picked(cls, data) -> dict:
+        """This model's keys out of a host's data (None counts as not set: the default applies)."""
+        return {key: data[key] for key in cls.keys() if key in data and data[key] is not None}
+
+    @classmethod
+    def problems(cls, data) -> tuple[HostDataModel | None, list[Problem]]:
+        """(the model, []) or (None, one Problem per wrong key)."""
+        picked = cls.picked(data)
+        try:
+            return cls.model_validate(picked), []
+        except ValidationError as exc:
+            return None, [_problem(cls, error, picked) for error in exc.errors()]
+
+    @classmethod
+    def from_host_data(cls, data):
+        """The model for a host's data; UsageError with one line per wrong key."""
+        model, problems = cls.problems(data)
+        if problems:
+            raise UsageError("; ".join(p.message for p in problems))
+        return model
+
+    def unservable(self) -> list[Problem]:
+        """Values well formed but that cannot be served (not in the matrix, ...); checked before connecting."""
+        return []
+
+    def missing_locally(self) -> list[Problem]:
+        """Files and variables named that must exist on the machine running pyinfra."""
+        return []
+
+
+# --- Errors as one line -------------------------------------------------------------------------
+
+
+def _problem(cls: type[HostDataModel], error: dict, picked: dict) -> Problem:
+    loc = error.get("loc") or ()
+    if not loc:  # a model validator: its message names the keys
+        message = str((error.get("ctx") or {}).get("error") or error["msg"])
+        return Problem(tuple(k for k in picked if re.search(rf"\b{re.escape(k)}\b", message)), message)
+    key = str(loc[0])
+    value = picked.get(key, error.get("input"))
+    return Problem((key,), f"{key} is {shown(value)}: {fix(cls, key, error)}")
+
+
+def shown(value) -> str:
+    """A value as the user wrote it, near enough: YAML numbers keep their source text."""
+    text = getattr(value, "source_text", None)
+    if text is not None:
+        return f"the number {text} (read as {float(value)!r})" if str(float(value)) != text else f"the number {text}"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    return repr(value)
+
+
+def fix(cls: type[HostDataModel], key: str, error: dict) -> str:
+    """The fix for one error: the validator's own words, the field's declared hint, or the type's."""
+    if error["type"] == "value_error":
+        return str(error["ctx"]["error"])
+    field = cls.model_fields[cls.keys()[key]]
+    extra = field.json_schema_extra or {}
+    value = error.get("input")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and accepts_text(field.annotation):
+        text = getattr(value, "source_text", None) or repr(value)
+        return f"quote it: {key}: \"{text}\" (unquoted, YAML and --data read it as a number)"
+    if "fix" in extra:
+        return extra["fix"]
+    return f"use {values_text(field.annotation, plain=True)}"
+
+
+def accepts_text(annotation) -> bool:
+    return annotation is str or str in typing.get_args(annotation) or any(
+        accepts_text(a) for a in typing.get_args(annotation) if typing.get_origin(a) in (list, tuple))
+
+
+def values_text(annotation, plain: bool = False) -> str:
+    """What a key takes, from its type: `a` / `b` for a Literal, `true` / `false`, ..."""
+    tick = (lambda s: s) if plain else (lambda s: f"`{s}`")
+    sep = ", " if plain else " / "
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(values_text(a, plain) for a in args if a is not type(None))
+    if origin is Literal:
+        return ("one of " if plain else "") + sep.join(tick(a) for a in args)
+    if annotation is bool:
+        return f"{tick('true')} or {tick('false')}" if plain else "`true` / `false`"
+    if annotation is int:
+        return "a whole number"
+    if annotation is str:
+        return "a quoted string"
+    if origin in (list, tuple):
+        return f"a list of {values_text(args[0], plain)}s" if args else "a list"
+    if origin is dict or annotation is dict:
+        return "a mapping"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+# --- Validators shared by the capabilities -------------------------------------------------------
+
+
+def url(value: str) -> str:
+    """An http(s):// or file:/ URL (a mirror, a key)."""
+    value = value.strip()
+    if not value.startswith(URL_PREFIXES) or any(c.isspace() for c in value):
+        raise ValueError("use an http(s):// or file:/ URL")
+    return value
+
+
+def fingerprint(value: str) -> str:
+    """A key's 40 hex digits, spaces allowed; kept upper case without spaces."""
+    digits = value.replace(" ", "").upper()
+    if len(digits) != 40 or any(c not in "0123456789ABCDEF" for c in digits):
+        raise ValueError("use the key's 40-hex-digit fingerprint")
+    return digits
+
+
+def not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("use a non-empty quoted string")
+    return value.strip()
+
+
+def secret_file_problem(key: str, path: str) -> str | None:
+    """A file holding a secret, on this machine: it must exist, be readable and be private (0600)."""
+    file = Path(os.path.expanduser(path))
+    try:
+        info = file.stat()
+    except OSError as exc:
+        return f"{key} {path}: {exc.strerror.lower()}: create it (chmod 600) or fix the path"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{key} {path}: not a regular file: point it at the file that holds the password"
+    if info.st_mode & 0o077:
+        return (f"{key} {path}: other users can read it (mode {stat.S_IMODE(info.st_mode):04o}): "
+                f"chmod 600 {path}")
+    if not os.access(file, os.R_OK):
+        return f"{key} {path}: cannot be read by this user: fix its owner or permissions"
+    return None
+
+
+def env_problem(key: str, name: str) -> str | None:
+    """An environment variable that must be set (not empty) where pyinfra runs."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return f"{key} is {name!r}: use the name of an environment variable, e.g. REGISTRY_PASSWORD"
+    if not os.environ.get(name):
+        return f"{key} {name}: the variable is unset or empty here: export it before running"
+    return None
+
+
+def model_rows(models: dict[str, type[HostDataModel]]) -> list[tuple[str, str, str, str, str]]:
+    """(capability, key, values, default, description) for every declared key: the README tables."""
+    rows = []
+    for capability, model in models.items():
+        for key, name in model.keys().items():
+            field = model.model_fields[name]
+            extra = field.json_schema_extra or {}
+            default = extra.get("default_text") or _default_text(field.get_default(call_default_factory=True))
+            rows.append((capability, key, extra.get("values") or values_text(field.annotation), default,
+                         field.description or ""))
+    return rows
+
+
+def _default_text(value: Any) -> str:
+    if value is None or value == [] or value == {} or value == ():
+        return "—"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value}`"
