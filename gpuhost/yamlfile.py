@@ -52,6 +52,7 @@ class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
 
 
 Loader.add_constructor("tag:yaml.org,2002:float", Loader.construct_yaml_float)
+yaml.SafeDumper.add_representer(YamlFloat, yaml.SafeDumper.represent_float)  # dumped as the float it is
 LOADER = Loader
 
 

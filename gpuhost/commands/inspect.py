@@ -76,9 +76,9 @@ def load_inventory(inventory: str, limit: list[str]):
         else:
             built = make_inventory_from_files(inventory)  # "a,b" or "@local": no name lookups
     except GpuhostError as exc:
-        raise UsageError(" ".join(str(exc).split("\n"))) from None
+        raise UsageError(str(exc)) from None
     except Exception as exc:  # the inventory file's own error (syntax, InventoryError, ...)
-        message = " ".join(str(exc).split()) or type(exc).__name__
+        message = "\n".join(" ".join(line.split()) for line in str(exc).splitlines()) or type(exc).__name__
         raise UsageError(f"inventory {inventory}: {message}") from None
     names = [host.name for host in built]
     if not names:
@@ -96,7 +96,7 @@ def checked_hosts(inventory: str, limit: list[str]):
     from pyinfra.api import Config, State
     from pyinfra.context import ctx_config, ctx_state
 
-    from gpuhost.run.settings import check_hosts
+    from gpuhost.run.settings import check_hosts, problems_text
 
     state, config = State(), Config()
     state.cwd = str(Path.cwd())
@@ -105,7 +105,7 @@ def checked_hosts(inventory: str, limit: list[str]):
     hosts = [host for host in built if not limit or host.name in limit]
     problems = check_hosts((host.name, host.data.dict()) for host in hosts)
     if problems:
-        raise UsageError("bad inventory data: " + "; ".join(problems))
+        raise UsageError(problems_text("bad inventory data (no host was contacted)", problems))
     return state, config, built, hosts
 
 

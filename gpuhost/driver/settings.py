@@ -21,7 +21,7 @@ class DriverSettings(HostDataModel):
     """Host-data keys of the driver stage (all optional)."""
 
     force: bool = Field(False, description="change the driver, or reboot, even with GPU processes running")
-    reboot: Literal["never", "auto"] = Field(
+    reboot: Literal["auto", "never"] = Field(
         "never", description="`auto`: reboot after a driver change and check the new module is loaded")
     source: Annotated[str, AfterValidator(_source_name)] | None = Field(
         None, alias="driver_source", description="where the driver comes from",

@@ -27,10 +27,10 @@ import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from gpuhost import __version__
+from gpuhost import __version__, yamlfile
 from gpuhost.errors import GpuhostError, UsageError
 from gpuhost.plan.gpus import identify
-from gpuhost.run.settings import settings_from
+from gpuhost.run.settings import host_problems
 
 DATA_DIR = Path(__file__).with_name("data")
 FIRST_BOOT_SCRIPT = DATA_DIR / "cloud-init-first-boot.sh"
@@ -81,13 +81,16 @@ def is_url(package: str) -> bool:
 def load_host_data(text: str, source: str) -> dict:
     """Host data from YAML text (a --data file): a mapping of inventory keys."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{source} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        data = yamlfile.load(text)
+    except yamlfile.YAMLError as exc:
+        raise UsageError(f"{source} {yamlfile.error_line(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise UsageError(f"{source} must be a mapping of host data keys (torch: '2.9', target_gpus: [H100], ...)")
+    if isinstance(data.get("hosts"), list):
+        raise UsageError(f"{source} is an inventory (it has hosts:): --data takes one host's keys, "
+                         "e.g. torch: '2.9' and target_gpus: [H100]")
     return data
 
 
@@ -166,10 +169,9 @@ def _yaml_text(data: dict) -> str:
 def _check_host_data(data: dict, source: str) -> None:
     if not isinstance(data, dict):
         raise UsageError(f"{source} must be a mapping of host data keys")
-    try:
-        settings_from(data)
-    except GpuhostError as exc:
-        raise UsageError(f"{source}: {exc}") from None
+    problems = [p.message for p in host_problems(data, local=False)]  # files and variables: the VM's
+    if problems:
+        raise UsageError("\n".join(f"{source}: {p}" for p in problems))
     if data.get("reboot") == "auto":
         raise UsageError(f"{source}: reboot: auto cannot work on first boot (pyinfra runs on the host it would "
                          "reboot): use reboot: never; the marker's reboot_required says when to reboot")

@@ -24,7 +24,7 @@ from pathlib import Path
 from gpuhost import yamlfile
 
 from gpuhost.errors import GpuhostError, UsageError
-from gpuhost.run.settings import settings_from
+from gpuhost.run.settings import grouped, host_problems
 
 SECTIONS = ("all", "groups", "hosts")
 GROUP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")  # a Python name: a group_data/<name>.py file, a --limit word
@@ -54,14 +54,14 @@ def read_inventory(path: Path) -> YamlInventory:
     """Parse and shape-check the YAML; raises UsageError only when nothing can be read at all."""
     path = Path(path)
     try:
-        content = yamlfile.load(path.read_text())
+        content = yamlfile.load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise UsageError(f"cannot read inventory {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"inventory {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                         f"{exc.start}): save it as UTF-8") from None
     except yamlfile.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = ", ".join(filter(None, [getattr(exc, "context", None), getattr(exc, "problem", None)]))
-        raise UsageError(f"inventory {path} is not valid YAML{at}: {what or ' '.join(str(exc).split())}") from None
+        raise UsageError(f"inventory {path} {yamlfile.error_line(exc)}") from None
     if not isinstance(content, dict) or not isinstance(content.get("hosts"), list):
         raise UsageError(f"inventory {path} needs a 'hosts:' list (see inventories/lab.yaml)")
     inv = YamlInventory(path)
@@ -97,6 +97,10 @@ def read_inventory(path: Path) -> YamlInventory:
             inv.problems.append(f"{where}: hosts[{i}] needs a name, e.g. '- name: gpu-01'")
             continue
         name = str(entry["name"])
+        problem = _bad_host_name(name)
+        if problem:
+            inv.problems.append(f"{where}: host {name!r} {problem}")
+            continue
         if name in seen:
             inv.problems.append(f"{where}: host {name} is listed twice: merge its entries")
             continue
@@ -115,6 +119,16 @@ def _bad_group_name(name) -> str | None:
         return "is reserved: put settings for every host under 'all:'"
     if not isinstance(name, str) or not GROUP_NAME.match(name):
         return "is not a usable group name: use letters, digits and _, starting with a letter"
+    return None
+
+
+def _bad_host_name(name: str) -> str | None:
+    """pyinfra reads `@local`, `@docker/...` as connectors: the deploy would run on this machine or in a container."""
+    if name.startswith("@"):
+        return ("is a pyinfra connector, not a host: the deploy would run on this machine (or a container); "
+                "give the server a name and its address as ssh_hostname")
+    if not name.strip() or any(c.isspace() or c == "," for c in name):
+        return "is not a usable host name: no spaces or commas; put the address in ssh_hostname"
     return None
 
 
@@ -246,37 +260,18 @@ def merged(layers: list[Layer]) -> dict:
     return out
 
 
-def check_settings(name: str, layers: list[Layer]) -> list[str]:
-    """The host's merged settings checked by gpuhost.run.settings, one line per bad key; a line names
-    the key and, when the value is not the host's own, where it was set."""
-    data = merged(layers)
-    lines: list[str] = []
-    while True:  # hostdata stops at its first problem: set the keys at fault aside and check again
-        try:
-            settings_from(data)
-            return lines
-        except GpuhostError as exc:
-            message = str(exc)
-        culprits = [key for key in data if _verdict({k: v for k, v in data.items() if k != key}) != message]
-        named = [k for k in culprits if not re.search(rf"\b{re.escape(k)}\b", message)]
+def setting_problems(layers: list[Layer], local: bool = True) -> list[str]:
+    """The host's merged settings checked by gpuhost.run.settings, one line per problem; a line names,
+    for each key at fault that is not the host's own, where it was set."""
+    lines = []
+    for problem in host_problems(merged(layers), local):
         origins = []
-        for key in culprits:
-            origin = next(layer.label for layer in reversed(layers) if key in layer.data)
+        for key in problem.keys:
+            origin = next((layer.label for layer in reversed(layers) if key in layer.data), "host")
             if origin != "host":
                 origins.append(f"{key} from {origin}")
-        lines.append(f"host {name}: " + (f"{', '.join(named)}: " if named else "") + message
-                     + (f" ({'; '.join(origins)})" if origins else ""))
-        if not culprits:
-            return lines
-        data = {k: v for k, v in data.items() if k not in culprits}
-
-
-def _verdict(data: dict) -> str | None:
-    try:
-        settings_from(data)
-        return None
-    except GpuhostError as exc:
-        return str(exc)
+        lines.append(problem.message + (f" ({'; '.join(origins)})" if origins else ""))
+    return lines
 
 
 @dataclass
@@ -287,8 +282,10 @@ class LoadedInventory:
     hosts: list[tuple[str, dict]]  # (name, merged settings without --data)
 
 
-def load_inventory(path: Path, group_data_folders=(), file_group: str | None = None) -> LoadedInventory:
-    """Read the YAML and the group_data files, check everything; UsageError with one line per problem."""
+def load_inventory(path: Path, group_data_folders=(), file_group: str | None = None,
+                   override_data: dict | None = None) -> LoadedInventory:
+    """Read the YAML and the group_data files, check everything; UsageError with one line per problem.
+    `override_data`: pyinfra's --data key=value, which beats every layer."""
     inv = read_inventory(path)
     problems = list(inv.problems)
     file_layers: dict[str, list[Layer]] = {}
@@ -296,17 +293,34 @@ def load_inventory(path: Path, group_data_folders=(), file_group: str | None = N
         file_layers, file_problems = read_group_data(group_data_folders, pyinfra_groups(inv))
         problems += file_problems
     problems += check_groups(inv, file_layers)
-    hosts = []
+    hosts, per_host = [], []
     for name, own, host_groups in inv.hosts:
         layers, clashes = merge_host(inv, name, own, host_groups, file_layers, file_group)
         problems += [p for p in clashes if p not in problems]  # a group clash once, not once per host
-        problems += check_settings(name, layers)
+        per_host.append((name, setting_problems(layers + [Layer("--data", dict(override_data or {}))])))
         hosts.append((name, merged(layers)))
+    problems += grouped(per_host)
     if len(problems) > 1:
         problems.insert(0, f"{len(problems)} problems in the inventory (no host was contacted):")
     if problems:
         raise UsageError("\n".join(problems))
     return LoadedInventory(pyinfra_groups(inv, set(file_layers)), hosts)
+
+
+def cli_override_data() -> dict:
+    """pyinfra's `--data key=value` of the command running now, parsed as pyinfra parses them
+    (pyinfra_cli.util.parse_cli_arg), so they are checked with the rest before any host is contacted.
+    A number keeps the text it was typed as (`torch=2.10` reads as 2.1). Empty outside pyinfra's CLI."""
+    import click
+    from pyinfra_cli.util import parse_cli_arg
+
+    ctx = click.get_current_context(silent=True)
+    data = {}
+    for arg in (ctx.params.get("data") or ()) if ctx is not None else ():
+        key, _, text = arg.partition("=")
+        value = parse_cli_arg(text)
+        data[key] = yamlfile.YamlFloat(value, text) if isinstance(value, float) else value
+    return data
 
 
 def load_hosts(path: Path, group_data_folders=()) -> list[tuple[str, dict]]:

@@ -13,7 +13,7 @@ from pyinfra.api.exceptions import DeployError
 
 from facts.snapshot import HostSnapshot
 from gpuhost.plan.host_plan import HostPlan, plan_host
-from gpuhost.run.settings import HostSettings, check_hosts, settings_from
+from gpuhost.run.settings import HostSettings, check_hosts, problems_text, settings_from
 
 
 @dataclass
@@ -35,7 +35,7 @@ def host_context() -> HostContext:
     if key not in _contexts:
         problems = check_hosts((h.name, h.data.dict()) for h in state.inventory)
         if problems:
-            raise DeployError("bad inventory data: " + "; ".join(problems))
+            raise DeployError(problems_text("bad inventory data", problems))
         settings = settings_from(host.data.dict())
         snapshot = host.get_fact(HostSnapshot)  # every reading a converged run needs: one command
         gpu_state, host_state = snapshot["gpu"], snapshot["host"]

@@ -113,15 +113,20 @@ def fix(cls: type[HostDataModel], key: str, error: dict) -> str:
     value = error.get("input")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and accepts_text(field.annotation):
         text = getattr(value, "source_text", None) or repr(value)
-        return f"quote it: {key}: \"{text}\" (unquoted, YAML and --data read it as a number)"
+        return f"quote it: {key}: \"{text}\" (on the command line: --data '{key}=\"{text}\"')"
     if "fix" in extra:
         return extra["fix"]
     return f"use {values_text(field.annotation, plain=True)}"
 
 
 def accepts_text(annotation) -> bool:
-    return annotation is str or str in typing.get_args(annotation) or any(
-        accepts_text(a) for a in typing.get_args(annotation) if typing.get_origin(a) in (list, tuple))
+    """Whether a key takes text (then a number given for it lost its quotes)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return accepts_text(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(accepts_text(a) for a in args)
+    return annotation is str
 
 
 def values_text(annotation, plain: bool = False) -> str:
@@ -129,6 +134,8 @@ def values_text(annotation, plain: bool = False) -> str:
     tick = (lambda s: s) if plain else (lambda s: f"`{s}`")
     sep = ", " if plain else " / "
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return values_text(args[0], plain)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(values_text(a, plain) for a in args if a is not type(None))
     if origin is Literal:

@@ -116,6 +116,11 @@ def check_hosts(hosts, local: bool = True) -> list[str]:
     return grouped((name, [p.message for p in host_problems(data, local)]) for name, data in hosts)
 
 
+def problems_text(header: str, lines: list[str]) -> str:
+    """One problem: one line; more: a header with their count, then one line each."""
+    return f"{header}: {lines[0]}" if len(lines) == 1 else "\n".join([f"{header} ({len(lines)} problems):", *lines])
+
+
 def grouped(per_host) -> list[str]:
     """(host, [message]) pairs -> lines, a message many hosts share given once with their count."""
     hosts_of: dict[str, list[str]] = {}

@@ -17,7 +17,7 @@ from facts.container import ContainerState
 from gpuhost.errors import UsageError
 from gpuhost.containers.operations import apply_script, deb822, registry_of
 from gpuhost.run.keys import pinned_key_script as key_script
-from gpuhost.containers.settings import container_settings, repos
+from gpuhost.containers.settings import ContainerSettings, repos
 from gpuhost.containers.runtime_stage import install_problem
 from gpuhost.verify.check import SCRIPT as CHECK_SCRIPT
 from gpuhost.verify.stage import check_command, split_inputs, split_rc
@@ -30,19 +30,19 @@ EMPTY = ContainerState.default()["docker"]
     ({"toolkit_source": "apt"}, "toolkit_source is 'apt'"),
     ({"docker_cdi": "yes"}, "docker_cdi is 'yes': use true or false"),
     ({"docker_daemon_options": ["a"]}, "docker_daemon_options"),
-    ({"toolkit_version": 1.17}, "toolkit_version is 1.17: quote"),
+    ({"toolkit_version": 1.17}, "toolkit_version is the number 1.17: quote it"),
     ({"prune_pulled_images": "no"}, "prune_pulled_images is 'no': use true or false"),
     ({"registry_user": "bot"}, "registry_user is set without registry_password_file"),
-    ({"registry_password_env": 5}, "registry_password_env is 5: use a string"),
+    ({"registry_password_env": 5}, "registry_password_env is the number 5: quote it"),
 ])
 def test_bad_settings_are_one_line(data, words):
     with pytest.raises(UsageError) as exc:
-        container_settings(data)
+        ContainerSettings.from_host_data(data)
     assert words in str(exc.value) and "\n" not in str(exc.value)
 
 
 def test_default_settings():
-    settings = container_settings({})
+    settings = ContainerSettings.from_host_data({})
     assert (settings.docker_source, settings.toolkit_source) == ("distro", "nvidia")
     assert settings.toolkit_version == repos()["nvidia_container_toolkit"]["default_version"]
 
@@ -146,7 +146,7 @@ def test_toolkit_packages_are_pinned_to_one_version():
     from pyinfra_testing.operations import parse_commands
     from pyinfra_testing.util import FakeState, create_host
 
-    settings = container_settings({"toolkit_version": "1.17.8-1"})
+    settings = ContainerSettings.from_host_data({"toolkit_version": "1.17.8-1"})
     pins = [f"{p}={settings.toolkit_version}" for p in repos()["nvidia_container_toolkit"]["packages"]]
     host = create_host(FakeState(), facts={"deb.DebPackages": {}})
     with ctx_state.use(host.state), ctx_host.use(host):
@@ -168,7 +168,7 @@ MIRROR = {"toolkit_repository": "http://mirror.lab/libnvidia-container/stable/de
 
 @pytest.mark.parametrize("data, words", [
     ({"toolkit_repository": "mirror.lab/deb"}, "toolkit_repository is 'mirror.lab/deb': use an http(s):// or file:/ URL"),
-    ({"toolkit_repository": 5}, "toolkit_repository is 5: use a quoted string"),
+    ({"toolkit_repository": 5}, "toolkit_repository is the number 5: quote it"),
     ({**MIRROR, "toolkit_repository_key": "ftp://m/k"}, "toolkit_repository_key is 'ftp://m/k': use an http(s)://"),
     ({**MIRROR, "toolkit_repository_fingerprint": "abc"}, "toolkit_repository_fingerprint is 'abc': use the key's 40-hex"),
     ({**MIRROR, "toolkit_repository_fingerprint": "G" * 40}, "40-hex-digit fingerprint"),
@@ -178,28 +178,28 @@ MIRROR = {"toolkit_repository": "http://mirror.lab/libnvidia-container/stable/de
 ])
 def test_bad_toolkit_mirror_settings_are_one_line(data, words):
     with pytest.raises(UsageError) as exc:
-        container_settings(data)
+        ContainerSettings.from_host_data(data)
     assert words in str(exc.value) and "\n" not in str(exc.value)
 
 
 def test_toolkit_mirror_settings_are_read_and_the_fingerprint_normalised():
-    settings = container_settings(MIRROR)
+    settings = ContainerSettings.from_host_data(MIRROR)
     assert settings.toolkit_repository == MIRROR["toolkit_repository"]
     assert settings.toolkit_repository_key == MIRROR["toolkit_repository_key"]
     assert settings.toolkit_repository_fingerprint == "0123456789ABCDEF" * 2 + "01234567"
-    assert container_settings({}).toolkit_repository is None
+    assert ContainerSettings.from_host_data({}).toolkit_repository is None
 
 
 def test_toolkit_repo_args_default_to_nvidia_over_https_only():
     from gpuhost.containers.runtime_stage import _toolkit_repo_args
 
     repo = repos()["nvidia_container_toolkit"]
-    args = _toolkit_repo_args(container_settings({}))
+    args = _toolkit_repo_args(ContainerSettings.from_host_data({}))
     assert args["key_url"] == repo["key_url"] and args["key_url"].startswith("https://")
     assert (args["fingerprint"], args["keyring"], args["uri"]) == (repo["fingerprint"], repo["keyring"], repo["uri"])
     assert not args.get("allow_http")
     # A mirror that keeps NVIDIA's signatures: only the URI changes; NVIDIA's key stays https.
-    args = _toolkit_repo_args(container_settings({"toolkit_repository": "http://mirror.lab/deb"}))
+    args = _toolkit_repo_args(ContainerSettings.from_host_data({"toolkit_repository": "http://mirror.lab/deb"}))
     assert args["uri"] == "http://mirror.lab/deb" and args["key_url"] == repo["key_url"]
     assert not args.get("allow_http") and args["keyring"] == repo["keyring"]
 
@@ -207,14 +207,14 @@ def test_toolkit_repo_args_default_to_nvidia_over_https_only():
 def test_toolkit_repo_args_of_a_mirror_with_its_own_key():
     from gpuhost.containers.runtime_stage import _toolkit_repo_args
 
-    args = _toolkit_repo_args(container_settings(MIRROR))
+    args = _toolkit_repo_args(ContainerSettings.from_host_data(MIRROR))
     assert args["uri"] == MIRROR["toolkit_repository"] and args["suite"] == "/"
     assert args["key_url"] == MIRROR["toolkit_repository_key"] and args["allow_http"] is True
     assert args["fingerprint"] == "0123456789ABCDEF" * 2 + "01234567"
     # Its own keyring, named by the fingerprint: NVIDIA's keyring (another key) is never reused.
     assert args["keyring"] == "/usr/share/keyrings/gpuhost-nvidia-container-toolkit-89ABCDEF01234567.gpg"
     # A copy of NVIDIA's key on the mirror: NVIDIA's pin and keyring, the configured URL.
-    copy = _toolkit_repo_args(container_settings({**MIRROR, "toolkit_repository_fingerprint": None}))
+    copy = _toolkit_repo_args(ContainerSettings.from_host_data({**MIRROR, "toolkit_repository_fingerprint": None}))
     repo = repos()["nvidia_container_toolkit"]
     assert (copy["fingerprint"], copy["keyring"], copy["allow_http"]) == (repo["fingerprint"], repo["keyring"], True)
 

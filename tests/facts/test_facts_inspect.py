@@ -105,7 +105,7 @@ def test_command_on_local_and_an_unreachable_host(tmp_path):
 
 
 @pytest.mark.parametrize("content, args, message", [
-    ('hosts = [("@local", {"torch": "two"})]\n', [], "bad inventory data: host @local: malformed torch version"),
+    ('hosts = [("@local", {"torch": "two"})]\n', [], "bad inventory data (no host was contacted): host @local: torch is 'two'"),
     ("hosts = [\n", [], "inventory "),
     ('hosts = [("@local", {})]\n', ["--limit", "nope"], "--limit nope: not in inventory"),
     ("x = 1\n", [], "lists no hosts"),

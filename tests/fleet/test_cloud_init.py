@@ -87,7 +87,7 @@ def test_target_gpus_flag_replaces_the_data_and_takes_commas():
     (wheel_settings(host_data={"reboot": "now"}), "host data: reboot is 'now': use one of auto, never"),
     (wheel_settings(host_data={"reboot": "auto"}), "reboot: auto cannot work on first boot"),
     (wheel_settings(host_data={"ssh_user": "ubuntu"}), "ssh_user does not apply"),
-    (wheel_settings(host_data={"target_gpus": ["Voodoo5"]}), "host data: target_gpus: unknown GPU 'Voodoo5'"),
+    (wheel_settings(host_data={"target_gpus": ["Voodoo5"]}), "host data: target_gpus is ['Voodoo5']: unknown GPU 'Voodoo5'"),
     (wheel_settings(package_sha256=None), "needs --package-sha256 HEX"),
     (wheel_settings(package_sha256="abc"), "--package-sha256 'abc' is not a sha256"),
     (wheel_settings(package="https://files.example.com/gpuhost.tar.gz"), "is not a wheel"),

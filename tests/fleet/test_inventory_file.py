@@ -213,12 +213,12 @@ HOST = "ssh_hostname: 127.0.0.1\n    ssh_port: 1"
 @pytest.mark.parametrize("yaml_text, files, line", [
     ("hosts:\n  - name: h1\n    reboot: now\n", {}, "host h1: reboot is 'now': use one of auto, never"),
     ("all: {torch: two}\nhosts:\n  - {name: h1}\n", {},
-     "host h1: malformed torch version 'two': use X.Y or X.Y.Z, e.g. 2.9 or 2.9.1 (torch from lab.yaml:all)"),
+     'host h1: torch is \'two\': use a release X.Y or X.Y.Z, quoted, e.g. "2.9" (torch from lab.yaml:all)'),
     ("groups: {g: {driver_branch: newest}}\nhosts:\n  - {name: h1, groups: [g]}\n", {},
-     "host h1: driver_branch: unknown driver branch policy 'newest': use lts, production or a branch number "
-     "such as 580 (driver_branch from lab.yaml:groups.g)"),
+     "host h1: driver_branch is 'newest': use lts, production or a branch number "
+     'such as "580" (driver_branch from lab.yaml:groups.g)'),
     ("hosts:\n  - {name: h1, groups: [g]}\n", {"g": "image_flavour = 'fat'\n"},
-     "host h1: image_flavour: unknown image flavour 'fat': use runtime or devel "
+     "host h1: image_flavour is 'fat': use one of runtime, devel "
      "(image_flavour from group_data/g.py)"),
     ("hosts:\n  - {name: h1}\n", {"all": "reboot = 'sometimes'\n"},
      "host h1: reboot is 'sometimes': use one of auto, never (reboot from group_data/all.py)"),
@@ -276,9 +276,9 @@ def test_every_problem_at_once_one_per_line(tmp_path):
         """))
     assert lines[0] == "4 problems in the inventory (no host was contacted):"
     assert lines[1].startswith("host h2: group nope is not defined")
-    assert lines[2] == "host h1: reboot is 'now': use one of auto, never"
-    assert lines[3].startswith("host h1: malformed registry prefix 'not a prefix!'")
-    assert lines[3].endswith("(registry from lab.yaml:groups.rack1)")
+    assert lines[2].startswith("host h1: registry is 'not a prefix!': use host[:port][/path]")
+    assert lines[2].endswith("(registry from lab.yaml:groups.rack1)")
+    assert lines[3] == "host h1: reboot is 'now': use one of auto, never"
     assert lines[4] == "host h3: no_gpu is 'maybe': use one of skip, fail"
     assert len(lines) == 5
 
@@ -305,8 +305,8 @@ def test_gpuhost_inspect_bad_data_is_one_line(tmp_path):
     path = write(tmp_path, f"groups: {{g: {{torch: two}}}}\nhosts:\n  - name: h1\n    {HOST}\n    groups: [g]\n")
     result = subprocess.run([str(BIN / "gpuhost"), "inspect", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.strip() == (f"gpuhost: error: inventory {path}: host h1: malformed torch version 'two': "
-                                     "use X.Y or X.Y.Z, e.g. 2.9 or 2.9.1 (torch from lab.yaml:groups.g)")
+    assert result.stderr.strip() == (f"gpuhost: error: inventory {path}: host h1: torch is 'two': "
+                                     'use a release X.Y or X.Y.Z, quoted, e.g. "2.9" (torch from lab.yaml:groups.g)')
 
 
 def test_gpuhost_inspect_reads_groups_and_group_data(tmp_path):
