@@ -42,7 +42,7 @@ class PlanSettings(HostDataModel):
     """What the resolver may choose for a host (gpuhost/plan/resolver.py)."""
 
     torch: str | None = Field(
-        None, pattern=r"^\d+\.\d+(\.\d+)?$", description="PyTorch release `X.Y` or `X.Y.Z`, quoted",
+        None, pattern=r"^\d+\.\d+(\.\d+)?$", description="the PyTorch release of the image",
         json_schema_extra={"values": 'PyTorch release `"X.Y"` or `"X.Y.Z"`', "default_text": "newest in the matrix",
                            "fix": 'use a release X.Y or X.Y.Z, quoted, e.g. "2.9"'})
     driver_branch: Annotated[str, BeforeValidator(_branch_number), AfterValidator(_branch_policy)] = Field(
