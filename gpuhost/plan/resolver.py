@@ -26,8 +26,8 @@ BRANCH_POLICIES = ("lts", "production")
 IMAGE_FLAVOURS = ("runtime", "devel")
 EOL_WARNING_DAYS = 180
 _DRIVER_RE = re.compile(r"^\d{3}\.\d{1,3}(\.\d{1,3})?$")
-_TORCH_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
-_REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?(/[a-z0-9._-]+)*$")
+TORCH_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
+REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?(/[a-z0-9._-]+)*$")
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,14 @@ class Policy:
     registry: str | None = None  # mirror prefix, e.g. "registry.lab:5000"
 
     def validated(self) -> Policy:
-        if self.torch is not None and not _TORCH_RE.match(self.torch):
+        if self.torch is not None and not TORCH_RE.match(self.torch):
             raise UsageError(f"malformed torch version '{self.torch}': use X.Y or X.Y.Z, e.g. 2.9 or 2.9.1")
         if self.driver_branch not in BRANCH_POLICIES and not re.fullmatch(r"\d{3}", self.driver_branch):
             raise UsageError(f"unknown driver branch policy '{self.driver_branch}': use lts, production or a "
                              f"branch number such as 580")
         if self.image_flavour not in IMAGE_FLAVOURS:
             raise UsageError(f"unknown image flavour '{self.image_flavour}': use runtime or devel")
-        if self.registry is not None and not _REGISTRY_RE.match(self.registry):
+        if self.registry is not None and not REGISTRY_RE.match(self.registry):
             raise UsageError(f"malformed registry prefix '{self.registry}': use host[:port][/path], "
                              f"e.g. registry.example.com:5000/mirror")
         return self

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from gpuhost.errors import GpuhostError
 from gpuhost.plan.gpus import Gpu, identify
-from gpuhost.plan.resolver import Policy
+from gpuhost.plan.resolver import BRANCH_POLICIES, REGISTRY_RE, TORCH_RE, Policy
 from gpuhost.run.host_data import HostDataModel, Problem
 
 
@@ -19,7 +19,7 @@ def _branch_number(value):
 
 
 def _branch_policy(value: str) -> str:
-    if value not in ("lts", "production") and not (value.isdigit() and len(value) == 3):
+    if value not in BRANCH_POLICIES and not (value.isdigit() and len(value) == 3):
         raise ValueError('use lts, production or a branch number such as "580"')
     return value
 
@@ -42,7 +42,7 @@ class PlanSettings(HostDataModel):
     """What the resolver may choose for a host (gpuhost/plan/resolver.py)."""
 
     torch: str | None = Field(
-        None, pattern=r"^\d+\.\d+(\.\d+)?$", description="the PyTorch release of the image",
+        None, pattern=TORCH_RE.pattern, description="the PyTorch release of the image",
         json_schema_extra={"values": 'PyTorch release `"X.Y"` or `"X.Y.Z"`', "default_text": "newest in the matrix",
                            "fix": 'use a release X.Y or X.Y.Z, quoted, e.g. "2.9"'})
     driver_branch: Annotated[str, BeforeValidator(_branch_number), AfterValidator(_branch_policy)] = Field(
@@ -51,7 +51,7 @@ class PlanSettings(HostDataModel):
     allow_driver_change: bool = Field(True, description="`false`: never install, move or upgrade the driver")
     image_flavour: Literal["runtime", "devel"] = Field("runtime", description="the PyTorch image's flavour")
     registry: str | None = Field(
-        None, pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?(/[a-z0-9._-]+)*$",
+        None, pattern=REGISTRY_RE.pattern,
         description="pull the image through this registry or mirror",
         json_schema_extra={"values": "registry or mirror prefix, e.g. `mirror.example.com:5000`",
                            "default_text": "Docker Hub",
