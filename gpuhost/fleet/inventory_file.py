@@ -17,6 +17,7 @@ the clash is refused instead: one line each, naming the host or group, the key a
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +110,10 @@ def read_inventory(path: Path) -> YamlInventory:
         if not isinstance(member_of, list) or not all(isinstance(g, str) for g in member_of):
             inv.problems.append(f"host {name}: groups is {member_of!r}: use a list of group names, e.g. [rack1]")
             member_of = []
-        inv.hosts.append((name, {k: v for k, v in entry.items() if k not in NOT_DATA},
+        misspelt = {k: near[0] for k in entry if k not in NOT_DATA
+                    for near in [difflib.get_close_matches(str(k).lower(), NOT_DATA, n=1, cutoff=0.75)] if near}
+        inv.problems += [f"host {name}: unknown key {k!r}: did you mean {near}?" for k, near in misspelt.items()]
+        inv.hosts.append((name, {k: v for k, v in entry.items() if k not in NOT_DATA and k not in misspelt},
                           tuple(dict.fromkeys(member_of))))
     return inv
 

@@ -202,3 +202,9 @@ def test_resolve_matches_gpu_names_exactly(gpus, words):
     result = gpuhost("resolve", *[arg for g in gpus for arg in ("--gpu", g)])
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and words in result.stderr, result.stderr
+
+
+def test_inspect_names_a_misspelt_groups_key(tmp_path):
+    (tmp_path / "hosts.yaml").write_text("groups: {rack1: {}}\nhosts:\n" + host("h1", "group: [rack1]"))
+    result = gpuhost("inspect", str(tmp_path / "hosts.yaml"))
+    assert result.returncode == 2 and "host h1: unknown key 'group': did you mean groups?" in result.stderr
