@@ -40,6 +40,9 @@ def render_command(
             text = data.read_text()
         except OSError as exc:
             raise UsageError(f"--data {data}: cannot read it ({exc.strerror})") from None
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"--data {data} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                             f"{exc.start}): save it as UTF-8") from None
         source = f"--data {data}"
         host_data = load_host_data(text, source)
     host_data = with_target_gpus(host_data, target_gpus)

@@ -81,9 +81,11 @@ def identify(query: str, matrix: Matrix | None = None) -> Gpu:
         raise UnknownGpu(f"GPU {query!r} is not a name: quote it, e.g. \"H100\" or \"9.0\"")
     text = query.strip()
     if "," in text:
-        names = ", ".join(n.strip() for n in text.split(","))
+        names = ", ".join(n.strip(" []\"'") for n in text.split(","))
+        quoted = ",".join(f'"{n.strip()}"' for n in names.split(","))
         raise UnknownGpu(f"GPU name {query!r} has a comma: name one GPU at a time: repeat the flag "
-                         f"(--gpu X --gpu Y) or give a list (target_gpus: [{names}])")
+                         f"(--gpu X --gpu Y) or give a list (target_gpus: [{names}]; on pyinfra's command line "
+                         f"--data 'target_gpus=[{quoted}]')")
     if m := re.fullmatch(r"(?:0x)?([0-9a-fA-F]{4}):(?:0x)?([0-9a-fA-F]{4})", text):
         vendor, device = m.group(1).lower(), m.group(2).lower()
         if vendor != NVIDIA_VENDOR:
@@ -100,6 +102,10 @@ def identify(query: str, matrix: Matrix | None = None) -> Gpu:
         count, model = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
         raise UnknownGpu(f"unknown GPU {query!r}: name each GPU once: --gpu {model} given {count} times, "
                          f"or {model} {count} times in target_gpus")
+    words = text.split()
+    if len(words) > 1 and all(_by_name(w, matrix, prefix=False) for w in words):
+        raise UnknownGpu(f"GPU name {query!r} names {len(words)} GPUs: name one GPU at a time: repeat the flag "
+                         f"or give a list (target_gpus: [{', '.join(words)}])")
     aliases = {alias: model.names[0] for model in matrix.gpus for alias in model.names}
     close = list(dict.fromkeys(aliases[a] for a in difflib.get_close_matches(text, list(aliases), n=3, cutoff=0.5)))
     hint = f"did you mean {', '.join(close)}? " if close else ""

@@ -30,6 +30,17 @@ TORCH_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
 REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?(/[a-z0-9._-]+)*$")
 
 
+def branch_fix(value: str) -> str | None:
+    """None for lts, production or a three-digit branch; else what to write instead."""
+    if value in BRANCH_POLICIES or re.fullmatch(r"\d{3}", value):
+        return None
+    if m := re.fullmatch(r"(?i)r?(\d{3})(\.\d+)*", value.strip()):
+        return f'a branch is its first number: "{m.group(1)}"'
+    if value.strip().lower() in BRANCH_POLICIES:
+        return f"write it in lower case: {value.strip().lower()}"
+    return 'use lts, production or a branch number such as "580"'
+
+
 @dataclass(frozen=True)
 class Policy:
     """What the user allows. Every field has the default a new user should get."""
@@ -43,9 +54,8 @@ class Policy:
     def validated(self) -> Policy:
         if self.torch is not None and not TORCH_RE.match(self.torch):
             raise UsageError(f"malformed torch version '{self.torch}': use X.Y or X.Y.Z, e.g. 2.9 or 2.9.1")
-        if self.driver_branch not in BRANCH_POLICIES and not re.fullmatch(r"\d{3}", self.driver_branch):
-            raise UsageError(f"unknown driver branch policy '{self.driver_branch}': use lts, production or a "
-                             f"branch number such as 580")
+        if branch_fix(self.driver_branch):
+            raise UsageError(f"unknown driver branch policy '{self.driver_branch}': {branch_fix(self.driver_branch)}")
         if self.image_flavour not in IMAGE_FLAVOURS:
             raise UsageError(f"unknown image flavour '{self.image_flavour}': use runtime or devel")
         if self.registry is not None and not REGISTRY_RE.match(self.registry):

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from gpuhost.errors import GpuhostError
 from gpuhost.plan.gpus import Gpu, identify
-from gpuhost.plan.resolver import BRANCH_POLICIES, REGISTRY_RE, TORCH_RE, Policy
+from gpuhost.plan.resolver import REGISTRY_RE, TORCH_RE, Policy, branch_fix
 from gpuhost.run.host_data import HostDataModel, Problem
 
 
@@ -19,8 +19,8 @@ def _branch_number(value):
 
 
 def _branch_policy(value: str) -> str:
-    if value not in BRANCH_POLICIES and not (value.isdigit() and len(value) == 3):
-        raise ValueError('use lts, production or a branch number such as "580"')
+    if fix := branch_fix(value):
+        raise ValueError(fix)
     return value
 
 

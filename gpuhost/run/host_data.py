@@ -13,6 +13,7 @@ keys. pydantic's errors become one line each, naming the key, the value and the 
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import stat
@@ -116,7 +117,18 @@ def fix(cls: type[HostDataModel], key: str, error: dict) -> str:
         return f"quote it: {key}: \"{text}\" (on the command line: --data '{key}=\"{text}\"')"
     if "fix" in extra:
         return extra["fix"]
-    return f"use {values_text(field.annotation, plain=True)}"
+    choices = [str(c) for c in (error.get("ctx") or {}).get("expected_choices", ())] or _choices(field.annotation)
+    near = difflib.get_close_matches(str(value).strip().lower(), choices, n=1, cutoff=0.6) if choices else []
+    return (f"did you mean {near[0]}? " if near else "") + f"use {values_text(field.annotation, plain=True)}"
+
+
+def _choices(annotation) -> list[str]:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Literal:
+        return [str(a) for a in args]
+    if origin in (typing.Union, types.UnionType, typing.Annotated):
+        return [c for a in args for c in _choices(a)]
+    return []
 
 
 def accepts_text(annotation) -> bool:
