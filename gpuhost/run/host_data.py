@@ -118,7 +118,7 @@ def fix(cls: type[HostDataModel], key: str, error: dict) -> str:
     if "fix" in extra:
         return extra["fix"]
     choices = [str(c) for c in (error.get("ctx") or {}).get("expected_choices", ())] or _choices(field.annotation)
-    near = difflib.get_close_matches(str(value).strip().lower(), choices, n=1, cutoff=0.6) if choices else []
+    near = difflib.get_close_matches(value.strip().lower(), choices, n=1, cutoff=0.6) if isinstance(value, str) else []
     return (f"did you mean {near[0]}? " if near else "") + f"use {values_text(field.annotation, plain=True)}"
 
 
