@@ -104,6 +104,8 @@ def test_unreadable_yaml_is_named(data_copy):
     ("rtx5090", "RTX 5090", "12.0", "Blackwell"),
     ("GeForce GTX 1080 Ti", "GTX 1080 Ti", "6.1", "Pascal"),
     ("A10G", "A10G", "8.6", "Ampere"),
+    ("Tesla V100-SXM2-16GB", "V100", "7.0", "Volta"),  # pci.ids' variant names are aliases
+    ("A100-SXM4-80GB", "A100", "8.0", "Ampere"),
     ("10de:2330", "H100 SXM5 80GB", "9.0", "Hopper"),
     ("10DE:1DB4", "V100", "7.0", "Volta"),
     ("9.0", "compute capability 9.0 (Hopper)", "9.0", "Hopper"),
@@ -116,8 +118,8 @@ def test_identify(query, name, cc, arch):
 
 
 @pytest.mark.parametrize("name,model", [
-    ("Tesla V100-SXM2-16GB", "V100"),  # nvidia-smi's names: a name of gpus.yaml and more
-    ("A100-SXM4-80GB", "A100"),
+    ("Tesla V100-SXM2-32GB-LS", "V100"),  # nvidia-smi's names: a name of gpus.yaml and more
+    ("NVIDIA A100 80GB PCIe", "A100"),
     ("NVIDIA H100 80GB HBM3", "H100 SXM5 80GB"),
 ])
 def test_identify_detected_takes_the_longest_name_a_reported_name_starts_with(name, model):
@@ -128,7 +130,8 @@ def test_identify_detected_takes_the_longest_name_a_reported_name_starts_with(na
 
 @pytest.mark.parametrize("query,message", [
     ("H100,V100", "GPU name 'H100,V100' has a comma: name one GPU at a time: repeat the flag (--gpu X --gpu Y) "
-                  "or give a list (target_gpus: [H100, V100])"),
+                  "or give a list (target_gpus: [H100, V100]; on pyinfra's command line --data "
+                  "'target_gpus=[\"H100\",\"V100\"]')"),
     ("H100x8", "unknown GPU 'H100x8': name each GPU once: --gpu H100 given 8 times, or H100 8 times in target_gpus"),
     ("8x A100", "--gpu A100 given 8 times"),
     ("H100 SXM6", "unknown GPU 'H100 SXM6': did you mean H100"),
