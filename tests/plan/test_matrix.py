@@ -118,8 +118,8 @@ def test_identify(query, name, cc, arch):
 
 
 @pytest.mark.parametrize("name,model", [
-    ("Tesla V100-SXM2-32GB-LS", "V100"),  # nvidia-smi's names: a name of gpus.yaml and more
-    ("NVIDIA A100 80GB PCIe", "A100"),
+    ("Tesla V100-SXM2-32GB-LS", "V100"),  # names as a host reports them: a name of gpus.yaml and more
+    ("NVIDIA H100 NVL 94GB", "H100 NVL"),
     ("NVIDIA H100 80GB HBM3", "H100 SXM5 80GB"),
 ])
 def test_identify_detected_takes_the_longest_name_a_reported_name_starts_with(name, model):
