@@ -98,8 +98,9 @@ def identify(query: str, matrix: Matrix | None = None) -> Gpu:
     gpu = _by_name(text, matrix, prefix=False) if _normalise(text) else None
     if gpu:
         return gpu
-    if m := re.fullmatch(r"(?i)(\d+)\s*x\s*(.+)|(.+?)\s*x\s*(\d+)", text):
-        count, model = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+    m = re.fullmatch(r"(?i)(\d+)\s*x\s*(.+)|(.+?)\s*x\s*(\d+)", text)
+    count, model = ((m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))) if m else (0, "")
+    if m and _by_name(model, matrix, prefix=False):  # "H100x8", "8x A100": a count, not a name
         raise UnknownGpu(f"unknown GPU {query!r}: name each GPU once: --gpu {model} given {count} times, "
                          f"or {model} {count} times in target_gpus")
     words = text.split()
