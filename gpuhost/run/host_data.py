@@ -46,27 +46,12 @@ class HostDataModel(BaseModel):
 
     @classmethod
     def keys(cls) -> dict[str, str]:
-        """host-data key -> field name."""
-        return {(f.alias or name): name for name, f in cls.model_fields.items()}
-
-    @classmethod
-    def picked(cls, data) -> dict:
-        """This model's keys out of a host's data (None counts as not set: the default applies)."""
-        return {key: data[key] for key in cls.keys() if key in data and data[key] is not None}
-
-    @classmethod
-    def problems(cls, data) -> tuple[HostDataModel | None, list[Problem]]:
-        """(the model, []) or (None, one Problem per wrong key)."""
-        picked = cls.picked(data)
-        try:
-            return cls.model_validate(picked), []
-        except ValidationError as exc:
-            return None, [_problem(cls, error, picked) for error in exc.errors()]
+        return model_keys(cls)
 
     @classmethod
     def from_host_data(cls, data):
         """The model for a host's data; UsageError with one line per wrong key."""
-        model, problems = cls.problems(data)
+        model, problems = validated(cls, data)
         if problems:
             raise UsageError("; ".join(p.message for p in problems))
         return model
@@ -80,10 +65,25 @@ class HostDataModel(BaseModel):
         return []
 
 
+def model_keys(model: type[BaseModel]) -> dict[str, str]:
+    """host-data key -> field name, for any pydantic model (an alias is the key)."""
+    return {(f.alias or name): name for name, f in model.model_fields.items()}
+
+
+def validated(model: type[BaseModel], data) -> tuple[BaseModel | None, list[Problem]]:
+    """(the model of this host's data, []) or (None, one Problem per wrong key). Only the model's
+    keys are read; None counts as not set (the default applies)."""
+    picked = {key: data[key] for key in model_keys(model) if key in data and data[key] is not None}
+    try:
+        return model.model_validate(picked), []
+    except ValidationError as exc:
+        return None, list({p.message: p for p in (_problem(model, e, picked) for e in exc.errors())}.values())
+
+
 # --- Errors as one line -------------------------------------------------------------------------
 
 
-def _problem(cls: type[HostDataModel], error: dict, picked: dict) -> Problem:
+def _problem(cls: type[BaseModel], error: dict, picked: dict) -> Problem:
     loc = error.get("loc") or ()
     if not loc:  # a model validator: its message names the keys
         message = str((error.get("ctx") or {}).get("error") or error["msg"])
@@ -105,11 +105,11 @@ def shown(value) -> str:
     return repr(value)
 
 
-def fix(cls: type[HostDataModel], key: str, error: dict) -> str:
+def fix(cls: type[BaseModel], key: str, error: dict) -> str:
     """The fix for one error: the validator's own words, the field's declared hint, or the type's."""
     if error["type"] == "value_error":
         return str(error["ctx"]["error"])
-    field = cls.model_fields[cls.keys()[key]]
+    field = cls.model_fields[model_keys(cls)[key]]
     extra = field.json_schema_extra or {}
     value = error.get("input")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and accepts_text(field.annotation):
@@ -216,11 +216,11 @@ def env_problem(key: str, name: str) -> str | None:
     return None
 
 
-def model_rows(models: dict[str, type[HostDataModel]]) -> list[tuple[str, str, str, str, str]]:
+def model_rows(models: dict[str, type[BaseModel]]) -> list[tuple[str, str, str, str, str]]:
     """(capability, key, values, default, description) for every declared key: the README tables."""
     rows = []
     for capability, model in models.items():
-        for key, name in model.keys().items():
+        for key, name in model_keys(model).items():
             field = model.model_fields[name]
             extra = field.json_schema_extra or {}
             default = extra.get("default_text") or _default_text(field.get_default(call_default_factory=True))

@@ -22,7 +22,7 @@ import typing
 from dataclasses import make_dataclass
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from gpuhost.containers.settings import ContainerSettings
 from gpuhost.driver.settings import DriverSettings
@@ -30,7 +30,7 @@ from gpuhost.errors import UsageError
 from gpuhost.plan.gpus import Gpu
 from gpuhost.plan.resolver import Policy
 from gpuhost.plan.settings import PlanSettings
-from gpuhost.run.host_data import HostDataModel, Problem, shown, values_text
+from gpuhost.run.host_data import HostDataModel, Problem, model_keys, shown, validated, values_text
 from gpuhost.verify.settings import VerifySettings
 
 USER_PREFIX = "x_"  # a user's own keys: x_rack, x_owner ... (or list them in user_keys)
@@ -45,8 +45,9 @@ class InputSettings(HostDataModel):
         json_schema_extra={"values": "a list, e.g. `[rack, \"site_*\"]`", "fix": 'use a list, e.g. [rack, "site_*"]'})
 
 
-# HostSettings field -> the model of that capability's keys. A new capability: one line here.
-CAPABILITIES: dict[str, type[HostDataModel]] = {
+# HostSettings field -> the model of that capability's keys (a pydantic model; HostDataModel gives
+# strict types, no extra keys and the hooks unservable/missing_locally). A new capability: one line here.
+CAPABILITIES: dict[str, type[BaseModel]] = {
     "plan": PlanSettings,
     "driver": DriverSettings,
     "container": ContainerSettings,
@@ -87,10 +88,10 @@ def settings_from(data) -> HostSettings:
     return HostSettings(**models)
 
 
-def _models(data) -> tuple[dict[str, HostDataModel], list[Problem]]:
+def _models(data) -> tuple[dict[str, BaseModel], list[Problem]]:
     models, problems = {}, []
     for name, model in CAPABILITIES.items():
-        built, wrong = model.problems(data)
+        built, wrong = validated(model, data)
         models[name] = built
         problems += wrong
     return models, problems
@@ -106,7 +107,7 @@ def host_problems(data: dict, local: bool = True) -> list[Problem]:
     models, wrong = _models(data)
     problems += wrong
     for model in models.values():
-        if model is not None:
+        if isinstance(model, HostDataModel):
             problems += model.unservable() + (model.missing_locally() if local else [])
     return problems
 
@@ -139,7 +140,7 @@ def grouped(per_host) -> list[str]:
 
 @lru_cache(maxsize=1)
 def gpuhost_keys() -> tuple[str, ...]:
-    return tuple(key for model in CAPABILITIES.values() for key in model.keys())
+    return tuple(key for model in CAPABILITIES.values() for key in model_keys(model))
 
 
 @lru_cache(maxsize=1)

@@ -8,6 +8,7 @@ import pytest
 
 from gpuhost import yamlfile
 from gpuhost.commands.keys import README_BEGIN, README_END, markdown
+from gpuhost.run.host_data import model_keys
 from gpuhost.run.settings import CAPABILITIES, gpuhost_keys, host_problems
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +29,7 @@ def test_every_registered_key_is_in_the_readme_once():
 def test_keys_are_declared_once_across_capabilities():
     seen = {}
     for capability, model in CAPABILITIES.items():
-        for key in model.keys():
+        for key in model_keys(model):
             assert key not in seen, f"{key} declared by {seen.get(key)} and {capability}"
             seen[key] = capability
 

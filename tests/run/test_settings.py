@@ -201,3 +201,21 @@ def test_pyinfra_data_flags_are_parsed_as_pyinfra_does_with_the_text_kept():
     assert data == {"torch": 2.1, "force": True, "apt_lock_timeout": 60, "driver_branch": "580"}
     assert data["torch"].source_text == "2.10"
     assert cli_override_data() == {}  # outside pyinfra's CLI
+
+
+def test_a_capability_model_may_be_any_pydantic_model():
+    """Other capabilities' models (mirror, monitoring ...) register with one line, whatever their base."""
+    from typing import Literal
+
+    from pydantic import BaseModel, ConfigDict
+
+    from gpuhost.run.host_data import model_keys, validated
+
+    class MirrorSettings(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        mirror_mode: Literal["off", "pull-through"] = "off"
+
+    assert model_keys(MirrorSettings) == {"mirror_mode": "mirror_mode"}
+    assert validated(MirrorSettings, {"mirror_mode": "pull-through", "torch": "2.9"})[0].mirror_mode == "pull-through"
+    model, problems = validated(MirrorSettings, {"mirror_mode": "on"})
+    assert model is None and [p.message for p in problems] == ["mirror_mode is 'on': use one of off, pull-through"]
