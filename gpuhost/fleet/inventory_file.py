@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -319,8 +320,14 @@ def cli_override_data() -> dict:
     from pyinfra_cli.util import parse_cli_arg
 
     ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        args = ctx.params.get("data") or ()
+    else:  # a deploy file runs in a greenlet, without click's context: pyinfra's own command line
+        argv = sys.argv if Path(sys.argv[0]).name == "pyinfra" else []
+        args = [v for flag, v in zip(argv, argv[1:]) if flag == "--data"] + [
+            a.removeprefix("--data=") for a in argv if a.startswith("--data=")]
     data = {}
-    for arg in (ctx.params.get("data") or ()) if ctx is not None else ():
+    for arg in args:
         key, _, text = arg.partition("=")
         value = parse_cli_arg(text)
         data[key] = yamlfile.YamlFloat(value, text) if isinstance(value, float) else value

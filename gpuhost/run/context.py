@@ -12,6 +12,7 @@ from pyinfra import host, state
 from pyinfra.api.exceptions import DeployError
 
 from facts.snapshot import HostSnapshot
+from gpuhost.fleet.inventory_file import cli_override_data
 from gpuhost.plan.host_plan import HostPlan, plan_host
 from gpuhost.run.settings import HostSettings, check_hosts, problems_text, settings_from
 
@@ -33,7 +34,8 @@ def host_context() -> HostContext:
     """Settings checked for every host (before any is touched), then one reading and the plan for this one."""
     key = id(host)
     if key not in _contexts:
-        problems = check_hosts((h.name, h.data.dict()) for h in state.inventory)
+        typed = cli_override_data()  # --data as typed: `torch=2.10` is named as such
+        problems = check_hosts((h.name, {**h.data.dict(), **typed}) for h in state.inventory)
         if problems:
             raise DeployError(problems_text("bad inventory data", problems))
         settings = settings_from(host.data.dict())

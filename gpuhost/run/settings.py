@@ -204,7 +204,8 @@ def pyinfra_value_problems(data: dict, local: bool) -> list[Problem]:
         except TypeCheckError:
             problems.append(Problem((key,), f"{key} is {shown(value)}: use {values_text(types[key], plain=True)}"))
             continue
-    key_file = data.get("ssh_key")
-    if local and isinstance(key_file, str) and not os.path.exists(os.path.expanduser(key_file)):
-        problems.append(Problem(("ssh_key",), f"ssh_key {key_file}: no such file: fix the path"))
+    for key in ("ssh_key", "ssh_config_file"):  # files pyinfra reads here when it connects
+        path = data.get(key)
+        if local and isinstance(path, str) and not os.path.isfile(os.path.expanduser(path)):
+            problems.append(Problem((key,), f"{key} {path}: no such file: fix the path"))
     return problems

@@ -219,3 +219,14 @@ def test_a_capability_model_may_be_any_pydantic_model():
     assert validated(MirrorSettings, {"mirror_mode": "pull-through", "torch": "2.9"})[0].mirror_mode == "pull-through"
     model, problems = validated(MirrorSettings, {"mirror_mode": "on"})
     assert model is None and [p.message for p in problems] == ["mirror_mode is 'on': use one of off, pull-through"]
+
+
+def test_data_flags_read_from_pyinfras_command_line_inside_a_deploy(monkeypatch):
+    """Deploy files run in a greenlet without click's context: the flags come from pyinfra's argv."""
+    from gpuhost.fleet.inventory_file import cli_override_data
+
+    monkeypatch.setattr("sys.argv", ["/venv/bin/pyinfra", "inv.py", "deploy.py", "--data", "torch=2.10",
+                                     "--data=reboot=auto", "-y"])
+    data = cli_override_data()
+    assert data == {"torch": 2.1, "reboot": "auto"} and data["torch"].source_text == "2.10"
+    assert messages(data)[0].startswith('torch is the number 2.10 (read as 2.1): quote it: torch: "2.10"')
