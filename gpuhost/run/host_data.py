@@ -13,6 +13,7 @@ keys. pydantic's errors become one line each, naming the key, the value and the 
 
 from __future__ import annotations
 
+import collections.abc
 import difflib
 import os
 import re
@@ -163,7 +164,7 @@ def values_text(annotation, plain: bool = False) -> str:
         return "a quoted string"
     if origin in (list, tuple):
         return f"a list of {values_text(args[0], plain)}s" if args else "a list"
-    if origin is dict or annotation is dict:
+    if origin in (dict, collections.abc.Mapping) or annotation is dict:
         return "a mapping"
     return getattr(annotation, "__name__", str(annotation))
 
