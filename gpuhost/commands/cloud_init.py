@@ -33,7 +33,11 @@ def render_command(
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
                                           help="Write the user-data to FILE instead of stdout."),
 ) -> None:
-    """Print #cloud-config user-data: install gpuhost (pinned) in a venv, run deploys/gpu_host.py on @local."""
+    """Print #cloud-config user-data: install gpuhost (pinned) in a venv, run deploys/gpu_host.py on @local.
+
+    Exit status: 0 once the user-data is printed or written; 2 for bad flags or host data (one line
+    per problem on stderr, nothing written).
+    """
     host_data, source = {}, "host data"
     if data is not None:
         try:

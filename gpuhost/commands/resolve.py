@@ -38,7 +38,11 @@ def resolve_command(
     registry: Optional[str] = typer.Option(None, help="Registry or mirror prefix for the image."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Resolve the driver branch, kernel module and PyTorch image for a set of GPUs."""
+    """Resolve the driver branch, kernel module and PyTorch image for a set of GPUs.
+
+    Exit status: 0 with a plan; 2 without one (a bad flag, an unknown GPU, or GPUs and policy that
+    no plan satisfies), with one line on stderr saying why.
+    """
     policy = Policy(torch=torch, allow_driver_change=not no_driver_upgrade, driver_branch=driver_branch,
                     image_flavour=flavour, registry=registry)
     plan = resolve([identify(g) for g in gpu], current_driver=driver, policy=policy)
