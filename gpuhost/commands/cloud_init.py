@@ -35,8 +35,7 @@ def render_command(
 ) -> None:
     """Print #cloud-config user-data: install gpuhost (pinned) in a venv, run deploys/gpu_host.py on @local.
 
-    Exit status: 0 once the user-data is printed or written; 2 for bad flags or host data (one line
-    per problem on stderr, nothing written).
+    Exit status: 0 once the user-data is out; 2 for bad flags or host data (on stderr; nothing written).
     """
     host_data, source = {}, "host data"
     if data is not None:

@@ -40,8 +40,7 @@ def resolve_command(
 ) -> None:
     """Resolve the driver branch, kernel module and PyTorch image for a set of GPUs.
 
-    Exit status: 0 with a plan; 2 without one (a bad flag, an unknown GPU, or GPUs and policy that
-    no plan satisfies), with one line on stderr saying why.
+    Exit status: 0 with a plan; 2 without one (bad flag, unknown GPU, no plan fits): one line on stderr.
     """
     policy = Policy(torch=torch, allow_driver_change=not no_driver_upgrade, driver_branch=driver_branch,
                     image_flavour=flavour, registry=registry)
