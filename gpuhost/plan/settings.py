@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -31,11 +31,18 @@ def _gpu_list(value):
 
 def _known_gpus(names: list[str]) -> list[str]:
     for name in names:
-        try:
-            identify(name)
-        except GpuhostError as exc:
-            raise ValueError(str(exc)) from None
+        if problem := _gpu_problem(name):
+            raise ValueError(problem)
     return names
+
+
+@lru_cache(maxsize=256)  # hosts repeat the same few names
+def _gpu_problem(name: str) -> str | None:
+    try:
+        identify(name)
+    except GpuhostError as exc:
+        return str(exc)
+    return None
 
 
 class PlanSettings(HostDataModel):
@@ -73,30 +80,36 @@ class PlanSettings(HostDataModel):
 
     def unservable(self) -> list[Problem]:
         """The release and branch must be in the matrix; declared GPUs must have a plan with this policy."""
-        from gpuhost.plan.matrix import load_matrix
-        from gpuhost.plan.resolver import resolve
+        return list(_unservable(self.torch, self.driver_branch, self.image_flavour, tuple(self.target_gpus)))
 
-        matrix = load_matrix()
-        problems = []
-        if self.torch is not None:
-            minor = ".".join(self.torch.split(".")[:2])
-            release = matrix.releases.get(minor)
-            known = ", ".join(f'"{t}"' for t in sorted(matrix.releases, key=lambda t: tuple(map(int, t.split(".")))))
-            if release is None:
-                problems.append(Problem(("torch",), f"torch is {self.torch!r}: not in the compatibility matrix: "
-                                                     f"use one of {known}"))
-            elif self.torch.count(".") == 2 and self.torch not in release.patches:
-                problems.append(Problem(("torch",), f"torch is {self.torch!r}: no such release: releases of {minor} "
-                                                     f"are {', '.join(release.patches)}"))
-        if self.driver_branch.isdigit() and matrix.branch(int(self.driver_branch)) is None:
-            known = ", ".join(f'"{b.branch}"' for b in matrix.branches)
-            problems.append(Problem(("driver_branch",), f"driver_branch is {self.driver_branch!r}: not a branch in "
-                                                         f"the matrix: use lts, production or one of {known}"))
-        if self.target_gpus and not problems:
-            try:  # as a fresh host would be planned: no driver yet, any change allowed
-                resolve(list(self.gpus), policy=Policy(**{**self.policy.__dict__, "allow_driver_change": True}))
-            except GpuhostError as exc:
-                keys = tuple(k for k in ("target_gpus", "torch", "driver_branch", "image_flavour")
-                             if k == "target_gpus" or getattr(self, k) != PlanSettings.model_fields[k].default)
-                problems.append(Problem(keys, f"target_gpus {', '.join(self.target_gpus)}: no plan: {exc}"))
-        return problems
+
+@lru_cache(maxsize=256)  # a fleet's hosts share a few combinations: each is checked once
+def _unservable(torch: str | None, driver_branch: str, image_flavour: str, target_gpus: tuple[str, ...]):
+    from gpuhost.plan.matrix import load_matrix
+    from gpuhost.plan.resolver import resolve
+
+    matrix = load_matrix()
+    problems = []
+    if torch is not None:
+        minor = ".".join(torch.split(".")[:2])
+        release = matrix.releases.get(minor)
+        known = ", ".join(f'"{t}"' for t in sorted(matrix.releases, key=lambda t: tuple(map(int, t.split(".")))))
+        if release is None:
+            problems.append(Problem(("torch",), f"torch is {torch!r}: not in the compatibility matrix: use one of {known}"))
+        elif torch.count(".") == 2 and torch not in release.patches:
+            problems.append(Problem(("torch",), f"torch is {torch!r}: no such release: releases of {minor} "
+                                                f"are {', '.join(release.patches)}"))
+    if driver_branch.isdigit() and matrix.branch(int(driver_branch)) is None:
+        known = ", ".join(f'"{b.branch}"' for b in matrix.branches)
+        problems.append(Problem(("driver_branch",), f"driver_branch is {driver_branch!r}: not a branch in the "
+                                                    f"matrix: use lts, production or one of {known}"))
+    if target_gpus and not problems:
+        policy = Policy(torch=torch, driver_branch=driver_branch, image_flavour=image_flavour)
+        try:  # as a fresh host would be planned: no driver yet, any change allowed
+            resolve([identify(name) for name in target_gpus], policy=policy)
+        except GpuhostError as exc:
+            defaults = {k: PlanSettings.model_fields[k].default for k in ("torch", "driver_branch", "image_flavour")}
+            keys = ("target_gpus", *(k for k, v in zip(defaults, (torch, driver_branch, image_flavour))
+                                     if v != defaults[k]))
+            problems.append(Problem(keys, f"target_gpus {', '.join(target_gpus)}: no plan: {exc}"))
+    return tuple(problems)
