@@ -116,7 +116,7 @@ def fix(cls: type[BaseModel], key: str, error: dict) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and accepts_text(field.annotation):
         text = getattr(value, "source_text", None)
         if text is None and isinstance(value, float):  # a Python file's number: its digits are lost
-            return f"quote the version you mean: {key} = \"{value!r}\" (a number loses digits: 2.10 is 2.1)"
+            return f"quote it: {key}: \"{value!r}\" (a number loses digits, 2.10 reads as 2.1: quote the one you mean)"
         text = text or repr(value)
         return f"quote it: {key}: \"{text}\" (on the command line: --data '{key}=\"{text}\"')"
     if "fix" in extra:
