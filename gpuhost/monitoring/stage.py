@@ -1,0 +1,143 @@
+"""The monitoring stage: node_exporter, gpuhost's own metrics, and a GPU exporter.
+
+Reads like a runbook: node_exporter from the distribution's package (listening on
+monitoring_listen), gpuhost's textfiles (verdict, driver, image, reboot, expected GPUs), then the
+GPU exporter the host gets (exporters.exporter_choice): dcgm-exporter as a container under
+systemd, or the nvidia-smi collector on a timer. Every part is first compared with the snapshot;
+a converged host queues nothing (one command per run).
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from pyinfra import host, logger
+from pyinfra.operations import apt, files, systemd
+from pyinfra.operations.util import any_changed
+
+from gpuhost.monitoring import exporters as ex
+from gpuhost.monitoring import metrics
+from gpuhost.monitoring import operations as monitoring
+from gpuhost.monitoring.collector import SCRIPT as COLLECTOR_SCRIPT
+from gpuhost.monitoring.settings import data_file
+from gpuhost.run.converged import file_current, installed, sha1, unit_ok
+
+NODE = data_file()["node_exporter"]
+NODE_DROPIN = f"/etc/systemd/system/{NODE['unit']}.service.d/gpuhost-listen.conf"
+SYSTEMD_DIR = "/etc/systemd/system"
+COLLECTOR_OUTPUT = f"{metrics.TEXTFILE_DIR}/gpuhost_gpu.prom"
+
+
+def plan_metrics(ctx, exporter: str) -> dict:
+    """What gpuhost_host.prom says about the plan."""
+    plan = ctx.host_plan
+    return {"status": plan.status, "image": plan.plan.image.tag if plan.plan else None,
+            "gpus": len(plan.gpus), "exporter": exporter}
+
+
+def metrics_current(ctx, exporter: str) -> bool:
+    """gpuhost's textfiles already say what they would say now (the run timestamp aside)."""
+    wanted = metrics.host_metrics(ctx.gpu_state, ctx.host_state, ctx.container_state, plan_metrics(ctx, exporter))
+    record = ctx.managed["verify"]
+    return (file_current(ctx.managed, metrics.HOST_METRICS_PATH, wanted)
+            and (not record or file_current(ctx.managed, metrics.VERIFY_METRICS_PATH,
+                                            metrics.verify_metrics(record, record.get("checked_at")))))
+
+
+def monitoring_stage(ctx, after=()) -> list:
+    """Queue the monitoring stage for a host with `monitoring: true`; returns its operations.
+
+    `after`: the operations this run queued before: when one changes the host, gpuhost's metrics
+    are written again once they ran."""
+    settings = ctx.settings.monitoring
+    if not settings.monitoring:
+        return []
+    managed, ops = ctx.managed, []
+    apt_lock = f"-o DPkg::Lock::Timeout={ctx.settings.driver.lock_timeout}"  # host data apt_lock_timeout
+
+    # 1. node_exporter, the drop-in first so that the package's first start already listens there.
+    dropin = ex.node_exporter_dropin(settings)
+    if not (installed(managed, NODE["package"]) and file_current(managed, NODE_DROPIN, dropin)
+            and unit_ok(managed, NODE["unit"], running=True)):
+        put = files.put(name="node_exporter listen address (drop-in)", src=StringIO(dropin), dest=NODE_DROPIN,
+                        mode="644", create_remote_dir=True)
+        ops += [put, apt.packages(name=f"Install node_exporter ({NODE['package']})", packages=[NODE["package"]],
+                                  update=True, cache_time=3600, extra_install_args=apt_lock),
+                systemd.service(name="node_exporter running and enabled", service=NODE["unit"], running=True,
+                                enabled=True, daemon_reload=True),
+                systemd.service(name="node_exporter restarted (listen address changed)", service=NODE["unit"],
+                                restarted=True, _if=put.did_change)]
+
+    # 2. The GPU exporter.
+    exporter, why = ex.exporter_choice(settings, ctx.gpu_state, [g.name for g in ctx.host_plan.gpus])
+    logger.info(f"[{host.name}] GPU metrics: {why}")
+    if exporter == "dcgm":
+        ops += _dcgm_exporter(ctx)
+    elif exporter == "fallback":
+        ops += _collector(ctx)
+
+    # 3. gpuhost's own metrics: now when they differ, else after this run's changes, if any.
+    if not metrics_current(ctx, exporter):
+        ops.append(monitoring.gpuhost_metrics(name="gpuhost's metrics (textfile)", plan=plan_metrics(ctx, exporter)))
+    elif after or ops:
+        ops.append(monitoring.gpuhost_metrics(name="gpuhost's metrics after this run's changes",
+                                              plan=plan_metrics(ctx, exporter), _if=any_changed(*after, *ops)))
+    if not ops:
+        logger.info(f"[{host.name}] monitoring: in place")
+    return ops
+
+
+def _dcgm_exporter(ctx) -> list:
+    """Counters CSV, the image by digest (pulled now, never at unit start), the unit."""
+    settings, managed = ctx.settings.monitoring, ctx.managed
+    reference, tag = ex.dcgm_image(settings)
+    counters, unit = ex.counters_csv(), ex.dcgm_unit(settings)
+    unit_path = f"{SYSTEMD_DIR}/{ex.DCGM_UNIT}.service"
+    pulled = (ctx.container_state.get("image_digests") or {}).get(tag) == settings.dcgm_exporter_digest
+    if pulled and file_current(managed, ex.COUNTERS_PATH, counters) and file_current(managed, unit_path, unit) \
+            and unit_ok(managed, ex.DCGM_UNIT, running=True):
+        return []
+    changed = [files.put(name="dcgm-exporter counters (CSV)", src=StringIO(counters), dest=ex.COUNTERS_PATH,
+                         mode="644", create_remote_dir=True),
+               files.put(name="dcgm-exporter unit", src=StringIO(unit), dest=unit_path, mode="644")]
+    if not pulled:
+        changed.append(monitoring.image_by_digest(name="dcgm-exporter image (by digest)", reference=reference,
+                                                  tag=tag))
+    return changed + [
+        systemd.service(name="dcgm-exporter running and enabled", service=ex.DCGM_UNIT, running=True, enabled=True,
+                        daemon_reload=True),
+        systemd.service(name="dcgm-exporter restarted (unit, counters or image changed)", service=ex.DCGM_UNIT,
+                        restarted=True, _if=any_changed(*changed))]
+
+
+def _collector(ctx) -> list:
+    """The nvidia-smi collector script, its oneshot service and timer."""
+    managed = ctx.managed
+    script = COLLECTOR_SCRIPT.read_text()
+    units = ex.collector_units(COLLECTOR_OUTPUT)
+    timer = f"{ex.COLLECTOR_UNIT}.timer"
+    if managed["files"].get(ex.COLLECTOR_PATH) == sha1(script) \
+            and all(file_current(managed, f"{SYSTEMD_DIR}/{name}", text) for name, text in units.items()) \
+            and unit_ok(managed, timer, running=True):
+        return []
+    ops = [files.put(name="nvidia-smi collector", src=str(COLLECTOR_SCRIPT), dest=ex.COLLECTOR_PATH, mode="755",
+                     create_remote_dir=True)]
+    ops += [files.put(name=f"collector unit {name}", src=StringIO(text), dest=f"{SYSTEMD_DIR}/{name}", mode="644")
+            for name, text in units.items()]
+    return ops + [systemd.service(name="nvidia-smi collector timer running and enabled", service=timer, running=True,
+                                  enabled=True, daemon_reload=True)]
+
+
+def exporters_stopped(ctx) -> list[str]:
+    """Before a driver change: stop the GPU exporters the snapshot shows running (they hold GPU
+    handles, as mig-parted's hooks know); returns them, for exporters_started."""
+    units = [u for u in ex.GPU_EXPORTER_UNITS if (ctx.managed["units"].get(u) or {}).get("active") == "active"]
+    if units:
+        monitoring.exporters(name="GPU exporters stopped for the driver change", units=units, running=False)
+    return units
+
+
+def exporters_started(units: list[str]) -> None:
+    """After the driver change: start again what exporters_stopped stopped."""
+    if units:
+        monitoring.exporters(name="GPU exporters started again", units=units, running=True)
