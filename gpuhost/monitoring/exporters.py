@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 
+from gpuhost.driver.safety import gpu_attached
 from gpuhost.monitoring.settings import DATA_DIR, MonitoringSettings, data_file
 
 DCGM_UNIT = "gpuhost-dcgm-exporter"
@@ -22,18 +23,18 @@ COLLECTOR_PATH = "/usr/local/lib/gpuhost/nvidia_smi_textfile.py"
 GPU_EXPORTER_UNITS = (DCGM_UNIT, f"{COLLECTOR_UNIT}.timer")
 
 
-def exporter_choice(settings: MonitoringSettings, gpu_state: dict, target_models: list[str]) -> tuple[str, str]:
-    """("dcgm" | "fallback" | "none", why). `target_models`: the plan's GPU model names, for
-    hosts planned through target_gpus."""
+def exporter_choice(settings: MonitoringSettings, gpu_state: dict) -> tuple[str, str]:
+    """("dcgm" | "fallback" | "none", why). A host with no GPU attached (a golden image planned
+    through target_gpus) gets none: an exporter there would only report itself failing."""
     if settings.dcgm_exporter == "off":
         return "none", "GPU exporter off (dcgm_exporter: off)"
+    names = [g.get("model") or g.get("name") or "" for g in gpu_state.get("gpus", [])]
+    if not gpu_attached(gpu_state):
+        return "none", "no GPU attached: no GPU exporter"
     if settings.dcgm_exporter == "container":
         return "dcgm", "dcgm_exporter: container"
     if settings.dcgm_exporter == "fallback":
         return "fallback", "dcgm_exporter: fallback"
-    names = [g.get("model") or "" for g in gpu_state.get("gpus", [])] or list(target_models)
-    if not names:
-        return "none", "no NVIDIA GPU: no GPU exporter"
     patterns = data_file()["dcgm_fallback_models"]
     served_by_smi = [n for n in names if any(p.lower() in n.lower() for p in patterns)]
     if served_by_smi:

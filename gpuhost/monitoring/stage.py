@@ -69,7 +69,7 @@ def monitoring_stage(ctx, after=()) -> list:
                                 restarted=True, _if=put.did_change)]
 
     # 2. The GPU exporter.
-    exporter, why = ex.exporter_choice(settings, ctx.gpu_state, [g.name for g in ctx.host_plan.gpus])
+    exporter, why = ex.exporter_choice(settings, ctx.gpu_state)
     logger.info(f"[{host.name}] GPU metrics: {why}")
     if exporter == "dcgm":
         ops += _dcgm_exporter(ctx)
