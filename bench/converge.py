@@ -63,14 +63,19 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=10, help="lab hosts (default 10)")
     parser.add_argument("--rounds", type=int, default=5, help="measurements of each figure (default 5)")
     parser.add_argument("--json", type=Path, help="write the results here (default bench/results/converge-N.json)")
+    parser.add_argument("--monitoring", action="store_true",
+                        help="with the monitoring stage on (node_exporter, gpuhost's metrics): converge-N-monitoring.json")
     args = parser.parse_args()
     if not 1 <= args.hosts <= 60 or args.rounds < 1:
         parser.error("--hosts is 1..60 and --rounds at least 1")
-    out = args.json or REPO / "bench" / "results" / f"converge-{args.hosts}.json"
+    suffix = "-monitoring" if args.monitoring else ""
+    out = args.json or REPO / "bench" / "results" / f"converge-{args.hosts}{suffix}.json"
+    # No GPU in the lab, so no GPU exporter: node_exporter and gpuhost's textfiles.
+    monitoring = {"monitoring": True, "dcgm_exporter": "fallback"} if args.monitoring else {}
 
     with tempfile.TemporaryDirectory() as tmp:
         stand_ins = StandIns.build(Path(tmp))
-        specs = [HostSpec(f"b{i:02d}", {**stand_ins.data, "apt_lock_timeout": 600})
+        specs = [HostSpec(f"b{i:02d}", {**stand_ins.data, "apt_lock_timeout": 600, **monitoring})
                  for i in range(1, args.hosts + 1)]
         started = time.monotonic()
         with Lab(specs) as lab:
@@ -93,14 +98,14 @@ def main() -> int:
 
     document = {
         "machine": _machine(), "load_average_1m": [round(load_before[0], 2), round(load_after[0], 2)],
-        "hosts": args.hosts, "rounds": args.rounds,
+        "hosts": args.hosts, "rounds": args.rounds, "monitoring": args.monitoring,
         "provision_seconds": round(provision, 1), "total_seconds": round(total, 1),
         "seconds": results,
         "ratio_to_pyinfra_floor": round(results["rerun"]["median"] / results["pyinfra_floor"]["median"], 2),
         "ratio_to_ssh_floor": round(results["rerun"]["median"] / results["ssh_floor"]["median"], 2),
         "inspect_ratio_to_pyinfra_floor": round(results["inspect"]["median"] / results["pyinfra_floor"]["median"], 2),
         "commands_per_host": commands,
-        "reproduce": f"./dev bench --hosts {args.hosts} --rounds {args.rounds}",
+        "reproduce": f"./dev bench --hosts {args.hosts} --rounds {args.rounds}" + (" --monitoring" if args.monitoring else ""),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=2) + "\n")

@@ -26,6 +26,8 @@ NODE = data_file()["node_exporter"]
 NODE_DROPIN = f"/etc/systemd/system/{NODE['unit']}.service.d/gpuhost-listen.conf"
 SYSTEMD_DIR = "/etc/systemd/system"
 COLLECTOR_OUTPUT = f"{metrics.TEXTFILE_DIR}/gpuhost_gpu.prom"
+COLLECTOR_TIMER = f"{ex.COLLECTOR_UNIT}.timer"
+DCGM_UNIT_PATH = f"{SYSTEMD_DIR}/{ex.DCGM_UNIT}.service"
 
 
 def plan_metrics(ctx, exporter: str) -> dict:
@@ -44,6 +46,24 @@ def metrics_current(ctx, exporter: str) -> bool:
                                             metrics.verify_metrics(record, record.get("checked_at")))))
 
 
+def monitoring_pending(ctx) -> list[str]:
+    """What the snapshot does not show in place yet ([]: the stage has nothing to do)."""
+    settings, managed, pending = ctx.settings.monitoring, ctx.managed, []
+    if not settings.monitoring:
+        return []
+    if not (installed(managed, NODE["package"]) and file_current(managed, NODE_DROPIN, ex.node_exporter_dropin(settings))
+            and unit_ok(managed, NODE["unit"], running=True)):
+        pending.append("node_exporter")
+    exporter, _ = ex.exporter_choice(settings, ctx.gpu_state)
+    if exporter == "dcgm" and not _dcgm_current(ctx):
+        pending.append("dcgm-exporter")
+    if exporter == "fallback" and not _collector_current(ctx):
+        pending.append("nvidia-smi collector")
+    if not metrics_current(ctx, exporter):
+        pending.append("gpuhost's metrics")
+    return pending
+
+
 def monitoring_stage(ctx, after=()) -> list:
     """Queue the monitoring stage for a host with `monitoring: true`; returns its operations.
 
@@ -52,15 +72,15 @@ def monitoring_stage(ctx, after=()) -> list:
     settings = ctx.settings.monitoring
     if not settings.monitoring:
         return []
-    managed, ops = ctx.managed, []
-    apt_lock = f"-o DPkg::Lock::Timeout={ctx.settings.driver.lock_timeout}"  # host data apt_lock_timeout
+    pending, ops = monitoring_pending(ctx), []
+    exporter, why = ex.exporter_choice(settings, ctx.gpu_state)
+    logger.info(f"[{host.name}] GPU metrics: {why}")
 
     # 1. node_exporter, the drop-in first so that the package's first start already listens there.
-    dropin = ex.node_exporter_dropin(settings)
-    if not (installed(managed, NODE["package"]) and file_current(managed, NODE_DROPIN, dropin)
-            and unit_ok(managed, NODE["unit"], running=True)):
-        put = files.put(name="node_exporter listen address (drop-in)", src=StringIO(dropin), dest=NODE_DROPIN,
-                        mode="644", create_remote_dir=True)
+    if "node_exporter" in pending:
+        apt_lock = f"-o DPkg::Lock::Timeout={ctx.settings.driver.lock_timeout}"  # host data apt_lock_timeout
+        put = files.put(name="node_exporter listen address (drop-in)", src=StringIO(ex.node_exporter_dropin(settings)),
+                        dest=NODE_DROPIN, mode="644", create_remote_dir=True)
         ops += [put, apt.packages(name=f"Install node_exporter ({NODE['package']})", packages=[NODE["package"]],
                                   update=True, cache_time=3600, extra_install_args=apt_lock),
                 systemd.service(name="node_exporter running and enabled", service=NODE["unit"], running=True,
@@ -68,39 +88,42 @@ def monitoring_stage(ctx, after=()) -> list:
                 systemd.service(name="node_exporter restarted (listen address changed)", service=NODE["unit"],
                                 restarted=True, _if=put.did_change)]
 
-    # 2. The GPU exporter.
-    exporter, why = ex.exporter_choice(settings, ctx.gpu_state)
-    logger.info(f"[{host.name}] GPU metrics: {why}")
-    if exporter == "dcgm":
+    # 2. The GPU exporter: dcgm-exporter in a container, or the nvidia-smi collector.
+    if "dcgm-exporter" in pending:
         ops += _dcgm_exporter(ctx)
-    elif exporter == "fallback":
+    if "nvidia-smi collector" in pending:
         ops += _collector(ctx)
 
     # 3. gpuhost's own metrics: now when they differ, else after this run's changes, if any.
-    if not metrics_current(ctx, exporter):
-        ops.append(monitoring.gpuhost_metrics(name="gpuhost's metrics (textfile)", plan=plan_metrics(ctx, exporter)))
+    plan = plan_metrics(ctx, exporter)
+    if "gpuhost's metrics" in pending:
+        ops.append(monitoring.gpuhost_metrics(name="gpuhost's metrics (textfile)", plan=plan))
     elif after or ops:
-        ops.append(monitoring.gpuhost_metrics(name="gpuhost's metrics after this run's changes",
-                                              plan=plan_metrics(ctx, exporter), _if=any_changed(*after, *ops)))
-    if not ops:
+        ops.append(monitoring.gpuhost_metrics(name="gpuhost's metrics after this run's changes", plan=plan,
+                                              _if=any_changed(*after, *ops)))
+    if not pending:
         logger.info(f"[{host.name}] monitoring: in place")
     return ops
 
 
+def _dcgm_current(ctx) -> bool:
+    settings, managed = ctx.settings.monitoring, ctx.managed
+    _, tag = ex.dcgm_image(settings)
+    return ((ctx.container_state.get("image_digests") or {}).get(tag) == settings.dcgm_exporter_digest
+            and file_current(managed, ex.COUNTERS_PATH, ex.counters_csv())
+            and file_current(managed, DCGM_UNIT_PATH, ex.dcgm_unit(settings))
+            and unit_ok(managed, ex.DCGM_UNIT, running=True))
+
+
 def _dcgm_exporter(ctx) -> list:
     """Counters CSV, the image by digest (pulled now, never at unit start), the unit."""
-    settings, managed = ctx.settings.monitoring, ctx.managed
+    settings = ctx.settings.monitoring
     reference, tag = ex.dcgm_image(settings)
-    counters, unit = ex.counters_csv(), ex.dcgm_unit(settings)
-    unit_path = f"{SYSTEMD_DIR}/{ex.DCGM_UNIT}.service"
-    pulled = (ctx.container_state.get("image_digests") or {}).get(tag) == settings.dcgm_exporter_digest
-    if pulled and file_current(managed, ex.COUNTERS_PATH, counters) and file_current(managed, unit_path, unit) \
-            and unit_ok(managed, ex.DCGM_UNIT, running=True):
-        return []
-    changed = [files.put(name="dcgm-exporter counters (CSV)", src=StringIO(counters), dest=ex.COUNTERS_PATH,
+    changed = [files.put(name="dcgm-exporter counters (CSV)", src=StringIO(ex.counters_csv()), dest=ex.COUNTERS_PATH,
                          mode="644", create_remote_dir=True),
-               files.put(name="dcgm-exporter unit", src=StringIO(unit), dest=unit_path, mode="644")]
-    if not pulled:
+               files.put(name="dcgm-exporter unit", src=StringIO(ex.dcgm_unit(settings)), dest=DCGM_UNIT_PATH,
+                         mode="644")]
+    if (ctx.container_state.get("image_digests") or {}).get(tag) != settings.dcgm_exporter_digest:
         changed.append(monitoring.image_by_digest(name="dcgm-exporter image (by digest)", reference=reference,
                                                   tag=tag))
     return changed + [
@@ -110,22 +133,22 @@ def _dcgm_exporter(ctx) -> list:
                         restarted=True, _if=any_changed(*changed))]
 
 
+def _collector_current(ctx) -> bool:
+    managed = ctx.managed
+    return (managed["files"].get(ex.COLLECTOR_PATH) == sha1(COLLECTOR_SCRIPT.read_text())
+            and all(file_current(managed, f"{SYSTEMD_DIR}/{name}", text)
+                    for name, text in ex.collector_units(COLLECTOR_OUTPUT).items())
+            and unit_ok(managed, COLLECTOR_TIMER, running=True))
+
+
 def _collector(ctx) -> list:
     """The nvidia-smi collector script, its oneshot service and timer."""
-    managed = ctx.managed
-    script = COLLECTOR_SCRIPT.read_text()
-    units = ex.collector_units(COLLECTOR_OUTPUT)
-    timer = f"{ex.COLLECTOR_UNIT}.timer"
-    if managed["files"].get(ex.COLLECTOR_PATH) == sha1(script) \
-            and all(file_current(managed, f"{SYSTEMD_DIR}/{name}", text) for name, text in units.items()) \
-            and unit_ok(managed, timer, running=True):
-        return []
     ops = [files.put(name="nvidia-smi collector", src=str(COLLECTOR_SCRIPT), dest=ex.COLLECTOR_PATH, mode="755",
                      create_remote_dir=True)]
     ops += [files.put(name=f"collector unit {name}", src=StringIO(text), dest=f"{SYSTEMD_DIR}/{name}", mode="644")
-            for name, text in units.items()]
-    return ops + [systemd.service(name="nvidia-smi collector timer running and enabled", service=timer, running=True,
-                                  enabled=True, daemon_reload=True)]
+            for name, text in ex.collector_units(COLLECTOR_OUTPUT).items()]
+    return ops + [systemd.service(name="nvidia-smi collector timer running and enabled", service=COLLECTOR_TIMER,
+                                  running=True, enabled=True, daemon_reload=True)]
 
 
 def exporters_stopped(ctx) -> list[str]:
