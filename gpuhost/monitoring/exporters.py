@@ -23,6 +23,11 @@ COLLECTOR_PATH = "/usr/local/lib/gpuhost/nvidia_smi_textfile.py"
 GPU_EXPORTER_UNITS = (DCGM_UNIT, f"{COLLECTOR_UNIT}.timer")
 
 
+def running_exporters(managed: dict) -> list[str]:
+    """The GPU exporter units the snapshot (facts/managed.py) shows active."""
+    return [unit for unit in GPU_EXPORTER_UNITS if (managed["units"].get(unit) or {}).get("active") == "active"]
+
+
 def exporter_choice(settings: MonitoringSettings, gpu_state: dict) -> tuple[str, str]:
     """("dcgm" | "fallback" | "none", why). A host with no GPU attached (a golden image planned
     through target_gpus) gets none: an exporter there would only report itself failing."""

@@ -154,7 +154,7 @@ def _collector(ctx) -> list:
 def exporters_stopped(ctx) -> list[str]:
     """Before a driver change: stop the GPU exporters the snapshot shows running (they hold GPU
     handles, as mig-parted's hooks know); returns them, for exporters_started."""
-    units = [u for u in ex.GPU_EXPORTER_UNITS if (ctx.managed["units"].get(u) or {}).get("active") == "active"]
+    units = ex.running_exporters(ctx.managed)
     if units:
         monitoring.exporters(name="GPU exporters stopped for the driver change", units=units, running=False)
     return units
