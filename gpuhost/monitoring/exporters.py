@@ -100,6 +100,11 @@ Description=gpuhost GPU metrics from nvidia-smi (textfile)
 [Service]
 Type=oneshot
 ExecStart=/usr/bin/python3 {COLLECTOR_PATH} --output {textfile_path}
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+ReadWritePaths={textfile_path.rsplit("/", 1)[0]}
 """,
         f"{COLLECTOR_UNIT}.timer": f"""# Written by gpuhost.
 [Unit]
