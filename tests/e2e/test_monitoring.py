@@ -17,9 +17,9 @@ mon-a:9400 serves real recorded dcgm-exporter output (tests/fixtures/dcgm-export
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -31,6 +31,7 @@ import pytest
 from gpuhost.lab import HostSpec, Lab
 from gpuhost.lab.engine import docker
 from gpuhost.lab.inventory import write_inventory
+from gpuhost.lab.prometheus import prometheus_tool
 from gpuhost.lab.results import changed
 from gpuhost.monitoring.metrics import HOST_METRICS_PATH, VERIFY_METRICS_PATH
 from gpuhost.verify.causes import classify
@@ -46,6 +47,7 @@ HOSTS = [HostSpec("mon-a", {"target_gpus": ["H100"], "monitoring": True, "dcgm_e
                             "dcgm_exporter_digest": UNUSED_PIN}),
          HostSpec("mon-b", {"target_gpus": ["H100"], "monitoring": True, "dcgm_exporter": "fallback"})]
 DEPLOY = "deploys/monitoring.py"
+PROMETHEUS = prometheus_tool("prometheus")
 
 
 def _record(rc: int, stdout: str, stderr: str) -> str:
@@ -59,9 +61,8 @@ FAILED = _record(125, "", (REPO / "tests/fixtures/errors/docker_daemon_down.stde
 
 @pytest.fixture(scope="module")
 def lab(engine):
-    prometheus = shutil.which("prometheus")
-    if not prometheus:
-        pytest.skip("Debian's prometheus package is not installed (./dev setup installs it)")
+    if not PROMETHEUS:
+        pytest.skip("Debian's prometheus is missing (./dev test unpacks it into .venv/prometheus)")
     with Lab(HOSTS) as running:
         # The lab learns each host's address on its network only once it runs: the exporters
         # listen there and Prometheus scrapes it (monitoring_listen, monitoring_address).
@@ -90,7 +91,7 @@ def prometheus(lab, deployed):
     `for:` 2s and a 1s scrape/evaluation interval, so the test waits seconds, not minutes)."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        gpuhost = str(Path(shutil.which("gpuhost") or REPO / ".venv/bin/gpuhost"))
+        gpuhost = str(Path(sys.executable).parent / "gpuhost")  # this venv's
         subprocess.run([gpuhost, "monitoring", "targets", str(lab.inventory_path), "-o", str(tmp / "targets.json")],
                        check=True, cwd=REPO)
         subprocess.run([gpuhost, "monitoring", "rules", "--for", "2s", "-o", str(tmp / "rules.yaml")], check=True)
@@ -101,7 +102,7 @@ def prometheus(lab, deployed):
             "  - job_name: gpuhost\n"
             "    file_sd_configs: [{files: [targets.json], refresh_interval: 1s}]\n")
         port = _free_port()
-        proc = subprocess.Popen(["prometheus", f"--config.file={tmp / 'prometheus.yml'}",
+        proc = subprocess.Popen([PROMETHEUS, f"--config.file={tmp / 'prometheus.yml'}",
                                  f"--storage.tsdb.path={tmp / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
                                 stdout=subprocess.DEVNULL, stderr=open(tmp / "prometheus.log", "w"))
         try:

@@ -4,13 +4,13 @@ tests/fixtures/monitoring-h200/, captured 2026-12-01 by docs/evidence/monitoring
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from gpuhost.lab.prometheus import prometheus_tool
 from gpuhost.monitoring.collector import SCRIPT
 from gpuhost.monitoring.exporters import counters_csv
 
@@ -23,6 +23,7 @@ LABELS = ('gpu="0",UUID="GPU-b9c65e0b-eef1-be71-5993-d3b0ac500b67",pci_bus_id="0
           'device="nvidia0",modelName="NVIDIA H200",exporter="gpuhost-nvidia-smi"')
 
 
+PROMTOOL = prometheus_tool("promtool")
 def _render(name: str) -> str:
     return collector.render((FIXTURES / name).read_text(), (FIXTURES / "query-remapped-rows.csv").read_text())
 
@@ -75,12 +76,12 @@ def test_the_h200_output_keeps_dcgm_names_and_labels():
     assert names == set(re.findall(r"^([A-Za-z_][A-Za-z0-9_]*)\{", _render("query-gpu-load.csv"), re.M))
 
 
-@pytest.mark.skipif(not shutil.which("promtool"), reason="promtool (Debian's prometheus) missing")
+@pytest.mark.skipif(not PROMTOOL, reason="promtool (Debian's prometheus) missing")
 def test_h200_output_passes_promtool_check_metrics():
     """Valid exposition; promtool's only remarks are on dcgm-exporter's own label names (UUID,
     modelName), which the collector keeps on purpose."""
     for text in ((EVIDENCE / "collector-load.prom").read_text(), _render("query-gpu.csv")):
-        proc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        proc = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True)
         remarks = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
         assert remarks and all(line.endswith("label names should be written in 'snake_case' not 'camelCase'")
                                for line in remarks), remarks

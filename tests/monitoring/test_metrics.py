@@ -4,12 +4,12 @@ check metrics), written whole by one shell command."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from gpuhost.lab.prometheus import prometheus_tool
 from gpuhost.monitoring import metrics
 from gpuhost.verify.causes import classify
 from gpuhost.verify.stage import verdict_record
@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 H200 = json.loads((REPO / "docs/evidence/h200/snapshot.json").read_text())["facts.snapshot.HostSnapshot"]["@local"]
 IMAGE = "pytorch/pytorch:2.13.0-cuda13.2-cudnn9-runtime"
 PLAN = {"status": "planned", "image": IMAGE, "gpus": 1, "exporter": "dcgm"}
-needs_promtool = pytest.mark.skipif(not shutil.which("promtool"), reason="promtool (Debian's prometheus) missing")
+PROMTOOL = prometheus_tool("promtool")
+needs_promtool = pytest.mark.skipif(not PROMTOOL, reason="promtool (Debian's prometheus) missing")
 
 
 def _passed() -> dict:
@@ -75,7 +76,7 @@ def test_every_textfile_passes_promtool_check_metrics():
     texts = [metrics.host_metrics(H200["gpu"], H200["host"], H200["container"], PLAN),
              metrics.verify_metrics(_passed(), 1796000000), metrics.run_metrics(1796000000.4)]
     for text in texts:
-        proc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        proc = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

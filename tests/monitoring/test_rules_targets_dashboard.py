@@ -16,6 +16,7 @@ import pytest
 
 from gpuhost import yamlfile
 from gpuhost.errors import UsageError
+from gpuhost.lab.prometheus import prometheus_tool
 from gpuhost.monitoring import metrics
 from gpuhost.monitoring.exporters import counters_csv
 from gpuhost.monitoring.rules import alert_names, rules_text
@@ -33,6 +34,7 @@ NAME = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)[{ ]", re.M)
 USED = re.compile(r"(?<![\w\"])(gpuhost_[a-z0-9_]+|DCGM_[A-Z0-9_]+|up)(?=\s*[{\[),\s]|$)")
 
 
+PROMTOOL = prometheus_tool("promtool")
 def exposition_names(text: str) -> set[str]:
     return {m.group(1) for m in NAME.finditer(text) if not m.group(1).startswith("#")}
 
@@ -58,7 +60,7 @@ def known() -> set[str]:
 def used(expr: str) -> set[str]:
     return set(USED.findall(expr))
 
-needs_promtool = pytest.mark.skipif(not shutil.which("promtool"), reason="promtool (Debian's prometheus) missing")
+needs_promtool = pytest.mark.skipif(not PROMTOOL, reason="promtool (Debian's prometheus) missing")
 
 
 @needs_promtool
@@ -66,7 +68,7 @@ needs_promtool = pytest.mark.skipif(not shutil.which("promtool"), reason="promto
 def test_rules_pass_promtool_check_rules(tmp_path, for_duration):
     path = tmp_path / "rules.yaml"
     path.write_text(rules_text(for_duration))
-    proc = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
+    proc = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True)
     assert proc.returncode == 0 and f"SUCCESS: {len(alert_names())} rules found" in proc.stdout, proc.stdout + proc.stderr
 
 
@@ -74,7 +76,7 @@ def test_rules_pass_promtool_check_rules(tmp_path, for_duration):
 def test_rules_unit_tests_pass_with_promtool_test_rules(tmp_path):
     (tmp_path / "rules.yaml").write_text(rules_text())
     shutil.copy(HERE / "rules_test.yaml", tmp_path)
-    proc = subprocess.run(["promtool", "test", "rules", "rules_test.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run([PROMTOOL, "test", "rules", "rules_test.yaml"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0 and "SUCCESS" in proc.stdout, proc.stdout + proc.stderr
 
 
@@ -167,5 +169,5 @@ def test_dashboard_queries_are_valid_promql(tmp_path):
         {"record": f"dashboard:q{i}", "expr": e.replace("$host", ".*").replace("$gpu", ".*")} for i, e in enumerate(exprs)]}]}
     path = tmp_path / "dashboard-queries.yaml"
     path.write_text(json.dumps(rules))
-    proc = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
+    proc = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
