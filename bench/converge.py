@@ -54,7 +54,10 @@ from gpuhost.lab.lab import pyinfra_bin  # noqa: E402
 from gpuhost.lab.results import summary_rows  # noqa: E402
 from gpuhost.lab.stand_ins import StandIns  # noqa: E402
 
-COUNT = "journalctl --sync 2>/dev/null; journalctl -u ssh --no-pager -o cat | grep -c 'Starting session: command' || true"
+# sshd's "Starting session: command" lines since a time: counted from the host's own journal
+# since just before the re-run (a total count can stand still once the journal reaches its size cap).
+COUNT = ("journalctl --sync 2>/dev/null; journalctl -u ssh --since @{since} --no-pager -o cat "
+         "| grep -c 'Starting session: command' || true")
 COUNTING = "echo 'LogLevel DEBUG1' > /etc/ssh/sshd_config.d/zz-count.conf && systemctl reload ssh"  # sshd logs commands
 
 
@@ -144,9 +147,10 @@ def _rerun(lab: Lab) -> None:
 
 def _commands_per_host(lab: Lab) -> dict:
     """Commands each host ran during one re-run, from its own sshd log."""
-    before = {h.name: int(h.exec(COUNT).stdout.strip() or 0) for h in lab.hosts}
+    since = {h.name: int(h.exec("date +%s").stdout.strip()) + 1 for h in lab.hosts}
+    time.sleep(2)
     _rerun(lab)
-    counts = sorted(int(h.exec(COUNT).stdout.strip() or 0) - before[h.name] for h in lab.hosts)
+    counts = sorted(int(h.exec(COUNT.format(since=since[h.name])).stdout.strip() or 0) for h in lab.hosts)
     return {"min": counts[0], "median": statistics.median(counts), "max": counts[-1]}
 
 
