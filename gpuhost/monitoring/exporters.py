@@ -59,13 +59,14 @@ def counters_csv() -> str:
 
 
 def dcgm_unit(settings: MonitoringSettings) -> str:
-    """The systemd unit: docker run by digest, never pulling, memory-limited, least privilege
-    beyond what DCGM needs (SYS_ADMIN for the profiling counters, per dcgm-exporter's README)."""
+    """The systemd unit: docker run by digest, never pulling, memory-limited, with the privileges
+    dcgm-exporter's README runs it with (`--gpus all --cap-add SYS_ADMIN`: SYS_ADMIN for the
+    profiling counters) and no more (no new privileges). Not run on a GPU here: the lent GPU
+    machines have no Docker."""
     reference, _ = dcgm_image(settings)
     port = data_file()["dcgm_exporter"]["port"]
     run = ["/usr/bin/docker", "run", "--rm", "--name", DCGM_CONTAINER, "--pull", "never",
-           "--gpus", "all", "--cap-drop", "ALL", "--cap-add", "SYS_ADMIN",
-           "--security-opt", "no-new-privileges", "--read-only", "--tmpfs", "/tmp:rw,size=64m",
+           "--gpus", "all", "--cap-add", "SYS_ADMIN", "--security-opt", "no-new-privileges",
            "--memory", settings.dcgm_exporter_memory, "--memory-swap", settings.dcgm_exporter_memory,
            "-p", f"{settings.monitoring_listen}:{port}:{port}",
            "-v", f"{COUNTERS_PATH}:/etc/dcgm-exporter/gpuhost-counters.csv:ro",

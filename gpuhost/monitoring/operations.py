@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import time
 
+from pyinfra import logger
 from pyinfra.api import FunctionCommand, StringCommand, operation
 
 from gpuhost.monitoring import metrics
@@ -25,8 +26,8 @@ def _write_live(state, host, plan):
         files[metrics.VERIFY_METRICS_PATH] = metrics.verify_metrics(record, record.get("checked_at"))
     status, output = host_.run_shell_command(StringCommand(metrics.atomic_write_command(files)))
     if not status:
-        raise OSError(f"writing gpuhost's metrics failed: {output.stderr.strip()}")
-    return True
+        logger.error(f"[{host_.name}] writing gpuhost's metrics failed: {output.stderr.strip()}")
+    return status
 
 
 @operation(is_idempotent=False)

@@ -44,7 +44,8 @@ def test_dcgm_unit_runs_by_digest_never_pulls_and_is_memory_limited():
     assert args[args.index("-p") + 1] == "127.0.0.1:9400:9400"  # monitoring_listen
     assert f"{ex.COUNTERS_PATH}:/etc/dcgm-exporter/gpuhost-counters.csv:ro" in args
     assert args[-2:] == ["-f", "/etc/dcgm-exporter/gpuhost-counters.csv"]
-    assert args[args.index("--cap-drop") + 1] == "ALL" and args[args.index("--cap-add") + 1] == "SYS_ADMIN"
+    assert args[args.index("--cap-add") + 1] == "SYS_ADMIN" and "--privileged" not in args
+    assert args[args.index("--security-opt") + 1] == "no-new-privileges"
     assert "Restart=always" in unit and "Requires=docker.service" in unit
 
 
