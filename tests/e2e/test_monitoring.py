@@ -10,6 +10,10 @@ check outputs: the check's JSON from the lent H100 (docs/evidence/check-h100.jso
 and a real `docker run` failure (tests/fixtures/errors/docker_daemon_down.stderr, exit 125) for
 the host made to fail. The lab has no GPU, so the check itself cannot run here.
 
+The nvidia-smi collector's units run under the host's systemd (systemd-analyze verify, the timer
+started); with no GPU and no nvidia-smi in the lab, its real answer is a failure, which Prometheus
+turns into GpuhostGpuCollectorFailing.
+
 TEST FIXTURE: in dcgm-exporter's place (it needs a GPU and nvcr.io), Python's http.server on
 mon-a:9400 serves real recorded dcgm-exporter output (tests/fixtures/dcgm-exporter/README.md).
 """
@@ -198,3 +202,31 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_collector_units_run_under_systemd_and_a_missing_nvidia_smi_fires_its_alert(lab, prometheus):
+    """The nvidia-smi collector's units as the stage writes them, run by the host's systemd with
+    their hardening. The lab has no GPU and no nvidia-smi, so the collector reports that (ok 0)
+    through node_exporter, and GpuhostGpuCollectorFailing fires: the failure is seen, not hidden."""
+    from gpuhost.monitoring import exporters as ex
+    from gpuhost.monitoring.collector import SCRIPT
+    from gpuhost.monitoring.stage import COLLECTOR_OUTPUT, COLLECTOR_TIMER, SYSTEMD_DIR
+
+    mon_b = lab.host("mon-b")
+    mon_b.exec(f"mkdir -p {ex.COLLECTOR_PATH.rsplit('/', 1)[0]} && cat > {ex.COLLECTOR_PATH} && chmod 755 {ex.COLLECTOR_PATH}",
+               input=SCRIPT.read_text(), check=True)
+    units = ex.collector_units(COLLECTOR_OUTPUT)
+    for name, text in units.items():
+        mon_b.exec(f"cat > {SYSTEMD_DIR}/{name}", input=text, check=True)
+    verify = mon_b.ssh("systemctl daemon-reload && systemd-analyze verify " +
+                       " ".join(f"{SYSTEMD_DIR}/{name}" for name in units))
+    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
+    assert mon_b.ssh(f"systemctl enable --now {COLLECTOR_TIMER}").returncode == 0
+    assert mon_b.ssh(f"systemctl is-active {COLLECTOR_TIMER}").stdout.strip() == "active"
+
+    written = _wait(prometheus, 'gpuhost_gpu_collector_ok{host="mon-b"}', lambda r: len(r) == 1)
+    assert written[0]["value"][1] == "0"
+    assert "gpuhost_gpu_collector_ok 0" in mon_b.ssh(f"cat {COLLECTOR_OUTPUT}").stdout
+    alerts = _wait_alerts(prometheus, lambda a: any(x["labels"]["alertname"] == "GpuhostGpuCollectorFailing"
+                                                    and x["state"] == "firing" for x in a))
+    assert {a["labels"]["host"] for a in alerts if a["labels"]["alertname"] == "GpuhostGpuCollectorFailing"} == {"mon-b"}
