@@ -54,7 +54,10 @@ from gpuhost.lab.lab import pyinfra_bin  # noqa: E402
 from gpuhost.lab.results import summary_rows  # noqa: E402
 from gpuhost.lab.stand_ins import StandIns  # noqa: E402
 
-COUNT = "journalctl --sync 2>/dev/null; journalctl -u ssh --no-pager -o cat | grep -c 'Starting session: command' || true"
+# sshd's "Starting session: command" lines since a time: counted from the host's own journal
+# since just before the re-run (a total count can stand still once the journal reaches its size cap).
+COUNT = ("journalctl --sync 2>/dev/null; journalctl -u ssh --since @{since} --no-pager -o cat "
+         "| grep -c 'Starting session: command' || true")
 COUNTING = "echo 'LogLevel DEBUG1' > /etc/ssh/sshd_config.d/zz-count.conf && systemctl reload ssh"  # sshd logs commands
 
 
@@ -63,14 +66,19 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=10, help="lab hosts (default 10)")
     parser.add_argument("--rounds", type=int, default=5, help="measurements of each figure (default 5)")
     parser.add_argument("--json", type=Path, help="write the results here (default bench/results/converge-N.json)")
+    parser.add_argument("--monitoring", action="store_true",
+                        help="with the monitoring stage on (node_exporter, gpuhost's metrics): converge-N-monitoring.json")
     args = parser.parse_args()
     if not 1 <= args.hosts <= 60 or args.rounds < 1:
         parser.error("--hosts is 1..60 and --rounds at least 1")
-    out = args.json or REPO / "bench" / "results" / f"converge-{args.hosts}.json"
+    suffix = "-monitoring" if args.monitoring else ""
+    out = args.json or REPO / "bench" / "results" / f"converge-{args.hosts}{suffix}.json"
+    # No GPU in the lab, so no GPU exporter: node_exporter and gpuhost's textfiles.
+    monitoring = {"monitoring": True, "dcgm_exporter": "fallback"} if args.monitoring else {}
 
     with tempfile.TemporaryDirectory() as tmp:
         stand_ins = StandIns.build(Path(tmp))
-        specs = [HostSpec(f"b{i:02d}", {**stand_ins.data, "apt_lock_timeout": 600})
+        specs = [HostSpec(f"b{i:02d}", {**stand_ins.data, "apt_lock_timeout": 600, **monitoring})
                  for i in range(1, args.hosts + 1)]
         started = time.monotonic()
         with Lab(specs) as lab:
@@ -93,14 +101,14 @@ def main() -> int:
 
     document = {
         "machine": _machine(), "load_average_1m": [round(load_before[0], 2), round(load_after[0], 2)],
-        "hosts": args.hosts, "rounds": args.rounds,
+        "hosts": args.hosts, "rounds": args.rounds, "monitoring": args.monitoring,
         "provision_seconds": round(provision, 1), "total_seconds": round(total, 1),
         "seconds": results,
         "ratio_to_pyinfra_floor": round(results["rerun"]["median"] / results["pyinfra_floor"]["median"], 2),
         "ratio_to_ssh_floor": round(results["rerun"]["median"] / results["ssh_floor"]["median"], 2),
         "inspect_ratio_to_pyinfra_floor": round(results["inspect"]["median"] / results["pyinfra_floor"]["median"], 2),
         "commands_per_host": commands,
-        "reproduce": f"./dev bench --hosts {args.hosts} --rounds {args.rounds}",
+        "reproduce": f"./dev bench --hosts {args.hosts} --rounds {args.rounds}" + (" --monitoring" if args.monitoring else ""),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=2) + "\n")
@@ -139,9 +147,10 @@ def _rerun(lab: Lab) -> None:
 
 def _commands_per_host(lab: Lab) -> dict:
     """Commands each host ran during one re-run, from its own sshd log."""
-    before = {h.name: int(h.exec(COUNT).stdout.strip() or 0) for h in lab.hosts}
+    since = {h.name: int(h.exec("date +%s").stdout.strip()) + 1 for h in lab.hosts}
+    time.sleep(2)
     _rerun(lab)
-    counts = sorted(int(h.exec(COUNT).stdout.strip() or 0) - before[h.name] for h in lab.hosts)
+    counts = sorted(int(h.exec(COUNT.format(since=since[h.name])).stdout.strip() or 0) for h in lab.hosts)
     return {"min": counts[0], "median": statistics.median(counts), "max": counts[-1]}
 
 

@@ -20,6 +20,7 @@ from gpuhost.run.summary import summarize_at_exit
 from gpuhost.containers.runtime_stage import container_runtime_stage
 from gpuhost.driver.stage import driver_stage
 from gpuhost.containers.prepull_stage import prepull_stage
+from gpuhost.monitoring.stage import monitoring_stage
 from gpuhost.run.stop import stop_host
 from gpuhost.verify.stage import verify_stage
 
@@ -42,7 +43,10 @@ changes = driver_stage(ctx)
 if ctx.host_plan.status == "planned":
     changes += container_runtime_stage(ctx)
     changes += prepull_stage(ctx)
-    verify_stage(ctx, after=changes)
+    changes += verify_stage(ctx, after=changes)
+
+# 8. Monitoring (host data `monitoring: true`): node_exporter, gpuhost's metrics, the GPU exporter.
+monitoring_stage(ctx, after=changes)
 
 # A failed host stops here, with the reason as its error.
 if ctx.host_plan.status == "failed":

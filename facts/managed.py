@@ -30,11 +30,15 @@ from facts.sections import Sections
 
 # Globs of the files gpuhost writes or compares (sha1 each).
 FILES = ("/var/lib/gpuhost/*.json /etc/modprobe.d/*.conf /etc/apt/sources.list.d/* "
-         "/etc/yum.repos.d/*.repo")
+         "/etc/yum.repos.d/*.repo "
+         # monitoring: gpuhost's textfiles, units, node_exporter's drop-in, dcgm counters, collector
+         "/var/lib/prometheus/node-exporter/gpuhost_*.prom /etc/systemd/system/gpuhost-* "
+         "/etc/systemd/system/prometheus-node-exporter.service.d/*.conf /etc/gpuhost/*/* /usr/local/lib/gpuhost/*")
 KEYRINGS = "/etc/apt/keyrings/* /usr/share/keyrings/* /etc/pki/rpm-gpg/*"
 # Package names gpuhost installs or checks (driver, headers, DKMS, Docker, toolkit).
-PACKAGE_FAMILIES = "nvidia|cuda|docker|containerd|moby|linux-headers|kernel-devel|dkms|runc"
-UNITS = "docker nvidia-persistenced nvidia-fabricmanager"
+PACKAGE_FAMILIES = "nvidia|cuda|docker|containerd|moby|linux-headers|kernel-devel|dkms|runc|prometheus"
+UNITS = ("docker nvidia-persistenced nvidia-fabricmanager "
+         "prometheus-node-exporter gpuhost-dcgm-exporter gpuhost-gpu-metrics.timer")
 
 SCRIPT = r"""
 echo '@@gpuhost managed 1'

@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "gpuhost.commands.cloud_init",
     "gpuhost.commands.upgrade",
     "gpuhost.commands.keys",
+    "gpuhost.commands.monitoring",
 ]
 
 app = typer.Typer(

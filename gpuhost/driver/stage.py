@@ -15,6 +15,7 @@ from gpuhost.driver.safety import decide, gpu_attached
 from gpuhost.driver.sources import select_source
 from gpuhost.errors import GpuhostError
 from gpuhost.driver import operations as driver
+from gpuhost.monitoring.stage import exporters_started, exporters_stopped
 from gpuhost.run.stop import stop_host
 
 
@@ -50,6 +51,7 @@ def driver_stage(ctx) -> list:
         return []
 
     lock_timeout = settings.lock_timeout
+    paused = exporters_stopped(ctx)  # GPU exporters hold GPU handles: stopped around the change
     ops = [driver.repository(name=f"Driver repository ({source.name})", source=source)]
     headers = _headers_package(ctx, source)
     if headers:
@@ -81,6 +83,7 @@ def driver_stage(ctx) -> list:
                      commands=["touch /var/run/reboot-required; "
                                "echo 'gpuhost: reboot required to load the new driver (reboot policy: never)'"],
                      _if=packages.did_change)
+    exporters_started(paused)
     return ops
 
 

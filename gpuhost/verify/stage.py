@@ -31,10 +31,11 @@ from gpuhost.verify.check import SCRIPT as CHECK_SCRIPT
 from gpuhost.driver.safety import gpu_attached
 from gpuhost.run.summary import record_verdict
 from gpuhost.verify.causes import classify
+# The verdict as a Prometheus textfile, in node_exporter's textfile directory (gpuhost/monitoring).
+from gpuhost.monitoring.metrics import VERIFY_METRICS_PATH as METRIC_PATH, atomic_write_command
+from gpuhost.monitoring.metrics import verify_metrics as metric_text
 
 VERDICT_PATH = "/var/lib/gpuhost/verify.json"
-# Prometheus textfile: point node_exporter's --collector.textfile.directory here (or symlink).
-METRIC_PATH = "/var/lib/gpuhost/metrics/gpuhost_verify.prom"
 LEAST_PRIVILEGE = ("--rm -i --network none --read-only --security-opt no-new-privileges "
                    "--cap-drop ALL --gpus all --tmpfs /tmp:rw,size=512m")
 INPUTS_MARK = "gpuhost-inputs "
@@ -83,8 +84,9 @@ def split_rc(stderr: str) -> tuple[int, str]:
     return 255, stderr
 
 
-def verdict_record(image: str, rc: int, verdict, seconds: float, inputs: dict | None = None) -> dict:
-    return {"image": image, "ok": verdict.ok, "exit_code": rc, "cause": verdict.cause,
+def verdict_record(image: str, rc: int, verdict, seconds: float, inputs: dict | None = None,
+                   checked_at: float | None = None) -> dict:
+    return {"image": image, "ok": verdict.ok, "exit_code": rc, "cause": verdict.cause, "checked_at": checked_at,
             "title": verdict.title, "fix": verdict.fix, "evidence": verdict.evidence,
             "seconds": round(seconds, 1), "inputs": inputs, "check": verdict.report}
 
@@ -98,32 +100,9 @@ def current_inputs(ctx) -> dict:
             "script": script_sha1()}
 
 
-def metric_text(record: dict, now: float) -> str:
-    """The verdict as Prometheus text exposition: a gauge per result, with image and cause."""
-    def label(value) -> str:
-        return str(value or "").replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-    labels = f'image="{label(record["image"])}",cause="{label(record["cause"] or "none")}"'
-    return (
-        "# HELP gpuhost_verify_ok 1 when the torch check passed in the plan's image.\n"
-        "# TYPE gpuhost_verify_ok gauge\n"
-        f"gpuhost_verify_ok{{{labels}}} {1 if record['ok'] else 0}\n"
-        "# HELP gpuhost_verify_timestamp_seconds When the check last ran.\n"
-        "# TYPE gpuhost_verify_timestamp_seconds gauge\n"
-        f"gpuhost_verify_timestamp_seconds {now:.0f}\n"
-        "# HELP gpuhost_verify_duration_seconds How long the containerized check took.\n"
-        "# TYPE gpuhost_verify_duration_seconds gauge\n"
-        f"gpuhost_verify_duration_seconds {record['seconds']}\n"
-    )
-
-
 def _write(host, files: dict[str, str]) -> None:
-    """Write small files atomically, all in one shell command (contents base64-encoded)."""
-    steps = []
-    for path, text in files.items():
-        data, q = base64.b64encode(text.encode()).decode(), shlex.quote(path)
-        steps.append(f"mkdir -p {shlex.quote(path.rsplit('/', 1)[0])} && echo {data} | base64 -d > {q}.tmp "
-                     f"&& chmod 644 {q}.tmp && mv -f {q}.tmp {q}")
-    host.run_shell_command(StringCommand(" && ".join(steps)))
+    """Write small files atomically, all in one shell command."""
+    host.run_shell_command(StringCommand(atomic_write_command(files)))
 
 
 def _run_and_classify(state, host, image, expect_gpus, gpus):
@@ -134,9 +113,9 @@ def _run_and_classify(state, host, image, expect_gpus, gpus):
     rc, stderr = split_rc(stderr)
     verdict = classify(rc, output.stdout, stderr)
     inputs = {"image": image, **read, "gpus": gpus, "script": script_sha1()}
-    record = verdict_record(image, rc, verdict, time.monotonic() - started, inputs)
+    record = verdict_record(image, rc, verdict, time.monotonic() - started, inputs, round(time.time()))
     _write(host_, {VERDICT_PATH: json.dumps(record, indent=2) + "\n",
-                   METRIC_PATH: metric_text(record, time.time())})
+                   METRIC_PATH: metric_text(record, record["checked_at"])})
     record_verdict(host_.name, record)
     if verdict.ok:
         logger.info(f"[{host_.name}] torch check passed in {image}")

@@ -130,11 +130,11 @@ def test_metric_text_is_prometheus_exposition():
     from gpuhost.verify.stage import metric_text
 
     text = metric_text({"image": 'r:5000/p/p:1"x', "cause": "no_gpu_visible", "ok": False,
-                        "seconds": 12.3}, now=1700000000.4)
+                        "seconds": 12.3}, 1700000000.4)
     assert 'gpuhost_verify_ok{image="r:5000/p/p:1\\"x",cause="no_gpu_visible"} 0\n' in text
     assert "gpuhost_verify_timestamp_seconds 1700000000\n" in text
     assert "# TYPE gpuhost_verify_duration_seconds gauge\ngpuhost_verify_duration_seconds 12.3\n" in text
-    ok = metric_text({"image": "i", "cause": None, "ok": True, "seconds": 1}, now=0)
+    ok = metric_text({"image": "i", "cause": None, "ok": True, "seconds": 1}, 0)
     assert 'gpuhost_verify_ok{image="i",cause="none"} 1' in ok
 
 
