@@ -187,6 +187,9 @@ def _branch_warnings(matrix: Matrix, branch: int, today: date, warnings: list[st
     if known is None:
         warnings.append(f"driver branch R{branch} is not a data-center branch in the matrix (no support dates known)")
         return
+    if known.end_of_life is None:
+        warnings.append(f"driver branch R{branch} has no published end-of-life date")
+        return
     eol = date.fromisoformat(known.end_of_life)
     if eol < today:
         warnings.append(f"driver branch R{branch} reached end of life on {known.end_of_life}")
@@ -200,7 +203,7 @@ def _gpu_warnings(matrix: Matrix, gpus: list[Gpu], today: date, warnings: list[s
         if arch.last_branch is None:
             continue
         last = matrix.branch(arch.last_branch)
-        if last and date.fromisoformat(last.end_of_life) < today:
+        if last and last.end_of_life and date.fromisoformat(last.end_of_life) < today:
             warnings.append(f"{arch_name} GPUs are out of support: R{arch.last_branch}, their last driver branch, "
                             f"ended on {last.end_of_life}")
         else:
