@@ -153,6 +153,22 @@ def select_source(host_state: dict, branch: str, flavour: str, source: str | Non
     )
 
 
+def served_branches(host_state: dict, source: str | None = None) -> frozenset[int] | None:
+    """The branches the host's driver source can install (None: any, or no source for this host),
+    so that the resolver's lts/production policy picks one the host can really get."""
+    data = load_sources()
+    key = os_key(host_state)
+    if key is None:
+        return None
+    entry = data["sources"].get(source or data["defaults"].get(key) or data["defaults"].get(key.split("-")[0]))
+    if entry is None or key not in entry["distros"]:
+        return None
+    branches = entry["branches"]
+    if isinstance(branches, dict):
+        branches = branches.get(key, [])
+    return None if branches == "any" else frozenset(int(b) for b in branches)
+
+
 def supported_distros(data: dict | None = None) -> str:
     """'debian-12, debian-13, ...': every distribution some source serves."""
     data = data or load_sources()

@@ -29,6 +29,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from gpuhost.containers.settings import repos
+
 VERSION = "580.95.05-1"
 # name -> {"depends": control Depends or None, "files": {path: text}}. "@VERSION@" in either is
 # replaced by the package version, "@UPSTREAM@" by its upstream part; text that starts with
@@ -42,8 +44,8 @@ FIXTURE_PACKAGES = {
     "nvidia-open": {"depends": "nvidia-persistenced", "files": {}},
 }
 
-TOOLKIT_VERSION = "1.17.8-1"  # container_repos.yaml's default_version
-TOOLKIT_NEWER = "1.18.0-1"  # also in the repository: a pinned host must not take it
+TOOLKIT_VERSION = repos()["nvidia_container_toolkit"]["default_version"]  # the real install's default
+TOOLKIT_NEWER = "1.20.1-1"  # TEST FIXTURE version after the default: a pinned host must not take it
 
 # TEST FIXTURE nvidia-ctk: the three calls gpuhost makes, answering in the real tool's formats.
 # `--version`: "NVIDIA Container Toolkit CLI version 1.17.8" + "commit: ..." (as the real CLI

@@ -3,7 +3,8 @@
 The choices, in order:
 1. kernel module: open when every GPU can use it (Turing and newer), proprietary otherwise; a host
    whose GPUs share no flavour cannot be served by one driver;
-2. torch release: the requested minor (default the newest in the matrix), newest patch;
+2. torch release: the requested minor (default the newest in the matrix with a build for every
+   GPU), newest patch;
 3. image: the newest CUDA variant of that release whose arch list covers every GPU and whose
    driver minimum the planned driver meets;
 4. driver: keep the current one when it drives every GPU and gives an image at least as new as
@@ -124,8 +125,20 @@ def _kernel_module(gpus: list[Gpu], reasons: list[str]) -> tuple[str, set[str]]:
     return "proprietary", allowed
 
 
-def _release(matrix: Matrix, torch: str | None, reasons: list[str]):
-    wanted = torch or matrix.newest_torch()
+def _covering(release, gpus: list[Gpu]) -> list[Variant]:
+    """The release's CUDA variants whose arch list covers every GPU, newest CUDA first."""
+    return sorted((v for v in release.variants if all(v.covers(g.compute_capability) for g in gpus)),
+                  key=lambda v: Version(v.cuda), reverse=True)
+
+
+def _default_torch(matrix: Matrix, gpus: list[Gpu]) -> str:
+    """The newest torch release with a build for every GPU (torch 2.15 dropped pre-Turing GPUs)."""
+    newest_first = sorted(matrix.releases, key=Version, reverse=True)
+    return next((t for t in newest_first if _covering(matrix.releases[t], gpus)), newest_first[0])
+
+
+def _release(matrix: Matrix, torch: str | None, reasons: list[str], gpus: list[Gpu]):
+    wanted = torch or _default_torch(matrix, gpus)
     minor = ".".join(wanted.split(".")[:2])
     release = matrix.releases.get(minor)
     if release is None:
@@ -138,7 +151,8 @@ def _release(matrix: Matrix, torch: str | None, reasons: list[str]):
         patch = wanted
     else:
         patch = release.newest_patch
-    how = "requested" if torch else "the newest release in the matrix"
+    how = "requested" if torch else ("the newest release in the matrix" if wanted == matrix.newest_torch()
+                                     else f"the newest release with a build for {_describe(gpus)}")
     reasons.append(f"torch {patch}: {how}" + ("" if patch == wanted else f", newest patch of {minor}"))
     return release, patch
 
@@ -153,7 +167,8 @@ def _supports_all(matrix: Matrix, branch: int, gpus: list[Gpu]) -> bool:
     return all(matrix.architectures[g.architecture].supported_by(branch) for g in gpus)
 
 
-def _target_branch(matrix: Matrix, gpus: list[Gpu], policy: Policy, warnings: list[str]) -> Branch:
+def _target_branch(matrix: Matrix, gpus: list[Gpu], policy: Policy, warnings: list[str],
+                   served: frozenset[int] | None = None) -> Branch:
     if policy.driver_branch not in BRANCH_POLICIES:
         branch = matrix.branch(int(policy.driver_branch))
         if branch is None:
@@ -164,6 +179,8 @@ def _target_branch(matrix: Matrix, gpus: list[Gpu], policy: Policy, warnings: li
                                f"branch or use --driver-branch lts")
         return branch
     fitting = [b for b in matrix.branches if _supports_all(matrix, b.branch, gpus)]
+    if served is not None and any(b.branch in served for b in fitting):
+        fitting = [b for b in fitting if b.branch in served]
     if not fitting:
         spans = "; ".join(
             f"{a.name} from R{a.first_branch}" + (f" to R{a.last_branch}" if a.last_branch else "")
@@ -222,8 +239,12 @@ def _os_warning(matrix: Matrix, os_name: str | None, warnings: list[str]) -> Non
 
 def resolve(gpus: list[Gpu], current_driver: str | None = None, policy: Policy = Policy(),
             current_kernel_module: str | None = None, os: str | None = None,
-            today: date | None = None, matrix: Matrix | None = None) -> Plan:
-    """Decide driver, kernel module and image for one host. Raises Unresolvable with the reason."""
+            today: date | None = None, matrix: Matrix | None = None,
+            served_branches: frozenset[int] | None = None) -> Plan:
+    """Decide driver, kernel module and image for one host. Raises Unresolvable with the reason.
+
+    served_branches: the branches the host's driver source can install (None: any); the lts and
+    production policies choose among them."""
     matrix = matrix or load_matrix()
     policy = policy.validated()
     today = today or date.today()
@@ -234,10 +255,9 @@ def resolve(gpus: list[Gpu], current_driver: str | None = None, policy: Policy =
     warnings: list[str] = []
 
     module, allowed_modules = _kernel_module(gpus, reasons)
-    release, patch = _release(matrix, policy.torch, reasons)
+    release, patch = _release(matrix, policy.torch, reasons, gpus)
     flavour = policy.image_flavour
-    covering = sorted((v for v in release.variants if all(v.covers(g.compute_capability) for g in gpus)),
-                      key=lambda v: Version(v.cuda), reverse=True)
+    covering = _covering(release, gpus)
     if not covering:
         builds = "; ".join(f"cu{v.cuda.replace('.', '')}: {','.join(v.arch_list)}" for v in release.variants)
         raise Unresolvable(f"torch {release.torch} has no CUDA build for {_describe(gpus)} (its builds cover "
@@ -258,7 +278,7 @@ def resolve(gpus: list[Gpu], current_driver: str | None = None, policy: Policy =
         action, branch = "keep", current.major
         reasons.append(f"driver: keep {current}, since driver changes are not allowed")
     else:
-        target = _target_branch(matrix, gpus, policy, warnings)
+        target = _target_branch(matrix, gpus, policy, warnings, served_branches)
         target_variant = _newest_variant(matrix, covering, flavour, target.first_version)
         if target_variant is None:
             raise Unresolvable(f"driver branch {target.branch} is too old for every torch {release.torch} "
