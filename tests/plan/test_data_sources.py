@@ -95,3 +95,11 @@ def test_rhel_cuda_key_is_the_fingerprint_signatures_md_gives():
 
 def test_toolkit_default_is_1_20_0():
     assert yaml.safe_load(CONTAINERS.read_text())["nvidia_container_toolkit"]["default_version"] == "1.20.0-1"
+
+
+def test_data_status_reports_stale_citations_and_ended_branches_by_the_datas_dates():
+    from gpuhost.commands.data import status
+    now = status(date(2026, 12, 1), max_age=120)
+    assert not now["stale"] and {b["branch"] for b in now["ended"]} == {470, 535, 610}
+    later = status(date(2027, 6, 1), max_age=120)
+    assert len(later["stale"]) == len(later["citations"]) and 595 in {b["branch"] for b in later["ended_lts"]}
