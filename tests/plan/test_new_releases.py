@@ -47,7 +47,7 @@ def test_r535_and_r610_are_past_end_of_life():
 
 
 @pytest.mark.parametrize("cuda,update,driver", [("13.0", "U3", "580.126.20"), ("13.3", None, "610.43.02"),
-                                                ("13.4", None, "615.0"), ("13.5", None, "620.70.06")])
+                                                ("13.4", None, "615.71.09"), ("13.5", None, "620.70.06")])
 def test_new_cuda_releases_resolve_to_a_driver_minimum_and_a_branch_that_runs_them(cuda, update, driver):
     m = load_matrix()
     assert m.toolkit_drivers[cuda] == (m.toolkit_drivers[cuda] if update else driver)
