@@ -149,11 +149,10 @@ def package_commands(source: DriverSource, installed: dict, held, lock_timeout: 
     if replaced:
         commands.append(apt_get(f"purge {' '.join(replaced)}", lock_timeout))
     commands.append(apt_get("update", lock_timeout))
-    driver = list(source.packages)
-    if source.pin_package and (source.pin_package in missing or source.pin_package in replaced):
-        commands.append(apt_get(f"install {source.pin_package}", lock_timeout))
-    if source.pin_package:
-        driver.remove(source.pin_package)
+    pin = source.pin_package
+    if pin and (pin in missing or pin in replaced):
+        commands.append(apt_get(f"install {pin}", lock_timeout))
+    driver = [p for p in source.packages if p != pin]
     return commands + [apt_get(f"install {' '.join(driver)}", lock_timeout),
                        f"apt-mark hold {' '.join(source.packages)}"]
 
@@ -257,14 +256,16 @@ def fabric_manager(source: DriverSource, lock_timeout: int = 300):
     yield from commands
 
 
+def _upstream(version: str) -> str:
+    """'580.95.05' from a Debian version ('580.95.05-1', '580.95.05-0ubuntu0.24.04.2', '1:580.95.05-1')."""
+    return version.split(":")[-1].split("-")[0]
+
+
 def driver_upstream_version(source: DriverSource, installed: dict) -> str | None:
-    """'580.95.05' from the installed driver package ('580.95.05-1', '580.95.05-0ubuntu0.24.04.2');
-    never from the pinning package, whose version ('580-5') is not a driver version."""
-    for version in installed.get(source.driver_package, []):
-        upstream = version.split(":")[-1].split("-")[0]
-        if upstream.startswith(source.branch + "."):
-            return upstream
-    return None
+    """The installed driver's version, from the driver package: never from the pinning package,
+    whose version ('580-5') is not a driver version."""
+    return next((_upstream(v) for v in installed.get(source.driver_package, [])
+                 if _upstream(v).startswith(source.branch + ".")), None)
 
 
 def fabric_manager_commands(source: DriverSource, installed: dict, lock_timeout: int = 300) -> list[str]:
@@ -272,8 +273,7 @@ def fabric_manager_commands(source: DriverSource, installed: dict, lock_timeout:
     upstream = driver_upstream_version(source, installed)
     if not source.fabric_manager or upstream is None:
         return []
-    if all(any(v.split(":")[-1].split("-")[0] == upstream for v in installed.get(p, []))
-           for p in source.fabric_manager):
+    if all(any(_upstream(v) == upstream for v in installed.get(p, [])) for p in source.fabric_manager):
         return []
     names = " ".join(source.fabric_manager)
     return [f"apt-mark unhold {names} >/dev/null 2>&1 || true",

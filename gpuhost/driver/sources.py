@@ -92,8 +92,7 @@ def select_source(host_state: dict, branch: str, flavour: str, source: str | Non
     key = os_key(host_state)
     if key is None:
         raise UsageError("the host's /etc/os-release names no distribution: cannot choose a driver source")
-    os_id = key.split("-")[0]
-    name = source or data["defaults"].get(key) or data["defaults"].get(os_id)
+    name = source or _default_source(data, key)
     if name is None:
         raise UsageError(f"no driver source for {key}: supported are {supported_distros(data)}")
     entry = data["sources"].get(name)
@@ -108,9 +107,7 @@ def select_source(host_state: dict, branch: str, flavour: str, source: str | Non
         target = entry["transitional"][branch]
         raise UsageError(f"driver source {name!r}: R{branch}'s packages are transitional there (they install "
                          f"R{target}, and fabric manager would no longer match): set driver_branch: {target}")
-    branches = entry["branches"]
-    if isinstance(branches, dict):
-        branches = branches.get(key, [])
+    branches = _branches(entry, key)
     if branches != "any" and branch not in branches:
         raise UsageError(f"driver source {name!r} has branch {'/'.join(branches)} only on {key}, the plan wants "
                          f"R{branch}: set driver_branch: {branches[-1]}" + ("" if name == "cuda" else
@@ -160,13 +157,22 @@ def served_branches(host_state: dict, source: str | None = None) -> frozenset[in
     key = os_key(host_state)
     if key is None:
         return None
-    entry = data["sources"].get(source or data["defaults"].get(key) or data["defaults"].get(key.split("-")[0]))
+    entry = data["sources"].get(source or _default_source(data, key))
     if entry is None or key not in entry["distros"]:
         return None
-    branches = entry["branches"]
-    if isinstance(branches, dict):
-        branches = branches.get(key, [])
+    branches = _branches(entry, key)
     return None if branches == "any" else frozenset(int(b) for b in branches)
+
+
+def _default_source(data: dict, distro: str) -> str | None:
+    """The default source of 'ubuntu-26.04' (its own entry) or else of 'ubuntu'."""
+    return data["defaults"].get(distro) or data["defaults"].get(distro.split("-")[0])
+
+
+def _branches(entry: dict, distro: str):
+    """'any', or the branches a source serves on this distribution (per distribution where they differ)."""
+    branches = entry["branches"]
+    return branches.get(distro, []) if isinstance(branches, dict) else branches
 
 
 def supported_distros(data: dict | None = None) -> str:
