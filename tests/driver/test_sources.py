@@ -147,3 +147,7 @@ def test_served_branches_steer_the_lts_policy():
     assert ubuntu == {580, 595}
     assert resolve([identify("H100")], served_branches=ubuntu).driver.branch == "580"
     assert resolve([identify("H100")], served_branches=served_branches(host("debian", "13"))).driver.branch == "620"
+    # RHEL: only the branches whose module streams were seen
+    assert resolve([identify("H100")], served_branches=served_branches(host("rocky", "9.4"))).driver.branch == "580"
+    with pytest.raises(UsageError, match="has branch 535/570/580/610 only on rocky-9"):
+        select_source(host("rocky", "9.4"), "595", "open")
