@@ -173,7 +173,8 @@ NVIDIA_CONTAINER_RUNTIME_HOOK = """#!/bin/sh
 cat >/dev/null
 exit 0
 """
-TOOLKIT_PACKAGES = {
+# What the stand-ins hold, per package; the package names come from the real install's data.
+TOOLKIT_CONTENT = {
     "libnvidia-container1": {"depends": None, "files": {}},
     "libnvidia-container-tools": {"depends": "libnvidia-container1 (>= @VERSION@)", "files": {}},
     "nvidia-container-toolkit-base": {"depends": None, "files": {
@@ -184,6 +185,8 @@ TOOLKIT_PACKAGES = {
                    "libnvidia-container-tools (<< 2.0.0)",
         "files": {"usr/bin/nvidia-container-runtime-hook": NVIDIA_CONTAINER_RUNTIME_HOOK}},
 }
+TOOLKIT_PACKAGES = {name: TOOLKIT_CONTENT.get(name, {"depends": None, "files": {}})
+                    for name in repos()["nvidia_container_toolkit"]["packages"]}
 
 
 def _run(*args, **kw) -> subprocess.CompletedProcess:

@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
+import yaml
+from packaging.version import Version
 
 from gpuhost.plan.gpus import identify
 from gpuhost.plan.matrix import load_matrix
 from gpuhost.plan.resolver import Policy, resolve
 
 TODAY = date(2026, 12, 1)
+DATA = Path(__file__).resolve().parents[2] / "gpuhost" / "plan" / "data"
 
 
 def test_default_plan_is_the_newest_confirmed_torch_on_the_newest_lts():
@@ -46,13 +50,20 @@ def test_r535_and_r610_are_past_end_of_life():
     assert load_matrix().branch(610).newest_cuda == "13.3"
 
 
-@pytest.mark.parametrize("cuda,update,driver", [("13.0", "U3", "580.126.20"), ("13.3", None, "610.43.02"),
-                                                ("13.4", None, "615.71.09"), ("13.5", None, "620.70.06")])
-def test_new_cuda_releases_resolve_to_a_driver_minimum_and_a_branch_that_runs_them(cuda, update, driver):
+def test_cuda_13_0_update_3_needs_the_580_126_20_driver():
+    toolkits = yaml.safe_load((DATA / "cuda.yaml").read_text())["toolkits"]
+    assert next(t for t in toolkits if t["cuda"] == "13.0")["updates"]["U3"] == "580.126.20"
+
+
+@pytest.mark.parametrize("cuda,branch,driver", [("13.3", 610, "610.43.02"), ("13.4", 615, "615.71.09"),
+                                                ("13.5", 620, "620.70.06")])
+def test_new_cuda_releases_need_their_branch_and_that_branch_runs_them(cuda, branch, driver):
     m = load_matrix()
-    assert m.toolkit_drivers[cuda] == (m.toolkit_drivers[cuda] if update else driver)
-    branch = next(b for b in m.branches if b.newest_cuda >= cuda and b.first_version >= m.toolkit_drivers[cuda])
-    assert branch.branch == int(driver.split(".")[0]) or update
+    assert m.toolkit_drivers[cuda] == driver == m.branch(branch).first_version
+    assert Version(m.branch(branch).newest_cuda) >= Version(cuda)
+    # a devel (toolkit-rule) plan on that branch meets every CUDA build's driver minimum up to it
+    p = resolve([identify("H100")], policy=Policy(driver_branch=str(branch), image_flavour="devel"), today=TODAY)
+    assert p.driver.branch == str(branch) and p.image.cuda == "13.2"
 
 
 def test_new_os_releases_are_supported():
