@@ -232,7 +232,8 @@ def _os_warning(matrix: Matrix, os_name: str | None, warnings: list[str]) -> Non
     if not os_name:
         return
     os_id, _, version = os_name.partition("-")
-    if version not in matrix.supported_os.get(os_id, ()):
+    known = matrix.supported_os.get(os_id, ())
+    if version not in known and version.split(".")[0] not in known:  # RHEL point releases: rhel-9.4
         supported = ", ".join(f"{k} {'/'.join(v)}" for k, v in matrix.supported_os.items())
         warnings.append(f"{os_name} is not a supported OS for the driver stage ({supported})")
 

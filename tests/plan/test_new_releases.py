@@ -70,3 +70,7 @@ def test_new_os_releases_are_supported():
     m = load_matrix()
     assert "26.04" in m.supported_os["ubuntu"] and "13" in m.supported_os["debian"]
     assert not resolve([identify("H100")], os="debian-13", today=TODAY).warnings
+    assert not resolve([identify("H100")], os="rhel-9.4", today=TODAY).warnings  # a point release of 9
+    # RHEL 10: NVIDIA supports it, the driver stage does not (yet): the plan says so
+    assert any("rhel-10 is not a supported OS" in w for w in resolve([identify("H100")], os="rhel-10",
+                                                                     today=TODAY).warnings)
