@@ -2,8 +2,8 @@
 
 Lists every citation of the data files by age (the date it was read), the unverified ones with
 their reason, and the driver branches whose end of life has passed or is near. Exit status 1
-when a citation is older than --max-age days or a branch the default policy may plan is past
-its end of life, so CI can run it.
+when a citation is older than --max-age days or the newest LTS or production branch (what the
+default policies plan) is past its end of life, so CI can run it.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ def citations() -> list[dict]:
 def status(today: date, max_age: int) -> dict:
     rows = citations()
     stale = [r for r in rows if (today - date.fromisoformat(r["read"])).days > max_age]
+    branches = load_matrix().branches
+    newest = {max(b.branch for b in branches if b.kind == kind) for kind in ("lts", "production")}
     ended, ending = [], []
-    for b in load_matrix().branches:
+    for b in branches:
         if b.end_of_life is None:
             continue
         eol = date.fromisoformat(b.end_of_life)
@@ -43,8 +45,7 @@ def status(today: date, max_age: int) -> dict:
             {"branch": b.branch, "kind": b.kind, "end_of_life": b.end_of_life})
     return {"today": today.isoformat(), "max_age_days": max_age, "citations": rows, "stale": stale,
             "unverified": [r for r in rows if not r["verified"]], "ended": ended, "ending": ending,
-            "ended_lts": [b for b in ended if b["kind"] in ("lts", "production")
-                          and b["branch"] == max(x.branch for x in load_matrix().branches if x.kind == b["kind"])]}
+            "ended_lts": [b for b in ended if b["branch"] in newest]}  # what the default policies plan
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ source, apt-get update/install of exact versions, apt-mark hold, systemctl enabl
 - driver_builds() (the default): NVIDIA's CUDA repository as far as the lab needs it, generated
   from the SAME data as the real install (gpuhost/driver/data/driver_sources.yaml through
   select_source, versions from gpuhost/plan/data/drivers.yaml), for two branches at once as the
-  real repository holds many: the H100 plan's branch (PLANNED_BRANCH) and OTHER_BRANCH. Per
+  real repository holds many: the H100 plan's branch (planned_branch()) and OTHER_BRANCH. Per
   branch: the pinning package, the driver package and what it depends on, persistenced (a
   systemd unit) and the fabric manager packages, holding marker files, no driver. Laid out as
   public evidence shows NVIDIA's index: the pinning package's version is not a driver version
@@ -173,7 +173,9 @@ NVIDIA_CONTAINER_RUNTIME_HOOK = """#!/bin/sh
 cat >/dev/null
 exit 0
 """
-# What the stand-ins hold, per package; the package names come from the real install's data.
+# What the stand-ins hold, per package: {"depends": control Depends or None, "files": {path: text}}.
+# "@VERSION@" in either is replaced by the package version, "@UPSTREAM@" by its upstream part; text
+# that starts with "#!" is installed executable. The package names come from the real install's data.
 TOOLKIT_CONTENT = {
     "libnvidia-container1": {"depends": None, "files": {}},
     "libnvidia-container-tools": {"depends": "libnvidia-container1 (>= @VERSION@)", "files": {}},
