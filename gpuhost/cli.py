@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "gpuhost.commands.upgrade",
     "gpuhost.commands.keys",
     "gpuhost.commands.monitoring",
+    "gpuhost.commands.data",
 ]
 
 app = typer.Typer(

@@ -117,7 +117,9 @@ def packages(source: DriverSource, held: list[str] | tuple[str, ...] = (), lock_
 
     Packages of another branch or flavour of the same source are removed in the same run; our
     own holds are moved, not broken: unhold, remove/install, hold. `apt-get update` runs only
-    when something will be installed.
+    when something will be installed. The CUDA repository's branch pinning package is installed
+    in its own step before the driver, as NVIDIA's installation guide says: otherwise apt
+    resolves the driver before the pin exists and the newest branch can win.
 
     **Example:**
 
@@ -146,7 +148,12 @@ def package_commands(source: DriverSource, installed: dict, held, lock_timeout: 
     commands = [f"apt-mark unhold {' '.join(moving)}"] if moving else []
     if replaced:
         commands.append(apt_get(f"purge {' '.join(replaced)}", lock_timeout))
-    return commands + [apt_get("update", lock_timeout), apt_get(f"install {' '.join(source.packages)}", lock_timeout),
+    commands.append(apt_get("update", lock_timeout))
+    pin = source.pin_package
+    if pin and (pin in missing or pin in replaced):
+        commands.append(apt_get(f"install {pin}", lock_timeout))
+    driver = [p for p in source.packages if p != pin]
+    return commands + [apt_get(f"install {' '.join(driver)}", lock_timeout),
                        f"apt-mark hold {' '.join(source.packages)}"]
 
 
@@ -228,9 +235,10 @@ def persistenced(service: str = "nvidia-persistenced", running: bool = False):
 @operation()
 def fabric_manager(source: DriverSource, lock_timeout: int = 300):
     """
-    Install and enable NVIDIA Fabric Manager of exactly the installed driver's version (NVSwitch hosts).
+    Install and enable NVIDIA Fabric Manager (and NSCQ) of exactly the installed driver's version.
 
-    + source: the host's `DriverSource` (its packages name the driver's version)
+    + source: the host's `DriverSource` (its driver package carries the driver's version; the
+      fabric manager package names depend on the branch and the distribution)
     + lock_timeout: seconds to wait for the apt/dpkg lock
 
     **Example:**
@@ -242,18 +250,34 @@ def fabric_manager(source: DriverSource, lock_timeout: int = 300):
     installed = _installed("apt")
     commands = fabric_manager_commands(source, installed, lock_timeout)
     if not commands:
-        have = installed.get(source.fabric_manager or "")
-        host.noop(f"{source.fabric_manager} {have[0]} is installed" if have
+        have = [f"{p} {installed[p][0]}" for p in source.fabric_manager if installed.get(p)]
+        host.noop(f"{', '.join(have)} installed" if have
                   else "no fabric manager package or no installed driver version to match")
     yield from commands
 
 
+def _upstream(version: str) -> str:
+    """'580.95.05' from a Debian version ('580.95.05-1', '580.95.05-0ubuntu0.24.04.2', '1:580.95.05-1')."""
+    return version.split(":")[-1].split("-")[0]
+
+
+def driver_upstream_version(source: DriverSource, installed: dict) -> str | None:
+    """The installed driver's version, from the driver package: never from the pinning package,
+    whose version ('580-5') is not a driver version."""
+    return next((_upstream(v) for v in installed.get(source.driver_package, [])
+                 if _upstream(v).startswith(source.branch + ".")), None)
+
+
 def fabric_manager_commands(source: DriverSource, installed: dict, lock_timeout: int = 300) -> list[str]:
     """What `fabric_manager` runs ([] when it matches the installed driver, or nothing to match). Pure."""
-    versions = [v for p in source.packages for v in installed.get(p, []) if v[:3] == source.branch]
-    if not source.fabric_manager or not versions or versions[0] in installed.get(source.fabric_manager, []):
+    upstream = driver_upstream_version(source, installed)
+    if not source.fabric_manager or upstream is None:
         return []
-    return [f"apt-mark unhold {source.fabric_manager} >/dev/null 2>&1 || true",
-            apt_get(f"install --allow-downgrades {source.fabric_manager}={versions[0]}", lock_timeout),
-            f"apt-mark hold {source.fabric_manager}",
+    if all(any(_upstream(v) == upstream for v in installed.get(p, [])) for p in source.fabric_manager):
+        return []
+    names = " ".join(source.fabric_manager)
+    return [f"apt-mark unhold {names} >/dev/null 2>&1 || true",
+            apt_get("install --allow-downgrades " + " ".join(f"{p}={upstream}-*" for p in source.fabric_manager),
+                    lock_timeout),
+            f"apt-mark hold {names}",
             "systemctl enable nvidia-fabricmanager"]

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
-from gpuhost import yamlfile
+from packaging.specifiers import SpecifierSet
 
+from gpuhost import yamlfile
 from gpuhost.errors import UsageError
 
 SOURCE_NAMES = ("ubuntu", "cuda", "debian", "cuda-rhel")
@@ -36,15 +37,21 @@ class DriverSource:
     package_manager: str  # apt | dnf
     branch: str
     flavour: str  # open | proprietary
-    packages: tuple[str, ...]
+    packages: tuple[str, ...]  # all installed and held; the pinning package first
     replaces: tuple[str, ...]  # patterns of packages a branch/flavour change removes
     builds_modules: bool  # DKMS: needs headers, unsigned under Secure Boot
     repository: Repository | None
     persistenced: str | None
-    fabric_manager: str | None
+    fabric_manager: tuple[str, ...] = ()  # installed at the driver's exact version (NVSwitch hosts)
+    pin_package: str | None = None  # apt: installed alone, before the driver packages
     module_stream: str | None = None
     flavour_package: str | None = None  # dnf: installed only with this flavour's stream
     warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def driver_package(self) -> str:
+        """The package whose version is the driver's (not the pinning package: its version is '580-5')."""
+        return next(p for p in self.packages if p != self.pin_package)
 
     def replaced(self, installed) -> list[str]:
         """Installed packages of this source's family that the wanted set does not keep."""
@@ -78,25 +85,33 @@ def kernel_flavour(kernel: str) -> str:
 
 def select_source(host_state: dict, branch: str, flavour: str, source: str | None = None,
                   repository_url: str | None = None, key_url: str | None = None,
-                  fingerprint: str | None = None) -> DriverSource:
-    """The driver source for this host. Raises UsageError with the reason and the fix."""
+                  fingerprint: str | None = None, nvswitch: bool = False) -> DriverSource:
+    """The driver source for this host (nvswitch: it needs fabric manager). Raises UsageError
+    with the reason and the fix."""
     data = load_sources()
     key = os_key(host_state)
     if key is None:
         raise UsageError("the host's /etc/os-release names no distribution: cannot choose a driver source")
-    os_id = key.split("-")[0]
-    name = source or data["defaults"].get(os_id)
+    name = source or _default_source(data, key)
     if name is None:
-        raise UsageError(f"no driver source for {key}: supported are Ubuntu 22.04/24.04, Debian 12, RHEL/Rocky 8/9")
+        raise UsageError(f"no driver source for {key}: supported are {supported_distros(data)}")
     entry = data["sources"].get(name)
     if entry is None:
         raise UsageError(f"driver_source is {name!r}: use one of {', '.join(SOURCE_NAMES)}")
+    if key in (entry.get("refused") or {}):
+        raise UsageError(f"driver source {name!r} on {key}: {entry['refused'][key]}")
     if key not in entry["distros"]:
         raise UsageError(f"driver source {name!r} does not serve {key} (it serves {', '.join(entry['distros'])}): "
                          f"set driver_source to one that does")
-    if entry["branches"] != "any" and branch not in entry["branches"]:
-        raise UsageError(f"driver source {name!r} has branch {'/'.join(entry['branches'])} only, the plan wants "
-                         f"R{branch}: set driver_source: cuda, or driver_branch: {entry['branches'][-1]}")
+    if branch in (entry.get("transitional") or {}):
+        target = entry["transitional"][branch]
+        raise UsageError(f"driver source {name!r}: R{branch}'s packages are transitional there (they install "
+                         f"R{target}, and fabric manager would no longer match): set driver_branch: {target}")
+    branches = _branches(entry, key)
+    if branches != "any" and branch not in branches:
+        raise UsageError(f"driver source {name!r} has branch {'/'.join(branches)} only on {key}, the plan wants "
+                         f"R{branch}: set driver_branch: {branches[-1]}" + ("" if name == "cuda" else
+                                                                            ", or driver_source: cuda"))
     if flavour not in entry["packages"]:
         raise UsageError(f"driver source {name!r} has no {flavour} kernel modules: set driver_source: cuda")
     arch = (host_state or {}).get("arch") or "x86_64"
@@ -112,30 +127,76 @@ def select_source(host_state: dict, branch: str, flavour: str, source: str | Non
     if "repo_arch" in entry and arch not in entry["repo_arch"]:
         raise UsageError(f"driver source {name!r} has no packages for {arch}")
     stream = (entry.get("module_stream") or {}).get(flavour)
+    pin = entry["pin_package"].format(**values) if entry.get("pin_package") else None
+    repo = entry.get("repository")
+    multiverse = entry.get("multiverse")
+    if repo is None and multiverse and (nvswitch and multiverse["fabric_manager"]
+                                        or branch in (multiverse.get("branches") or {}).get(key, ())):
+        repo = {**multiverse["repository"], "url": multiverse["repository"]["url"].get(arch, "")}
     return DriverSource(
         name=name,
         package_manager=entry["package_manager"],
         branch=branch,
         flavour=flavour,
-        packages=tuple(p.format(**values) for p in entry["packages"][flavour]),
+        packages=tuple(([pin] if pin else []) + [p.format(**values) for p in entry["packages"][flavour]]),
         replaces=tuple(entry.get("replaces") or ()),
         builds_modules=bool(entry["builds_modules"]),
-        repository=_repository(entry.get("repository"), data["keys"], values, repository_url, key_url,
-                               fingerprint),
+        repository=_repository(repo, data["keys"], values, repository_url, key_url, fingerprint, key),
         persistenced=entry.get("persistenced"),
-        fabric_manager=entry["fabric_manager"].format(**values) if entry.get("fabric_manager") else None,
+        fabric_manager=_fabric_manager(entry.get("fabric_manager") or [], values),
+        pin_package=pin,
         module_stream=stream.format(**values) if stream else None,
         flavour_package=(entry.get("flavour_package") or {}).get(flavour),
     )
 
 
+def served_branches(host_state: dict, source: str | None = None) -> frozenset[int] | None:
+    """The branches the host's driver source can install (None: any, or no source for this host),
+    so that the resolver's lts/production policy picks one the host can really get."""
+    data = load_sources()
+    key = os_key(host_state)
+    if key is None:
+        return None
+    entry = data["sources"].get(source or _default_source(data, key))
+    if entry is None or key not in entry["distros"]:
+        return None
+    branches = _branches(entry, key)
+    return None if branches == "any" else frozenset(int(b) for b in branches)
+
+
+def _default_source(data: dict, distro: str) -> str | None:
+    """The default source of 'ubuntu-26.04' (its own entry) or else of 'ubuntu'."""
+    return data["defaults"].get(distro) or data["defaults"].get(distro.split("-")[0])
+
+
+def _branches(entry: dict, distro: str):
+    """'any', or the branches a source serves on this distribution (per distribution where they differ)."""
+    branches = entry["branches"]
+    return branches.get(distro, []) if isinstance(branches, dict) else branches
+
+
+def supported_distros(data: dict | None = None) -> str:
+    """'debian-12, debian-13, ...': every distribution some source serves."""
+    data = data or load_sources()
+    return ", ".join(sorted({d for entry in data["sources"].values() for d in entry["distros"]}))
+
+
+def _fabric_manager(rules: list[dict], values: dict) -> tuple[str, ...]:
+    """The fabric manager packages for this branch: the first rule whose branch range holds it."""
+    for rule in rules:
+        if SpecifierSet(rule["branches"]).contains(values["branch"]):
+            return tuple(p.format(**values) for p in rule["packages"])
+    return ()
+
+
 def _repository(repo: dict | None, keys: dict, values: dict, override: str | None,
-                key_url: str | None, fingerprint: str | None) -> Repository | None:
+                key_url: str | None, fingerprint: str | None, distro: str) -> Repository | None:
     """The repository with a site's overrides: a mirror URL; a re-signed mirror's key and fingerprint."""
     if repo is None:
         return None
     url = override or repo["url"].format(**values)
-    key = keys[repo["key"]] if repo.get("key") else None
+    key_name = (repo.get("key_by_distro") or {}).get(distro) or repo.get("key")
+    key = keys[key_name] if key_name else None
     if key and (key_url or fingerprint):
         key = {"file": key["file"], **({"url": key_url} if key_url else {}),
                "fingerprint": (fingerprint or key["fingerprint"]).replace(" ", "").upper()}

@@ -34,7 +34,8 @@ def driver_stage(ctx) -> list:
     settings = ctx.settings.driver
     try:
         source = select_source(ctx.host_state, wanted.branch, wanted.kernel_module, settings.source,
-                               settings.repository, settings.repository_key, settings.repository_fingerprint)
+                               settings.repository, settings.repository_key, settings.repository_fingerprint,
+                               nvswitch=bool(ctx.gpu_state.get("needs_fabric_manager")))
     except GpuhostError as exc:
         stop_host(str(exc))
         return []

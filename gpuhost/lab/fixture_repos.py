@@ -7,16 +7,27 @@ the host data pins. Serve it with `lab.serve_directory(root / "repo", name="apt"
 (http://apt:8080/). Everything gpuhost does with it is real: fingerprint check, keyring, deb822
 source, apt-get update/install of exact versions, apt-mark hold, systemctl enable.
 
-- FIXTURE_PACKAGES (the default): the driver (nvidia-driver-pinning-580, nvidia-open,
-  nvidia-persistenced; a marker file and a systemd unit, no driver). Why not Debian's own
-  non-free nvidia-driver: it is branch 535 with proprietary modules only, while an H100 plan
-  is R580 open, and its DKMS build cannot succeed here (no headers for the machine's kernel).
+- driver_builds() (the default): NVIDIA's CUDA repository as far as the lab needs it, generated
+  from the SAME data as the real install (gpuhost/driver/data/driver_sources.yaml through
+  select_source, versions from gpuhost/plan/data/drivers.yaml), for two branches at once as the
+  real repository holds many: the H100 plan's branch (planned_branch()) and OTHER_BRANCH. Per
+  branch: the pinning package, the driver package and what it depends on, persistenced (a
+  systemd unit) and the fabric manager packages, holding marker files, no driver. Laid out as
+  public evidence shows NVIDIA's index: the pinning package's version is not a driver version
+  ('580-5', vendor-audit-2026-12.md S23; 'nvidia-driver-pinning-610=610-2ubuntu1', NVIDIA/NemoClaw
+  PR #8207); nvidia-open depends on nvidia-driver-open (>= its version), so a newer branch
+  satisfies it unless the pin is in place (dsx-ai-factory/infra-controller PR #6049); the pin is
+  an apt preferences file, which apt reads only in its next run, so it must be installed in its
+  own step first (NVIDIA's installation guide). The preferences file's exact content was not
+  seen: the stand-in's (branch.* at priority 1000) models the effect those sources describe.
+  Why not Debian's own non-free nvidia-driver: it is branch 535/550 with proprietary modules
+  only, and its DKMS build cannot succeed here (no headers for the machine's kernel).
 - TOOLKIT_PACKAGES: the container toolkit's four packages, laid out and depending on each other
   as NVIDIA's (github.com/NVIDIA/nvidia-container-toolkit, packaging/debian/control and
   *.install: -base ships nvidia-ctk and nvidia-container-runtime, nvidia-container-toolkit the
   hook). Their programs are shell scripts written for the tests (see each file's header).
 
-    fingerprint = build_repository(root)                                    # the driver's
+    fingerprint = build_repository(root)                                    # the driver's, two branches
     fingerprint = build_repository(root, packages=TOOLKIT_PACKAGES,
                                    versions=(TOOLKIT_VERSION, TOOLKIT_NEWER))  # two versions
 """
@@ -29,21 +40,55 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-VERSION = "580.95.05-1"
-# name -> {"depends": control Depends or None, "files": {path: text}}. "@VERSION@" in either is
-# replaced by the package version, "@UPSTREAM@" by its upstream part; text that starts with
-# "#!" is installed executable.
-FIXTURE_PACKAGES = {
-    "nvidia-driver-pinning-580": {"depends": None, "files": {}},
-    "nvidia-persistenced": {"depends": None, "files": {
-        "lib/systemd/system/nvidia-persistenced.service":
-            "# TEST FIXTURE unit (gpuhost e2e), not NVIDIA's\n[Unit]\nDescription=fixture persistenced\n"
-            "[Service]\nType=oneshot\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n"}},
-    "nvidia-open": {"depends": "nvidia-persistenced", "files": {}},
-}
+from gpuhost.containers.settings import repos
+from gpuhost.driver.sources import select_source, served_branches
+from gpuhost.plan.gpus import identify
+from gpuhost.plan.matrix import load_matrix
+from gpuhost.plan.resolver import resolve
 
-TOOLKIT_VERSION = "1.17.8-1"  # container_repos.yaml's default_version
-TOOLKIT_NEWER = "1.18.0-1"  # also in the repository: a pinned host must not take it
+# The lab's test hosts are Debian 12 or 13; the CUDA source is the same for both.
+LAB_HOST = {"os": {"id": "debian", "version_id": "12", "codename": "bookworm"}, "arch": "x86_64",
+            "kernel": "6.1.0-26-amd64"}
+FLAVOUR = "open"  # an H100 plan
+OTHER_BRANCH = "580"
+
+
+def planned_branch() -> str:
+    """The branch the real resolver plans for an H100 on a lab host (R620 in December 2026)."""
+    return resolve([identify("H100")], served_branches=served_branches(LAB_HOST, "cuda")).driver.branch
+
+
+def driver_version(branch: str) -> str:
+    """'620.70.06-1': the branch's first version from the matrix, with a Debian revision."""
+    return f"{load_matrix().branch(int(branch)).first_version}-1"
+
+
+def driver_builds(branches: Sequence[str] | None = None, flavour: str = FLAVOUR) -> list[tuple[str, str, dict]]:
+    """(name, version, spec) of every stand-in package, from the real install's data."""
+    builds = []
+    for branch in branches or (planned_branch(), OTHER_BRANCH):
+        src = select_source(LAB_HOST, branch, flavour, "cuda", nvswitch=True)
+        version, upstream = driver_version(branch), driver_version(branch).rsplit("-", 1)[0]
+        userspace = f"nvidia-driver-{flavour}" if flavour == "open" else "nvidia-driver"
+        pinned = [src.driver_package, userspace, src.persistenced, *src.fabric_manager]
+        builds += [
+            (src.pin_package, f"{branch}-5", {"depends": None, "files": {
+                f"etc/apt/preferences.d/{src.pin_package}":
+                    "# TEST FIXTURE (gpuhost e2e), standing in for NVIDIA's branch pin\n"
+                    f"Package: {' '.join(pinned)}\nPin: version {branch}.*\nPin-Priority: 1000\n"}}),
+            (src.driver_package, version, {"depends": f"{userspace} (>= {upstream})", "files": {}}),
+            (userspace, version, {"depends": f"{src.persistenced} (>= {upstream})", "files": {}}),
+            (src.persistenced, version, {"depends": None, "files": {
+                f"lib/systemd/system/{src.persistenced}.service":
+                    "# TEST FIXTURE unit (gpuhost e2e), not NVIDIA's\n[Unit]\nDescription=fixture persistenced\n"
+                    "[Service]\nType=oneshot\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n"}}),
+            *((name, version, {"depends": None, "files": {}}) for name in src.fabric_manager),
+        ]
+    return builds
+
+
+TOOLKIT_VERSION = repos()["nvidia_container_toolkit"]["default_version"]  # the real install's default
+TOOLKIT_NEWER = "1.20.1-1"  # TEST FIXTURE version after the default: a pinned host must not take it
 
 # TEST FIXTURE nvidia-ctk: the three calls gpuhost makes, answering in the real tool's formats.
 # `--version`: "NVIDIA Container Toolkit CLI version 1.17.8" + "commit: ..." (as the real CLI
@@ -128,7 +173,10 @@ NVIDIA_CONTAINER_RUNTIME_HOOK = """#!/bin/sh
 cat >/dev/null
 exit 0
 """
-TOOLKIT_PACKAGES = {
+# What the stand-ins hold, per package: {"depends": control Depends or None, "files": {path: text}}.
+# "@VERSION@" in either is replaced by the package version, "@UPSTREAM@" by its upstream part; text
+# that starts with "#!" is installed executable. The package names come from the real install's data.
+TOOLKIT_CONTENT = {
     "libnvidia-container1": {"depends": None, "files": {}},
     "libnvidia-container-tools": {"depends": "libnvidia-container1 (>= @VERSION@)", "files": {}},
     "nvidia-container-toolkit-base": {"depends": None, "files": {
@@ -139,6 +187,8 @@ TOOLKIT_PACKAGES = {
                    "libnvidia-container-tools (<< 2.0.0)",
         "files": {"usr/bin/nvidia-container-runtime-hook": NVIDIA_CONTAINER_RUNTIME_HOOK}},
 }
+TOOLKIT_PACKAGES = {name: TOOLKIT_CONTENT.get(name, {"depends": None, "files": {}})
+                    for name in repos()["nvidia_container_toolkit"]["packages"]}
 
 
 def _run(*args, **kw) -> subprocess.CompletedProcess:
@@ -149,10 +199,14 @@ def _fill(text: str, version: str) -> str:
     return text.replace("@VERSION@", version).replace("@UPSTREAM@", version.rsplit("-", 1)[0])
 
 
-def build_repository(root: Path, packages: Mapping[str, dict] = FIXTURE_PACKAGES,
-                     versions: Sequence[str] = (VERSION,)) -> str:
+def build_repository(root: Path, packages: Mapping[str, dict] | None = None,
+                     versions: Sequence[str] = (), builds: Sequence[tuple[str, str, dict]] | None = None) -> str:
     """A flat, signed apt repository (root/"repo") of `packages`, each built at every one of
-    `versions`; returns the signing key's fingerprint. The key is root/"repo"/fixture-key.asc."""
+    `versions`, or of `builds` (name, version, spec); default: driver_builds(). Returns the
+    signing key's fingerprint. The key is root/"repo"/fixture-key.asc."""
+    if builds is None:
+        builds = ([(n, v, spec) for v in versions for n, spec in packages.items()] if packages
+                  else driver_builds())
     repo, gnupg = root / "repo", root / "gnupg"
     repo.mkdir(parents=True)
     gnupg.mkdir(mode=0o700)
@@ -160,10 +214,8 @@ def build_repository(root: Path, packages: Mapping[str, dict] = FIXTURE_PACKAGES
     _run(*gpg, "--quick-gen-key", "gpuhost e2e fixture repository <fixture@gpuhost.invalid>", "rsa3072", "sign", "1d")
     fingerprint = next(line.split(":")[9] for line in
                        _run(*gpg, "--with-colons", "--list-keys").stdout.splitlines() if line.startswith("fpr"))
-    stanzas = []
-    for version in versions:
-        for name, spec in packages.items():
-            stanzas.append(_package(root / "build" / f"{name}_{version}", repo, name, version, spec))
+    stanzas = [_package(root / "build" / f"{name}_{version}", repo, name, version, spec)
+               for name, version, spec in builds]
     index = "\n".join(stanzas).encode()
     (repo / "Packages").write_bytes(index)
     release = (f"Origin: gpuhost-e2e-fixture\nLabel: gpuhost-e2e-fixture\nDate: "

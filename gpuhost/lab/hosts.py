@@ -1,4 +1,4 @@
-"""Test hosts: Debian 12 systemd containers that behave like servers reachable over SSH.
+"""Test hosts: Debian 12 (or 13) systemd containers that behave like servers reachable over SSH.
 
 Each host publishes sshd on a 127.0.0.1 port the engine picks (no port races), joins the
 lab's network under its own name, and carries the lab's labels so cleanup finds it.
@@ -20,6 +20,7 @@ import paramiko
 
 from gpuhost.errors import GpuhostError, UsageError
 from gpuhost.lab.engine import docker
+from gpuhost.lab.image import DEFAULT_DISTRO, DISTROS
 
 SYSTEMD_HOST_FLAGS = [
     "--cap-add=ALL", "--cap-drop=SYS_RESOURCE",
@@ -31,15 +32,20 @@ NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 @dataclass(frozen=True)
 class HostSpec:
-    """A host to start: its inventory name and its pyinfra host data (e.g. target_gpus)."""
+    """A host to start: its inventory name, its pyinfra host data (e.g. target_gpus) and its
+    distribution (debian12: bookworm, debian13: trixie)."""
 
     name: str
     data: dict[str, Any] = field(default_factory=dict)
+    distro: str = DEFAULT_DISTRO
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):
             raise UsageError(f"lab host name {self.name!r} is invalid: use lowercase letters, "
                              "digits and '-', starting with a letter")
+        if self.distro not in DISTROS:
+            raise UsageError(f"lab host {self.name}: distro {self.distro!r} is unknown: use one of "
+                             f"{', '.join(DISTROS)}")
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """The lab's images, built locally because no image registry is reachable.
 
-The test-host image is Debian 12 made with debootstrap (packages in recipe/packages.txt,
-then recipe/setup.sh in a chroot) and turned into an image with `docker import`. Its tag
-is a hash of the recipe, so a second run reuses it and a changed recipe rebuilds it. The
+A test-host image is a Debian release made with debootstrap (packages in recipe/packages.txt,
+then recipe/setup.sh in a chroot) and turned into an image with `docker import`: Debian 12
+(bookworm, the default) or Debian 13 (trixie), as HostSpec.distro asks. Its tag is a hash
+of the recipe and the release, so a second run reuses it and a changed recipe rebuilds it. The
 root filesystem tarball is kept too, so a wiped engine re-imports without a debootstrap.
 The hosts trust what this machine trusts: CA certificates an admin added here (e.g. an
 egress proxy's, without which no HTTPS fetch from a host succeeds) go into the image too.
@@ -26,9 +27,10 @@ from gpuhost.lab.engine import LabUnavailable, docker
 from gpuhost.lab.state import LABEL, locked, progress, state_dir
 
 RECIPE = Path(__file__).parent / "recipe"
-SUITE = "bookworm"
+# distro (HostSpec.distro) -> (debootstrap suite, image repository); bookworm keeps the old name.
+DISTROS = {"debian12": ("bookworm", "gpuhost-lab/host"), "debian13": ("trixie", "gpuhost-lab/host-trixie")}
+DEFAULT_DISTRO = "debian12"
 MIRROR = "http://deb.debian.org/debian"
-HOST_REPO = "gpuhost-lab/host"
 REGISTRY_REPO = "gpuhost-lab/registry"
 LOCAL_CAS = Path("/usr/local/share/ca-certificates")
 REGISTRY_PACKAGES = ["docker-registry"]
@@ -48,10 +50,10 @@ def local_cas() -> dict[str, bytes]:
     return {str(p.relative_to(LOCAL_CAS)): p.read_bytes() for p in sorted(LOCAL_CAS.rglob("*.crt"))}
 
 
-def recipe_hash() -> str:
-    """Hash of everything that shapes the host image."""
+def recipe_hash(distro: str = DEFAULT_DISTRO) -> str:
+    """Hash of everything that shapes the host image of this distro."""
     digest = hashlib.sha256()
-    for part in (SUITE, MIRROR, " ".join(packages()), (RECIPE / "setup.sh").read_text()):
+    for part in (DISTROS[distro][0], MIRROR, " ".join(packages()), (RECIPE / "setup.sh").read_text()):
         digest.update(part.encode() + b"\0")
     for name, pem in local_cas().items():
         digest.update(name.encode() + b"\0" + pem + b"\0")
@@ -62,28 +64,29 @@ def image_exists(tag: str) -> bool:
     return docker("image", "inspect", tag, check=False).returncode == 0
 
 
-def ensure_host_image() -> str:
-    """Return the tag of the current test-host image, building it if missing."""
-    tag = f"{HOST_REPO}:{recipe_hash()}"
+def ensure_host_image(distro: str = DEFAULT_DISTRO) -> str:
+    """Return the tag of the current test-host image of distro, building it if missing."""
+    suite, repo = DISTROS[distro]
+    tag = f"{repo}:{recipe_hash(distro)}"
     if image_exists(tag):
         return tag
     with locked("image"):
         if image_exists(tag):
             return tag
-        tarball = state_dir() / "images" / f"host-{recipe_hash()}.tar"
+        tarball = state_dir() / "images" / f"host-{suite}-{recipe_hash(distro)}.tar"
         if not tarball.exists():
-            build_rootfs(tarball)
+            build_rootfs(tarball, suite)
         progress(f"importing {tarball.name} as {tag}")
         with open(tarball, "rb") as data:
             proc = subprocess.run(["docker", "import", "-c", 'CMD ["/sbin/init"]', "-", tag],
                                   stdin=data, capture_output=True, text=True)
         if proc.returncode != 0:
             raise GpuhostError(f"docker import failed: {proc.stderr.strip()}")
-        _drop_other_tags(HOST_REPO, tag)
+        _drop_other_tags(repo, tag)
     return tag
 
 
-def build_rootfs(tarball: Path) -> None:
+def build_rootfs(tarball: Path, suite: str) -> None:
     """debootstrap the recipe into a directory, run setup.sh in it, tar it."""
     if not shutil.which("debootstrap"):
         raise GpuhostError("debootstrap is missing: apt-get install debootstrap (./dev does this)")
@@ -91,15 +94,15 @@ def build_rootfs(tarball: Path) -> None:
         raise LabUnavailable("building the test-host image (debootstrap, chroot) needs root: "
                              "run once as root (./dev does it with sudo)")
     cache = state_dir() / "debootstrap-cache"
-    cache.mkdir(parents=True, exist_ok=True)
+    (cache / suite).mkdir(parents=True, exist_ok=True)
     tarball.parent.mkdir(parents=True, exist_ok=True)
-    for old in tarball.parent.glob("host-*.tar"):
+    for old in tarball.parent.glob(f"host-{suite}-*.tar"):
         old.unlink()
     build = Path(tempfile.mkdtemp(prefix="rootfs-", dir=state_dir()))
     try:
-        progress(f"debootstrap {SUITE} ({len(packages())} packages, about a minute)")
+        progress(f"debootstrap {suite} ({len(packages())} packages, about a minute)")
         _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages())}",
-              f"--cache-dir={cache}", SUITE, str(build), MIRROR])
+              f"--cache-dir={cache / suite}", suite, str(build), MIRROR])
         for name, pem in local_cas().items():
             target = build / "usr/local/share/ca-certificates" / name
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -76,7 +76,7 @@ class Lab:
         ensure_engine()
         cleanup()
         _room_for_hosts(len(self.specs))
-        image = ensure_host_image()
+        images = {distro: ensure_host_image(distro) for distro in sorted({s.distro for s in self.specs})}
         key_path, public_key = ensure_key()
         self.run_dir = state_dir() / "runs" / self.id
         self.run_dir.mkdir(parents=True)
@@ -84,7 +84,7 @@ class Lab:
         docker("network", "create", *self._label_args(), self.network)
         started = time.monotonic()
         for spec in self.specs:
-            self.hosts.append(start_host(spec, image=image, network=self.network,
+            self.hosts.append(start_host(spec, image=images[spec.distro], network=self.network,
                                          prefix=self.prefix, labels=self.labels,
                                          public_key=public_key, key_path=key_path))
         for host in self.hosts:

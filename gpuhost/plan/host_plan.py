@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gpuhost.driver.sources import served_branches
 from gpuhost.errors import GpuhostError
 from gpuhost.plan.gpus import Gpu, identify_detected, identify_pci
 from gpuhost.run.settings import HostSettings
@@ -68,7 +69,8 @@ def plan_host(gpu_state: dict, host_state: dict | None, settings: HostSettings, 
     driver = gpu_state.get("driver") or {}
     try:
         plan = resolve(gpus, current_driver=driver.get("version"), policy=settings.policy,
-                       current_kernel_module=driver.get("flavour"), os=_os_name(host_state), today=today)
+                       current_kernel_module=driver.get("flavour"), os=_os_name(host_state), today=today,
+                       served_branches=served_branches(host_state or {}, getattr(getattr(settings, "driver", None), "source", None)))
     except GpuhostError as exc:
         return HostPlan("failed", str(exc), gpus, warnings=warnings)
     return HostPlan("planned", None, gpus, plan, warnings + plan.warnings)

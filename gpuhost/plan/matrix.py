@@ -21,7 +21,7 @@ from gpuhost import yamlfile
 from gpuhost.errors import MatrixError
 
 DATA_FILES = ("cuda.yaml", "drivers.yaml", "architectures.yaml", "gpus.yaml", "pytorch.yaml")
-MERGED_KEYS = ("notes", "sources")  # keys that several files may carry
+MERGED_KEYS = ("notes", "citations")  # keys that several files may carry
 
 
 class DriverVersion(str):
@@ -88,8 +88,8 @@ class ChipRule:
 class Branch:
     branch: int
     kind: str
-    end_of_life: str
-    first_version: DriverVersion
+    end_of_life: str | None  # None: no date published
+    first_version: DriverVersion  # "<branch>.0" when the first release is not known
     newest_cuda: str
     source: str
 
@@ -151,8 +151,26 @@ class Matrix:
         return max(self.releases, key=Version)
 
 
-def _source_text(source) -> str:
-    return "; ".join(source) if isinstance(source, list) else source
+def source_ids(source) -> list[str]:
+    """An entry's `source`: one id of the `citations` catalogue, or a list of them."""
+    return list(source) if isinstance(source, list) else [source]
+
+
+def _source_text(source, catalogue: dict) -> str:
+    return "; ".join(catalogue[i]["cite"] for i in source_ids(source))
+
+
+def _check_sources(merged: dict, origin: dict[str, str]) -> None:
+    """Every entry's source names an entry of some file's `citations` catalogue."""
+    catalogue = merged.get("citations") or {}
+    for section, entries in merged.items():
+        if section in MERGED_KEYS or not isinstance(entries, list):
+            continue
+        for i, entry in enumerate(entries):
+            for ref in source_ids(entry.get("source", [])):
+                if ref not in catalogue:
+                    raise MatrixError(f"matrix file {origin.get(section, 'matrix')}: entry {section}[{i}]: "
+                                      f"source '{ref}' is not in any file's citations")
 
 
 def _read_files(data_dir) -> tuple[dict, dict[str, str]]:
@@ -194,15 +212,29 @@ def _validate(merged: dict, origin: dict[str, str], schema: dict) -> None:
 
 
 def _build(raw: dict) -> Matrix:
+    catalogue = raw["citations"]
     architectures = {
         a["name"]: Architecture(
             a["name"], tuple(a["compute_capabilities"]), a["first_branch"], a["last_branch"],
-            tuple(a["kernel_modules"]), _source_text(a["source"]),
+            tuple(a["kernel_modules"]), _source_text(a["source"], catalogue),
         )
         for a in raw["architectures"]
     }
     known_cc = {cc for a in architectures.values() for cc in a.compute_capabilities}
-    toolkit_drivers = {t["cuda"]: DriverVersion(t["updates"]["GA"]) for t in raw["toolkits"]}
+    branches = tuple(sorted(
+        (Branch(b["branch"], b["kind"], b["end_of_life"], DriverVersion(b["first_version"] or f"{b['branch']}.0"),
+                b["newest_cuda"], _source_text(b["source"], catalogue)) for b in raw["branches"]),
+        key=lambda b: b.branch))
+    first_of = {b.branch: b.first_version for b in branches}
+    toolkit_drivers = {}
+    for i, t in enumerate(raw["toolkits"]):
+        if "updates" in t:
+            toolkit_drivers[t["cuda"]] = DriverVersion(t["updates"]["GA"])
+        elif t["driver_branch"] in first_of:
+            toolkit_drivers[t["cuda"]] = first_of[t["driver_branch"]]
+        else:
+            raise MatrixError(f"matrix file cuda.yaml: entry toolkits[{i}] (CUDA {t['cuda']}): driver branch "
+                              f"{t['driver_branch']} is not in drivers.yaml")
 
     gpus = []
     for i, g in enumerate(raw["gpus"]):
@@ -211,7 +243,7 @@ def _build(raw: dict) -> Matrix:
                               f"{g['compute_capability']} belongs to no architecture in architectures.yaml")
         gpus.append(GpuModel(tuple(g["names"]), g["compute_capability"], tuple(g["pci_ids"]),
                              tuple(g["kernel_modules"]) if "kernel_modules" in g else None,
-                             _source_text(g["source"])))
+                             _source_text(g["source"], catalogue)))
     chip_rules = []
     for i, r in enumerate(raw["chip_rules"]):
         if r["architecture"] not in architectures:
@@ -236,16 +268,13 @@ def _build(raw: dict) -> Matrix:
     return Matrix(
         toolkit_drivers=toolkit_drivers,
         minor_version_floors={f["cuda_major"]: DriverVersion(f["driver"]) for f in raw["minor_version_floors"]},
-        branches=tuple(sorted(
-            (Branch(b["branch"], b["kind"], b["end_of_life"], DriverVersion(b["first_version"]), b["newest_cuda"],
-                    _source_text(b["source"])) for b in raw["branches"]),
-            key=lambda b: b.branch)),
+        branches=branches,
         architectures=architectures,
         chip_rules=tuple(chip_rules),
         gpus=tuple(gpus),
         releases=releases,
         images={i["family"]: ImageFamily(i["family"], i["repository"], i["tag"], i["driver_rule"],
-                                         _source_text(i["source"])) for i in raw["images"]},
+                                         _source_text(i["source"], catalogue)) for i in raw["images"]},
         supported_os={o["id"]: tuple(o["versions"]) for o in raw["supported_os"]},
     )
 
@@ -257,6 +286,7 @@ def load_matrix_from(data_dir: Path) -> Matrix:
     stamp = _validated_stamp(merged, schema_text)
     if stamp is None or not stamp.exists():
         _validate(merged, origin, json.loads(schema_text))
+        _check_sources(merged, origin)
         _touch(stamp)
     return _build(merged)
 

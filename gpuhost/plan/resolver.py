@@ -3,7 +3,8 @@
 The choices, in order:
 1. kernel module: open when every GPU can use it (Turing and newer), proprietary otherwise; a host
    whose GPUs share no flavour cannot be served by one driver;
-2. torch release: the requested minor (default the newest in the matrix), newest patch;
+2. torch release: the requested minor (default the newest in the matrix with a build for every
+   GPU), newest patch;
 3. image: the newest CUDA variant of that release whose arch list covers every GPU and whose
    driver minimum the planned driver meets;
 4. driver: keep the current one when it drives every GPU and gives an image at least as new as
@@ -134,8 +135,20 @@ def _kernel_module(gpus: list[Gpu], reasons: list[str]) -> tuple[str, set[str]]:
     return "proprietary", allowed
 
 
-def _release(matrix: Matrix, torch: str | None, reasons: list[str]):
-    wanted = torch or matrix.newest_torch()
+def _covering(release, gpus: list[Gpu]) -> list[Variant]:
+    """The release's CUDA variants whose arch list covers every GPU, newest CUDA first."""
+    return sorted((v for v in release.variants if all(v.covers(g.compute_capability) for g in gpus)),
+                  key=lambda v: Version(v.cuda), reverse=True)
+
+
+def _default_torch(matrix: Matrix, gpus: list[Gpu]) -> str:
+    """The newest torch release with a build for every GPU (torch 2.15 dropped pre-Turing GPUs)."""
+    newest_first = sorted(matrix.releases, key=Version, reverse=True)
+    return next((t for t in newest_first if _covering(matrix.releases[t], gpus)), newest_first[0])
+
+
+def _release(matrix: Matrix, torch: str | None, reasons: list[str], gpus: list[Gpu]):
+    wanted = torch or _default_torch(matrix, gpus)
     minor = ".".join(wanted.split(".")[:2])
     release = matrix.releases.get(minor)
     if release is None:
@@ -148,7 +161,8 @@ def _release(matrix: Matrix, torch: str | None, reasons: list[str]):
         patch = wanted
     else:
         patch = release.newest_patch
-    how = "requested" if torch else "the newest release in the matrix"
+    how = "requested" if torch else ("the newest release in the matrix" if wanted == matrix.newest_torch()
+                                     else f"the newest release with a build for {_describe(gpus)}")
     reasons.append(f"torch {patch}: {how}" + ("" if patch == wanted else f", newest patch of {minor}"))
     return release, patch
 
@@ -163,7 +177,8 @@ def _supports_all(matrix: Matrix, branch: int, gpus: list[Gpu]) -> bool:
     return all(matrix.architectures[g.architecture].supported_by(branch) for g in gpus)
 
 
-def _target_branch(matrix: Matrix, gpus: list[Gpu], policy: Policy, warnings: list[str]) -> Branch:
+def _target_branch(matrix: Matrix, gpus: list[Gpu], policy: Policy, warnings: list[str],
+                   served: frozenset[int] | None = None) -> Branch:
     if policy.driver_branch not in BRANCH_POLICIES:
         branch = matrix.branch(int(policy.driver_branch))
         if branch is None:
@@ -174,6 +189,8 @@ def _target_branch(matrix: Matrix, gpus: list[Gpu], policy: Policy, warnings: li
                                f"branch or use --driver-branch lts")
         return branch
     fitting = [b for b in matrix.branches if _supports_all(matrix, b.branch, gpus)]
+    if served is not None and any(b.branch in served for b in fitting):
+        fitting = [b for b in fitting if b.branch in served]
     if not fitting:
         spans = "; ".join(
             f"{a.name} from R{a.first_branch}" + (f" to R{a.last_branch}" if a.last_branch else "")
@@ -197,6 +214,9 @@ def _branch_warnings(matrix: Matrix, branch: int, today: date, warnings: list[st
     if known is None:
         warnings.append(f"driver branch R{branch} is not a data-center branch in the matrix (no support dates known)")
         return
+    if known.end_of_life is None:
+        warnings.append(f"driver branch R{branch} has no published end-of-life date")
+        return
     eol = date.fromisoformat(known.end_of_life)
     if eol < today:
         warnings.append(f"driver branch R{branch} reached end of life on {known.end_of_life}")
@@ -210,7 +230,7 @@ def _gpu_warnings(matrix: Matrix, gpus: list[Gpu], today: date, warnings: list[s
         if arch.last_branch is None:
             continue
         last = matrix.branch(arch.last_branch)
-        if last and date.fromisoformat(last.end_of_life) < today:
+        if last and last.end_of_life and date.fromisoformat(last.end_of_life) < today:
             warnings.append(f"{arch_name} GPUs are out of support: R{arch.last_branch}, their last driver branch, "
                             f"ended on {last.end_of_life}")
         else:
@@ -222,15 +242,20 @@ def _os_warning(matrix: Matrix, os_name: str | None, warnings: list[str]) -> Non
     if not os_name:
         return
     os_id, _, version = os_name.partition("-")
-    if version not in matrix.supported_os.get(os_id, ()):
+    known = matrix.supported_os.get(os_id, ())
+    if version not in known and version.split(".")[0] not in known:  # RHEL point releases: rhel-9.4
         supported = ", ".join(f"{k} {'/'.join(v)}" for k, v in matrix.supported_os.items())
         warnings.append(f"{os_name} is not a supported OS for the driver stage ({supported})")
 
 
 def resolve(gpus: list[Gpu], current_driver: str | None = None, policy: Policy = Policy(),
             current_kernel_module: str | None = None, os: str | None = None,
-            today: date | None = None, matrix: Matrix | None = None) -> Plan:
-    """Decide driver, kernel module and image for one host. Raises Unresolvable with the reason."""
+            today: date | None = None, matrix: Matrix | None = None,
+            served_branches: frozenset[int] | None = None) -> Plan:
+    """Decide driver, kernel module and image for one host. Raises Unresolvable with the reason.
+
+    served_branches: the branches the host's driver source can install (None: any); the lts and
+    production policies choose among them."""
     matrix = matrix or load_matrix()
     policy = policy.validated()
     today = today or date.today()
@@ -241,10 +266,9 @@ def resolve(gpus: list[Gpu], current_driver: str | None = None, policy: Policy =
     warnings: list[str] = []
 
     module, allowed_modules = _kernel_module(gpus, reasons)
-    release, patch = _release(matrix, policy.torch, reasons)
+    release, patch = _release(matrix, policy.torch, reasons, gpus)
     flavour = policy.image_flavour
-    covering = sorted((v for v in release.variants if all(v.covers(g.compute_capability) for g in gpus)),
-                      key=lambda v: Version(v.cuda), reverse=True)
+    covering = _covering(release, gpus)
     if not covering:
         builds = "; ".join(f"cu{v.cuda.replace('.', '')}: {','.join(v.arch_list)}" for v in release.variants)
         raise Unresolvable(f"torch {release.torch} has no CUDA build for {_describe(gpus)} (its builds cover "
@@ -265,7 +289,7 @@ def resolve(gpus: list[Gpu], current_driver: str | None = None, policy: Policy =
         action, branch = "keep", current.major
         reasons.append(f"driver: keep {current}, since driver changes are not allowed")
     else:
-        target = _target_branch(matrix, gpus, policy, warnings)
+        target = _target_branch(matrix, gpus, policy, warnings, served_branches)
         target_variant = _newest_variant(matrix, covering, flavour, target.first_version)
         if target_variant is None:
             raise Unresolvable(f"driver branch {target.branch} is too old for every torch {release.torch} "

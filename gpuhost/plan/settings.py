@@ -50,7 +50,7 @@ class PlanSettings(HostDataModel):
 
     torch: str | None = Field(
         None, pattern=TORCH_RE.pattern, description="the PyTorch release of the image",
-        json_schema_extra={"values": 'PyTorch release `"X.Y"` or `"X.Y.Z"`', "default_text": "newest in the matrix",
+        json_schema_extra={"values": 'PyTorch release `"X.Y"` or `"X.Y.Z"`', "default_text": "newest in the matrix with a build for every GPU",
                            "fix": 'use a release X.Y or X.Y.Z, quoted, e.g. "2.9"'})
     driver_branch: Annotated[str, BeforeValidator(_branch_number), AfterValidator(_branch_policy)] = Field(
         "lts", description="the driver branch to install or move to",

@@ -30,7 +30,7 @@ def run_case(case: dict):
         plan = case["plan"]
         kwargs["source"] = select_source(case["host"], plan["branch"], plan["flavour"], plan.get("source"),
                                          plan.get("repository"), plan.get("repository_key"),
-                                         plan.get("repository_fingerprint"))
+                                         plan.get("repository_fingerprint"), nvswitch=plan.get("nvswitch", False))
     op = getattr(driver, case["op"])
     with ctx_state.use(host.state), ctx_host.use(host):
         commands = parse_commands(list(op._inner(**kwargs)))

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from gpuhost.driver.safety import decide
-from gpuhost.driver.sources import select_source
+from gpuhost.driver.sources import select_source, served_branches
 from gpuhost.plan.gpus import identify
 from gpuhost.run.settings import settings_from
 from gpuhost.plan.resolver import resolve
@@ -27,7 +27,8 @@ GPU = {"gpus": [{"bus_id": "0000:00:06.0"}], "driver": {"mismatch": False}, "pro
 
 def gate(host=HOST, gpu=GPU, data=None, source="cuda", current=None):
     settings = settings_from({"target_gpus": ["H100"], **(data or {})})
-    plan = resolve([identify("H100")], current_driver=current, policy=settings.policy)
+    plan = resolve([identify("H100")], current_driver=current, policy=settings.policy,
+                   served_branches=served_branches(host, source))
     src = select_source(host, plan.driver.branch, plan.driver.kernel_module, source)
     return decide(settings, gpu, host, plan, src)
 

@@ -37,7 +37,7 @@ def test_debian_nonfree_is_535_proprietary_only():
     deb = host("debian", "12", kernel="6.1.0-26-amd64", codename="bookworm")
     src = select_source(deb, "535", "proprietary", "debian")
     assert src.repository.suites == ("bookworm", "bookworm-updates") and "non-free" in src.repository.components
-    with pytest.raises(UsageError, match="branch 535 only"):
+    with pytest.raises(UsageError, match="branch 535 only on debian-12"):
         select_source(deb, "580", "proprietary", "debian")
     with pytest.raises(UsageError, match="no open kernel modules"):
         select_source(deb, "535", "open", "debian")
@@ -74,3 +74,80 @@ def test_every_key_records_its_source_and_a_40_digit_fingerprint():
         assert len(key["fingerprint"]) == 40 and key["source"], name
     for name, src in load_sources()["sources"].items():
         assert src["reference"], name
+
+
+# --- December 2026 audit (shared/reference/vendor-audit-2026-12.md): each fails on 90aa2a7 -----
+
+def test_rhel_key_is_pinned_to_nvidias_fingerprint():
+    src = select_source(host("rocky", "9.4", kernel="5.14.0-427.el9.x86_64"), "580", "open")
+    assert src.repository.fingerprint == "610C7B14E068A878070DA4E99CD0A493D42D0685"
+
+
+def test_cuda_pinning_package_comes_first_and_is_not_the_driver_package():
+    src = select_source(host("debian", "12", codename="bookworm"), "580", "open")
+    assert src.pin_package == "nvidia-driver-pinning-580" and src.packages[0] == src.pin_package
+    assert src.driver_package == "nvidia-open"
+
+
+@pytest.mark.parametrize("os_id,version,branch,source,names", [
+    ("debian", "12", "580", "cuda", ("nvidia-fabricmanager", "libnvidia-nscq")),
+    ("ubuntu", "24.04", "570", "cuda", ("nvidia-fabricmanager-570", "libnvidia-nscq-570")),
+    ("ubuntu", "24.04", "580", "ubuntu", ("nvidia-fabricmanager-580", "libnvidia-nscq-580")),
+    ("rocky", "9", "580", "cuda-rhel", ("nvidia-fabricmanager", "libnvidia-nscq")),
+    ("rocky", "9", "570", "cuda-rhel", ("nvidia-fabric-manager", "libnvidia-nscq-570")),
+])
+def test_fabric_manager_names_per_branch_range_and_os(os_id, version, branch, source, names):
+    assert select_source(host(os_id, version), branch, "open", source).fabric_manager == names
+
+
+def test_ubuntu_transitional_server_branches_are_refused_with_the_branch_they_install():
+    with pytest.raises(UsageError, match="R535's packages are transitional there .* set driver_branch: 580"):
+        select_source(host("ubuntu", "24.04"), "535", "proprietary")
+    with pytest.raises(UsageError, match="R570's packages are transitional"):
+        select_source(host("ubuntu", "22.04", codename="jammy"), "570", "open")
+
+
+def test_ubuntu_adds_multiverse_for_fabric_manager_and_595_on_noble():
+    assert select_source(host("ubuntu", "24.04"), "580", "open").repository is None
+    for src in (select_source(host("ubuntu", "24.04"), "580", "open", nvswitch=True),
+                select_source(host("ubuntu", "24.04"), "595", "open")):
+        assert src.repository.components == ("multiverse",)
+        assert src.repository.suites == ("noble", "noble-updates", "noble-security")
+        assert src.repository.fingerprint is None  # Ubuntu's own archive keyring
+    assert select_source(host("ubuntu", "22.04", codename="jammy"), "595", "open").repository is None
+
+
+def test_debian13_uses_its_own_cuda_repository_key():
+    src = select_source(host("debian", "13", codename="trixie"), "620", "open")
+    assert src.repository.url.endswith("/repos/debian13/x86_64/")
+    assert src.repository.key_url.endswith("/8793F200.pub")
+    assert src.repository.fingerprint.endswith("8793F200")
+
+
+def test_ubuntu_2604_defaults_to_the_cuda_repository():
+    src = select_source(host("ubuntu", "26.04", codename="resolute"), "620", "open")
+    assert src.name == "cuda" and "/repos/ubuntu2604/" in src.repository.url
+
+
+def test_rhel10_is_refused_with_the_reason():
+    with pytest.raises(UsageError, match="RHEL/Rocky 10 has no dnf module streams"):
+        select_source(host("rocky", "10.0"), "580", "open")
+
+
+def test_no_pinning_package_for_535_on_the_cuda_repository():
+    with pytest.raises(UsageError, match="has branch 570/.* only on debian-12"):
+        select_source(host("debian", "12", codename="bookworm"), "535", "proprietary")
+
+
+def test_served_branches_steer_the_lts_policy():
+    from gpuhost.driver.sources import served_branches
+    from gpuhost.plan.gpus import identify
+    from gpuhost.plan.resolver import resolve
+    ubuntu = served_branches(host("ubuntu", "24.04"))
+    assert ubuntu == {580, 595}
+    assert resolve([identify("H100")], served_branches=ubuntu).driver.branch == "580"
+    assert resolve([identify("H100")], served_branches=served_branches(host("debian", "13"))).driver.branch == "620"
+    # RHEL: only the branches whose module streams were seen
+    assert resolve([identify("H100")], served_branches=served_branches(host("rocky", "9.4"))).driver.branch == "580"
+    with pytest.raises(UsageError, match="has branch 535/570/580/610 only on rocky-9"):
+        select_source(host("rocky", "9.4"), "595", "open")

@@ -1,7 +1,8 @@
 """TEST FIXTURES for e2e tests of the driver stage and `gpuhost upgrade` (shared, not tests).
 
 The stand-in for NVIDIA's driver repository is gpuhost/lab/fixture_repos.py (the benchmark uses it
-too): a signed local apt repository of TEST FIXTURE packages named like NVIDIA's.
+too): a signed local apt repository of TEST FIXTURE packages generated from the real install's data,
+two branches side by side.
 
 A "GPU process" is simulated by FAKE_SMI, a TEST FIXTURE /usr/local/bin/nvidia-smi that
 reports one H100 on driver 535 and one compute process (the format of the real tool's
@@ -11,10 +12,11 @@ facts read it as they would the real tool, and the refusals under test are gpuho
 
 from __future__ import annotations
 
-from gpuhost.lab.fixture_repos import FIXTURE_PACKAGES, VERSION, build_repository, repository_data
+from gpuhost.lab.fixture_repos import (OTHER_BRANCH, build_repository, driver_version, planned_branch,
+                                      repository_data)
 
-__all__ = ["FAKE_SMI", "FAKE_SMI_PATH", "FIXTURE_PACKAGES", "HOLD_LOCK", "VERSION", "build_repository",
-           "install_fake_smi", "repository_data"]
+__all__ = ["FAKE_SMI", "FAKE_SMI_PATH", "HOLD_LOCK", "OTHER_BRANCH", "build_repository", "driver_version",
+           "install_fake_smi", "planned_branch", "repository_data"]
 
 FAKE_SMI = r"""#!/bin/sh
 # TEST FIXTURE (gpuhost e2e): stands in for nvidia-smi; one H100 on 535, one compute process.

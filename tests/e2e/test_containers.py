@@ -1,4 +1,5 @@
-"""e2e: the container stages on real lab hosts (Debian 12, systemd, sshd) over real SSH.
+"""e2e: the container stages on real lab hosts (Debian 12, and Debian 13 for the main scenario;
+systemd, sshd) over real SSH.
 
 Real: Debian's docker.io installed by the deploy through apt, the host's own dockerd and its
 systemd unit, the lab registry (Debian's docker-registry), pyinfra's CLI over paramiko, the
@@ -44,7 +45,7 @@ def _tag() -> str:
 
 @pytest.fixture(scope="module")
 def lab(engine):
-    hosts = [HostSpec("ctr", dict(COMMON)),
+    hosts = [HostSpec("ctr", dict(COMMON)), HostSpec("ctr13", dict(COMMON), distro="debian13"),
              HostSpec("broken", {**COMMON, "docker_daemon_options": {"no-such-option": True}})]
     with Lab(hosts) as running:
         for host in running.hosts:
@@ -67,9 +68,10 @@ def _daemon_json(host) -> dict:
     return json.loads(proc.stdout)
 
 
-def test_docker_installed_runtime_merged_image_pulled_then_nothing_changes(lab):
-    ctr = lab.host("ctr")
-    first = lab.pyinfra(*STAGES, "-y", "--limit", "ctr")
+@pytest.mark.parametrize("name", ["ctr", "ctr13"], ids=["debian12", "debian13"])
+def test_docker_installed_runtime_merged_image_pulled_then_nothing_changes(lab, name):
+    ctr = lab.host(name)
+    first = lab.pyinfra(*STAGES, "-y", "--limit", name)
     assert first.returncode == 0, first.stdout[-4000:]
 
     # Docker from Debian's docker.io, running under systemd.
@@ -101,9 +103,9 @@ def test_docker_installed_runtime_merged_image_pulled_then_nothing_changes(lab):
     started = ctr.ssh("systemctl show -p ActiveEnterTimestamp docker").stdout
 
     # Second run: nothing changes, nothing is pulled, Docker is not restarted.
-    second = lab.pyinfra(*STAGES, "-y", "--limit", "ctr")
+    second = lab.pyinfra(*STAGES, "-y", "--limit", name)
     assert second.returncode == 0, second.stdout[-4000:]
-    statuses = host_statuses(second.stdout).get("ctr", Counter())
+    statuses = host_statuses(second.stdout).get(name, Counter())
     assert statuses["Success"] == 0 and statuses["Error"] == 0, second.stdout[-4000:]
     assert "Pulling" not in second.stdout
     assert ctr.ssh("systemctl show -p ActiveEnterTimestamp docker").stdout == started

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from gpuhost.lab import HostSpec, Lab
-from tests.e2e.driver_fixture import FAKE_SMI_PATH, build_repository, install_fake_smi, repository_data
+from tests.e2e.driver_fixture import FAKE_SMI_PATH, build_repository, install_fake_smi, planned_branch, repository_data
 
 pytestmark = pytest.mark.e2e
 GPUHOST = shutil.which("gpuhost") or str(Path(sys.executable).parent / "gpuhost")
@@ -83,7 +83,7 @@ def test_canary_batches_stop_at_threshold_resume_skip_busy_then_drain(fleet, tmp
     assert json.loads(state.read_text()) == {k: v for k, v in record.items() if k != "state_file"}
     n1 = fleet.host("n1").testinfra()
     assert n1.package("nvidia-open").is_installed
-    assert {"nvidia-driver-pinning-580", "nvidia-open"} <= set(n1.check_output("apt-mark showhold").split())
+    assert {f"nvidia-driver-pinning-{planned_branch()}", "nvidia-open"} <= set(n1.check_output("apt-mark showhold").split())
     assert untouched(fleet.host("n4")) and untouched(fleet.host("busy"))  # after the stop: not reached
 
     # 2. Fixed, the same command resumes: n3 retried, n4 done, busy skipped and left alone.

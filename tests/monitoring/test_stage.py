@@ -14,11 +14,13 @@ from gpuhost.run.settings import settings_from
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "debian12-lab-host"
 DATA = json.loads((FIXTURES / "monitoring-host-data.json").read_text())
+# The snapshots were captured when the defaults planned R580 and torch 2.13 (2026-12-01).
+CAPTURED_WITH = {"driver_branch": "580", "torch": "2.13"}
 
 
 def context(fixture: str, **changes) -> HostContext:
     snap = HostSnapshot().process((FIXTURES / fixture).read_text().splitlines())
-    settings = settings_from({**DATA, **changes})
+    settings = settings_from({**DATA, **CAPTURED_WITH, **changes})
     return HostContext(settings, snap["gpu"], snap["host"], plan_host(snap["gpu"], snap["host"], settings),
                        snap["container"], snap["managed"])
 

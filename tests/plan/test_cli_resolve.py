@@ -59,3 +59,14 @@ def test_bad_flags_are_one_line_exit_2(args, message):
     r = run(*args)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_data_status_lists_citations_and_fails_once_they_are_stale():
+    now = run("data", "status", "--today", "2026-12-01")
+    assert now.returncode == 0, now.stderr
+    assert "driver_sources.yaml  nvidia" not in now.stdout  # rows are citations, not keys
+    assert "debian13-key: the full fingerprint is in no NVIDIA source found" in now.stdout
+    assert "ended: R535 (lts) reached end of life on 2026-06-30" in now.stdout
+    later = run("data", "status", "--today", "2027-06-01", "--json")
+    assert later.returncode == 1
+    assert {b["branch"] for b in json.loads(later.stdout)["ended_lts"]} == {595}

@@ -36,11 +36,11 @@ def test_matrix_holds_reference_facts():
     assert m.toolkit_drivers["13.0"] == "580.65.06"
     assert m.minor_version_floors[12] == "525.60.13"
     assert "12.7" not in m.toolkit_drivers
-    assert [b.branch for b in m.branches] == [470, 535, 580, 595, 610]
+    assert [b.branch for b in m.branches] == [470, 535, 580, 595, 610, 615, 620]
     assert m.architectures["Blackwell"].kernel_modules == ("open",)
     assert m.architectures["Volta"].last_branch == 580
     assert m.releases["2.11"].variants[1].arch_list[0] == "7.5"  # cu128 dropped Volta in 2.11
-    assert m.newest_torch() == "2.13"
+    assert m.newest_torch() == "2.15"
     assert m.images["runtime"].driver_rule == "minor-version"
     assert m.images["devel"].driver_rule == "toolkit"
 

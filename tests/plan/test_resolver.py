@@ -58,7 +58,7 @@ def test_gh200_with_pascal_is_an_error():
 # Image choice.
 def test_default_torch_is_newest_release_newest_patch():
     p = plan("H100")
-    assert (p.image.torch, p.image.cuda) == ("2.13.0", "13.2")
+    assert (p.image.torch, p.image.cuda) == ("2.15.0", "13.2")
     assert "the newest release in the matrix" in p.reasons[1]
 
 
@@ -79,20 +79,22 @@ def test_b300_is_covered_by_sm100_entry():
 
 
 def test_devel_image_needs_toolkit_driver():
-    p = plan("H100", image_flavour="devel")  # R580 meets 13.0's toolkit driver, not 13.2's (595.45.04)
+    p = plan("H100", image_flavour="devel", driver_branch="580")  # R580 meets 13.0's toolkit driver, not 13.2's
     assert (p.image.cuda, p.image.tag, p.driver.min_version) == (
-        "13.0", "pytorch/pytorch:2.13.0-cuda13.0-cudnn9-devel", "580.65.06")
+        "13.0", "pytorch/pytorch:2.15.0-cuda13.0-cudnn9-devel", "580.65.06")
+    p = plan("H100", image_flavour="devel")  # R620 (620.70.06) meets 13.2's (595.45.04)
+    assert (p.image.cuda, p.driver.branch, p.driver.min_version) == ("13.2", "620", "595.45.04")
 
 
 def test_registry_prefix():
     assert plan("L4", registry="registry.lab:5000").image.tag.startswith(
-        "registry.lab:5000/pytorch/pytorch:2.13.0-cuda13.2")
+        "registry.lab:5000/pytorch/pytorch:2.15.0-cuda13.2")
 
 
 # Driver choice.
 def test_old_driver_is_upgraded_to_lts():
     p = plan("H100", driver="550.54.15", torch="2.9")
-    assert summary(p)[:2] == ("upgrade", "580")
+    assert summary(p)[:2] == ("upgrade", "620")
     assert "gives only a CUDA 12.8 image" in p.reasons[2]
 
 
@@ -126,7 +128,7 @@ def test_production_policy_and_explicit_branch():
 
 
 def test_blackwell_on_pre_570_driver_is_upgraded():
-    assert summary(plan("RTX 5090", driver="565.57.01"))[:2] == ("upgrade", "580")
+    assert summary(plan("RTX 5090", driver="565.57.01"))[:2] == ("upgrade", "620")
 
 
 def test_proprietary_driver_on_blackwell_is_replaced():

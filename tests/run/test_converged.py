@@ -26,9 +26,13 @@ DRIVER_KEY = DATA["driver_repository_fingerprint"][-16:]
 TOOLKIT_KEY = DATA["toolkit_repository_fingerprint"][-16:]
 
 
+# The snapshots were captured when the defaults planned R580 and torch 2.13 (2026-11-23).
+CAPTURED_WITH = {"driver_branch": "580", "torch": "2.13"}
+
+
 def context(fixture: str, **changes) -> HostContext:
     snap = HostSnapshot().process((FIXTURES / fixture).read_text().splitlines())
-    settings = settings_from({**DATA, **changes})
+    settings = settings_from({**DATA, **CAPTURED_WITH, **changes})
     return HostContext(settings, snap["gpu"], snap["host"], plan_host(snap["gpu"], snap["host"], settings),
                        snap["container"], snap["managed"])
 

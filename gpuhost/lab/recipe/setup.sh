@@ -3,12 +3,15 @@
 # test-host image. Changing this file rebuilds the image.
 set -eu
 
-# apt: Debian's own mirror, reached through the engine's NAT like a real server.
-cat > /etc/apt/sources.list <<'SOURCES'
-deb http://deb.debian.org/debian bookworm main
-deb http://deb.debian.org/debian bookworm-updates main
-deb http://deb.debian.org/debian-security bookworm-security main
+# apt: Debian's own mirror, reached through the engine's NAT like a real server
+# (bookworm or trixie: the release debootstrap made).
+suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
+cat > /etc/apt/sources.list <<SOURCES
+deb http://deb.debian.org/debian $suite main
+deb http://deb.debian.org/debian $suite-updates main
+deb http://deb.debian.org/debian-security $suite-security main
 SOURCES
+rm -f /etc/apt/sources.list.d/debian.sources
 
 # CA certificates this machine added (copied in by the lab before this script runs).
 update-ca-certificates >/dev/null
