@@ -4,6 +4,11 @@
     up [NAME ...]      start hosts, print their inventory and ssh config, wait for Ctrl-C
     cleanup [--all]    remove containers/networks of dead labs (--all: of every lab)
     stop-engine        stop the dockerd the lab started
+    clean [--dry-run] [--check]
+                       remove the lab's containers, images, engine and data, and put back what the
+                       lab changed (sysctl; the engine's iptables rules, chains and bridges);
+                       --dry-run: only say what it would do; --check: then compare the machine
+                       with its record from before the lab's engine first started (CI)
     demo               the README's demo
 """
 
@@ -25,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     clean = sub.add_parser("cleanup")
     clean.add_argument("--all", action="store_true")
     sub.add_parser("stop-engine")
+    clean_all = sub.add_parser("clean")
+    clean_all.add_argument("--dry-run", action="store_true")
+    clean_all.add_argument("--check", action="store_true")
     sub.add_parser("demo")
     args = parser.parse_args(argv)
 
@@ -48,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             ensure_engine()
             removed = cleanup(everything=args.all)
             print(f"removed {len(removed)} container(s)/network(s)")
+        elif args.command == "clean":
+            from gpuhost.lab.clean import clean as clean_machine
+
+            return clean_machine(check=args.check, dry_run=args.dry_run)
         elif args.command == "stop-engine":
             print("stopped" if stop_engine() else "no lab engine running")
         elif args.command == "demo":

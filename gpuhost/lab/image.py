@@ -23,9 +23,8 @@ from pathlib import Path
 
 from gpuhost.errors import GpuhostError
 from gpuhost.lab.engine import LabUnavailable, docker
-from gpuhost.lab.state import LABEL, locked, progress, state_dir
+from gpuhost.lab.state import LABEL, RECIPE, locked, state_dir, step
 
-RECIPE = Path(__file__).parent / "recipe"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 HOST_REPO = "gpuhost-lab/host"
@@ -73,8 +72,7 @@ def ensure_host_image() -> str:
         tarball = state_dir() / "images" / f"host-{recipe_hash()}.tar"
         if not tarball.exists():
             build_rootfs(tarball)
-        progress(f"importing {tarball.name} as {tag}")
-        with open(tarball, "rb") as data:
+        with step(f"importing {tarball.name} as {tag} (docker import)"), open(tarball, "rb") as data:
             proc = subprocess.run(["docker", "import", "-c", 'CMD ["/sbin/init"]', "-", tag],
                                   stdin=data, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -97,9 +95,9 @@ def build_rootfs(tarball: Path) -> None:
         old.unlink()
     build = Path(tempfile.mkdtemp(prefix="rootfs-", dir=state_dir()))
     try:
-        progress(f"debootstrap {SUITE} ({len(packages())} packages, about a minute)")
-        _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages())}",
-              f"--cache-dir={cache}", SUITE, str(build), MIRROR])
+        with step(f"building the test-host image: debootstrap {SUITE} ({len(packages())} packages, about a minute)"):
+            _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages())}",
+                  f"--cache-dir={cache}", SUITE, str(build), MIRROR])
         for name, pem in local_cas().items():
             target = build / "usr/local/share/ca-certificates" / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -124,9 +122,10 @@ def ensure_registry_image() -> str:
         return tag
     with locked("image"):
         if not image_exists(tag):
-            progress(f"building {tag} (apt-get install {' '.join(REGISTRY_PACKAGES)})")
-            commit_with_packages(base, REGISTRY_PACKAGES, tag, cmd=REGISTRY_CMD,
-                                 files={REGISTRY_CONFIG: config})
+            with step(f"building {tag} (apt-get install {' '.join(REGISTRY_PACKAGES)} in a container, "
+                      "a minute or two, once)"):
+                commit_with_packages(base, REGISTRY_PACKAGES, tag, cmd=REGISTRY_CMD,
+                                     files={REGISTRY_CONFIG: config})
             _drop_other_tags(REGISTRY_REPO, tag)
     return tag
 
