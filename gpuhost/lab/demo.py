@@ -61,6 +61,9 @@ def runs(lab) -> bool:
         print(second.stdout[-3000:])
         print("demo: the second run was not clean (see above)", file=sys.stderr)
         return False
+    if not rows["gpu-01"]["DRIVER"].endswith("in place"):
+        print(f"demo: gpu-01's driver should show as in place, not {rows['gpu-01']['DRIVER']!r}", file=sys.stderr)
+        return False
     print("    nothing changed: the deploy is idempotent (one command per host: the snapshot)")
     return True
 
