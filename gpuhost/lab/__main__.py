@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "prepare":
-            print(f"engine: {ensure_engine()}")
+            engine = ensure_engine()
+            print(f"engine: {engine}" + (f" (the lab's own: DOCKER_HOST={engine} docker ps shows its containers)"
+                                         if engine != "unix:///var/run/docker.sock" else ""))
             print(f"image: {ensure_host_image()}")
         elif args.command == "up":
             with Lab(args.names) as lab:

@@ -8,11 +8,15 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from gpuhost.commands.inspect import render_table, warnings_cell
+from facts.snapshot import HostSnapshot
+from gpuhost.commands.inspect import HostReading, assess, render_table, warnings_cell
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 GPUHOST = shutil.which("gpuhost") or str(Path(sys.executable).parent / "gpuhost")
 COMMANDS = [[], ["resolve"], ["inspect"], ["upgrade"], ["cloud-init"], ["cloud-init", "render"]]
@@ -92,6 +96,15 @@ def test_needs_means_the_images_driver_minimum_only():
 
 
 def test_inspect_table_agrees_with_the_warnings_below_it():
+    """A real snapshot (the lab host with Docker, tests/fixtures/debian12-lab-host) planned for an H100
+    on 2026-11-23: the table's WARNINGS cell counts the `!` lines printed below the table."""
+    facts = HostSnapshot().process((FIXTURES / "debian12-lab-host/snapshot-docker.out").read_text().splitlines())
+    reading = assess(HostReading("build", {"target_gpus": ["H100"], "driver_branch": "535"}, facts),
+                     today=date(2026, 11, 23))
+    lines = render_table([reading]).splitlines()
+    below = [line for line in lines if line.startswith("  ! ")]
+    assert below, lines  # R535's end of life is near on that date: a warning
+    assert lines[0].split()[-1] == "WARNINGS" and lines[1].endswith(f" {len(below)} below"), lines
     assert warnings_cell([], []) == "-"
     assert warnings_cell([], ["branch R535 reaches end of life"]) == "1 below"
     assert warnings_cell(["apt-locked"], ["a", "b"]) == "apt-locked,2 below"
