@@ -9,11 +9,12 @@ The lab records what it changes outside its state directory, the first time it c
   sets the FORWARD policy to DROP and turns IP forwarding on, and leaves all of it after it stops.
 
 clean() removes the lab's containers, networks and images, stops the lab's own engine, reverts
-Docker's iptables rules, chains and bridges that were not there before (only those: names
-DOCKER*, docker0, br-<id>), the FORWARD policy and the recorded sysctl values, then deletes the
-state directory. A Docker engine the lab did not start is never stopped, and while one runs
-Docker's iptables and docker0 are shared with it, so they are left as they are. Packages are not
-removed (other software may use them): the command to remove them is printed.
+Docker's iptables rules, chains and bridges that were not there before (only Docker's: DOCKER*
+chains, docker0, br-<id>, a published port's hairpin NAT), the FORWARD policy and the recorded
+sysctl values, then deletes the state directory. A Docker engine the lab did not start is never
+stopped, and while any other dockerd runs in this network namespace, Docker's iptables, docker0
+and IP forwarding are shared with it and left as they are. Packages are not removed (other
+software may use them): the command to remove them is printed.
 """
 
 from __future__ import annotations
@@ -225,8 +226,7 @@ def clean(check: bool = False, dry_run: bool = False) -> int:
         originals = originals_of(changes)
     writes, notes = sysctl_restore(originals, machine_state()["sysctl"])
     for name, value in writes.items():
-        act(f"sysctl {name}={value} (as before the lab)",
-            lambda name=name, value=value: (PROC_SYS / name.replace(".", "/")).write_text(f"{value}\n"))
+        act(f"sysctl {name}={value} (as before the lab)", lambda name=name, value=value: _write_sysctl(name, value))
     for note in notes:
         progress(note)
     packages = _installed_packages(root)
@@ -249,11 +249,13 @@ def clean(check: bool = False, dry_run: bool = False) -> int:
 
 
 def running_dockerds() -> list[int]:
-    """PIDs of every dockerd on this machine (/proc/*/comm)."""
+    """PIDs of the dockerds that share this machine's network (its iptables, docker0): those in this
+    network namespace. A lab host's own dockerd (Docker installed in a host) has its own."""
     pids = []
+    here = os.stat("/proc/self/ns/net").st_ino
     for comm in Path("/proc").glob("[0-9]*/comm"):
         try:
-            if comm.read_text().strip() == "dockerd":
+            if comm.read_text().strip() == "dockerd" and os.stat(comm.parent / "ns" / "net").st_ino == here:
                 pids.append(int(comm.parent.name))
         except OSError:
             continue
@@ -271,6 +273,13 @@ def _remove_from_engine(docker_host: str) -> None:
     if lab_images:
         docker("image", "rm", *lab_images, check=False)
     progress(f"{docker_host}: removed {len(removed)} lab container(s)/network(s), {len(lab_images)} image(s)")
+
+
+def _write_sysctl(name: str, value: str) -> None:
+    try:
+        (PROC_SYS / name.replace(".", "/")).write_text(f"{value}\n")
+    except OSError as exc:
+        progress(f"sysctl {name}={value}: failed ({exc.strerror}): run ./dev clean as root")
 
 
 def _fail(message: str):
