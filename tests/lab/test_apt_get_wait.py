@@ -30,7 +30,8 @@ def update(tmp_path: Path, timeout: int) -> subprocess.CompletedProcess:
                            "-o", f"Dir::State::Lists={tmp_path / 'lists'}",
                            "-o", f"Dir::Etc::sourcelist={tmp_path / 'empty.list'}",
                            "-o", "Dir::Etc::sourceparts=/nonexistent"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "APT_GET_WAIT_POLL": "1"})
 
 
 def hold_lock(tmp_path: Path, seconds: float) -> subprocess.Popen:
@@ -42,12 +43,12 @@ def hold_lock(tmp_path: Path, seconds: float) -> subprocess.Popen:
 
 
 def test_a_held_lists_lock_is_waited_for_and_named(tmp_path):
-    holder = hold_lock(tmp_path, 3)
+    holder = hold_lock(tmp_path, 2)
     started = time.monotonic()
     proc = update(tmp_path, 30)
     holder.wait()
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert time.monotonic() - started >= 2.5  # it waited for the holder to let go
+    assert time.monotonic() - started >= 1.5  # it waited for the holder to let go
     assert "waiting up to 30s for another apt run to finish: Could not get lock" in proc.stderr
     assert f"held by process {holder.pid} (python" in proc.stderr  # apt names the holder
 
