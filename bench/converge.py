@@ -85,7 +85,8 @@ def main() -> int:
         specs = [HostSpec(f"b{i:02d}", {**stand_ins.data, "apt_lock_timeout": 600})
                  for i in range(1, args.hosts + 1)]
         started = time.monotonic()
-        with phase(f"starting {args.hosts} lab host(s)"), Lab(specs) as lab:
+        phase_line(f"starting {args.hosts} lab host(s) (the lab says when they are ready) ...")
+        with Lab(specs) as lab:
             with phase("serving the stand-ins to the hosts (registry, apt repositories)"):
                 stand_ins.install(lab)
                 _each(lab.hosts, lambda host: host.exec(COUNTING, check=True))
