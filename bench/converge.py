@@ -92,7 +92,7 @@ def main() -> int:
                 _each(lab.hosts, lambda host: host.exec(COUNTING, check=True))
             with phase(f"provisioning {args.hosts} host(s) once with the real deploy (minutes)"):
                 provision = _provision(lab)
-            with phase("waiting (up to 5 min) for the load average to fall below the CPU count"):
+            with phase("letting the machine settle (until the load average is below the CPU count, 5 min at most)"):
                 _settle()
             inventory = str(lab.inventory_path)
             load_before = os.getloadavg()
