@@ -4,6 +4,7 @@ the inspect table agreeing with the lines below it."""
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ COMMANDS = [[], ["resolve"], ["inspect"], ["upgrade"], ["cloud-init"], ["cloud-i
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_|%.\[\]]*$")
 
 
+@functools.lru_cache(maxsize=None)  # each command line runs once per session: the tests only read it
 def run(*args):
     # A wide terminal, so that a line never wraps between an option and its placeholder.
     return subprocess.run([GPUHOST, *args], capture_output=True, text=True, timeout=60,
