@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             return clean_machine(check=args.check, dry_run=args.dry_run)
         elif args.command == "stop-engine":
             print("stopped" if stop_engine() else "no lab engine running")
+            print("its data, docker0, its iptables chains and the raised sysctl stay: ./dev clean removes "
+                  "the lab and puts those back")
         elif args.command == "demo":
             from gpuhost.lab.demo import main as demo
 
