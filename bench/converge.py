@@ -1,7 +1,11 @@
 """What a re-run of the gpu_host deploy costs on a converged fleet, next to the SSH floor.
 
     ./dev bench [--hosts 10] [--rounds 5]        # from a fresh clone: setup, lab, this script
-    .venv/bin/python bench/converge.py --hosts 30 --json bench/results/converge-30.json
+    ./dev bench --hosts 30 --update-figures      # write the committed figures, bench/results/
+
+The results go to bench/out/converge-N.json (git ignores it), so a run never edits the repository;
+--update-figures writes bench/results/converge-N.json, the figures the README quotes, instead.
+Each phase says when it starts and how long it took.
 
 Starts N lab hosts (Debian 12, systemd, sshd; gpuhost.lab), provisions them once with the real
 deploy, then measures each figure `--rounds` times, interleaved (median, min, max):
@@ -32,6 +36,7 @@ at the end, whatever happens.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -58,6 +63,7 @@ from gpuhost.lab.stand_ins import StandIns  # noqa: E402
 # since just before the re-run (a total count can stand still once the journal reaches its size cap).
 COUNT = ("journalctl --sync 2>/dev/null; journalctl -u ssh --since @{since} --no-pager -o cat "
          "| grep -c 'Starting session: command' || true")
+_START = time.monotonic()
 COUNTING = "echo 'LogLevel DEBUG1' > /etc/ssh/sshd_config.d/zz-count.conf && systemctl reload ssh"  # sshd logs commands
 
 
@@ -65,27 +71,36 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=10, help="lab hosts (default 10)")
     parser.add_argument("--rounds", type=int, default=5, help="measurements of each figure (default 5)")
-    parser.add_argument("--json", type=Path, help="write the results here (default bench/results/converge-N.json)")
+    parser.add_argument("--json", type=Path, metavar="FILE",
+                        help="write the results here (default bench/out/converge-N.json, git-ignored)")
+    parser.add_argument("--update-figures", action="store_true",
+                        help="write bench/results/converge-N.json, the committed figures the README quotes")
     parser.add_argument("--monitoring", action="store_true",
                         help="with the monitoring stage on (node_exporter, gpuhost's metrics): converge-N-monitoring.json")
     args = parser.parse_args()
     if not 1 <= args.hosts <= 60 or args.rounds < 1:
         parser.error("--hosts is 1..60 and --rounds at least 1")
-    suffix = "-monitoring" if args.monitoring else ""
-    out = args.json or REPO / "bench" / "results" / f"converge-{args.hosts}{suffix}.json"
+    if args.json and args.update_figures:
+        parser.error("--json and --update-figures both name the output: give one")
+    out = args.json or results_path(args.hosts, args.update_figures, "-monitoring" if args.monitoring else "")
     # No GPU in the lab, so no GPU exporter: node_exporter and gpuhost's textfiles.
     monitoring = {"monitoring": True, "dcgm_exporter": "fallback"} if args.monitoring else {}
 
     with tempfile.TemporaryDirectory() as tmp:
-        stand_ins = StandIns.build(Path(tmp))
+        with phase("building the lab's stand-ins (signed fixture repositories)"):
+            stand_ins = StandIns.build(Path(tmp))
         specs = [HostSpec(f"b{i:02d}", {**stand_ins.data, "apt_lock_timeout": 600, **monitoring})
                  for i in range(1, args.hosts + 1)]
         started = time.monotonic()
+        phase_line(f"starting {args.hosts} lab host(s) (the lab says when they are ready) ...")
         with Lab(specs) as lab:
-            stand_ins.install(lab)
-            _each(lab.hosts, lambda host: host.exec(COUNTING, check=True))
-            provision = _provision(lab)
-            _settle()
+            with phase("serving the stand-ins to the hosts (registry, apt repositories)"):
+                stand_ins.install(lab)
+                _each(lab.hosts, lambda host: host.exec(COUNTING, check=True))
+            with phase(f"provisioning {args.hosts} host(s) once with the real deploy (minutes)"):
+                provision = _provision(lab)
+            with phase("letting the machine settle (until the load average is below the CPU count, 5 min at most)"):
+                _settle()
             inventory = str(lab.inventory_path)
             load_before = os.getloadavg()
             results = _rounds(args.rounds, {
@@ -95,8 +110,10 @@ def main() -> int:
                 "rerun": lambda: _rerun(lab),
                 "inspect": lambda: _run([_gpuhost_bin(), "inspect", inventory, "--json"]),
             })
-            commands = _commands_per_host(lab)
+            with phase("counting each host's commands in one re-run (its sshd's log)"):
+                commands = _commands_per_host(lab)
             load_after = os.getloadavg()
+            phase_line("removing the lab")
         total = time.monotonic() - started
 
     document = {
@@ -113,8 +130,36 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=2) + "\n")
     print(render(document))
-    print(f"\nwritten: {out}")
+    print(f"\nwritten: {out}" + ("" if args.update_figures or args.json else
+                                  " (git-ignored; --update-figures writes the committed figures)"))
     return 0
+
+
+def results_path(hosts: int, update_figures: bool, suffix: str = "") -> Path:
+    """bench/results/ holds the committed figures; bench/out/ (git-ignored) everything else."""
+    return REPO / "bench" / ("results" if update_figures else "out") / f"converge-{hosts}{suffix}.json"
+
+
+def phase_line(text: str) -> None:
+    print(f"bench [{time.monotonic() - _START:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def phase(text: str, every: float = 30):
+    """A phase of the run: a line when it starts, one every 30 s while it runs, one with its duration."""
+    name = text.split(" (")[0]
+    phase_line(f"{text} ...")
+    started, done = time.monotonic(), threading.Event()
+
+    def heartbeat():
+        while not done.wait(every):
+            phase_line(f"{name}: still running ({time.monotonic() - started:.0f}s)")
+    threading.Thread(target=heartbeat, daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
+    phase_line(f"{name}: {time.monotonic() - started:.1f}s")
 
 
 # --- the lab --------------------------------------------------------------------------------------
@@ -202,7 +247,8 @@ def _rounds(rounds: int, figures: dict) -> dict:
     """Each figure `rounds` times, interleaved (one of each per round), so that a slow spell of the
     machine weighs on every figure alike; median, min, max and every sample."""
     seconds: dict[str, list[float]] = {name: [] for name in figures}
-    for _ in range(rounds):
+    for number in range(1, rounds + 1):
+        phase_line(f"measuring: round {number} of {rounds} ({', '.join(figures)})")
         for name, function in figures.items():
             start = time.perf_counter()
             function()

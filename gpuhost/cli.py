@@ -6,6 +6,7 @@ import importlib
 import sys
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from gpuhost.errors import GpuhostError
 
@@ -33,6 +34,42 @@ def _group() -> None:
     """Keep `gpuhost` a group of subcommands even while only one exists."""
 
 
+class OnePlaceholderStyle:
+    """One placeholder style in every help page and usage line: a flag shows none, an option its
+    metavar or its name in capitals (--limit HOST, --driver VERSION), an argument its name in
+    capitals (`gpuhost inspect [OPTIONS] INVENTORY`), never typer's `<bool>`, `<str>`, `{inventory}`."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if isinstance(param, TyperArgument):
+                param.metavar = param.metavar or param.name.upper()
+                param.display_type_rich = lambda ctx: None  # the name says it: no `<str>` beside it
+            elif getattr(param, "is_flag", False) or getattr(param, "count", False):
+                param.metavar = ""
+            elif not param.metavar:
+                param.metavar = param.name.upper()
+        return params
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                typer_pieces = param.get_usage_pieces(ctx)
+                name = param.metavar + ("..." if param.nargs != 1 else "")
+                name = name if param.required else f"[{name}]"
+                pieces = [name if piece in typer_pieces else piece for piece in pieces]
+        return pieces
+
+
+class GpuhostCommand(OnePlaceholderStyle, TyperCommand):
+    pass
+
+
+class GpuhostGroup(OnePlaceholderStyle, TyperGroup):
+    pass
+
+
 def _register_commands() -> None:
     for name in COMMAND_MODULES:
         try:
@@ -42,6 +79,14 @@ def _register_commands() -> None:
                 continue
             raise
         module.register(app)
+    typers = [app] + [group.typer_instance for group in app.registered_groups if group.typer_instance]
+    for info in [app.info, *app.registered_groups]:  # typer's default is a placeholder, not a class
+        if not isinstance(info.cls, type):
+            info.cls = GpuhostGroup
+    for each in typers:
+        for command in each.registered_commands:
+            if command.cls in (None, TyperCommand):  # typer fills in its own class
+                command.cls = GpuhostCommand
 
 
 _register_commands()

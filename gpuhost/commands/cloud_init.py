@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from gpuhost.fleet.cloud_init import DEFAULT_PACKAGE, CloudInitSettings, load_host_data, render, with_target_gpus
+from gpuhost.fleet.cloud_init import CloudInitSettings, load_host_data, render, with_target_gpus
 from gpuhost.errors import UsageError
 
 app = typer.Typer(help="cloud-init user-data that installs gpuhost and runs the deploy on first boot.",
@@ -21,9 +21,10 @@ def render_command(
     target_gpus: list[str] = typer.Option([], "--target-gpus", metavar="GPU",
                                           help="GPUs to plan for (golden images); repeat or comma-separate. "
                                                "Replaces target_gpus from --data."),
-    package: str = typer.Option(DEFAULT_PACKAGE, "--package", metavar="SPEC",
+    package: str = typer.Option(..., "--package", metavar="SPEC",
                                 help="gpuhost==X.Y.Z (with --index-url or --find-links) or a wheel URL "
-                                     "(with --package-sha256)."),
+                                     "(with --package-sha256). Required: the `gpuhost` on PyPI is another "
+                                     "project, so no default can work."),
     package_sha256: Optional[str] = typer.Option(None, "--package-sha256", metavar="HEX",
                                                  help="sha256 of the wheel at --package URL."),
     index_url: Optional[str] = typer.Option(None, "--index-url", metavar="URL", help="pip index to install from."),

@@ -241,7 +241,7 @@ def render_table(readings: list[HostReading]) -> str:
         docker = "absent" if not s["docker"] else s["docker"] + (" +nvidia" if s["nvidia_runtime"] else "")
         image = "-" if s["image_present"] is None else ("present" if s["image_present"] else "missing")
         rows.append([s["host"], s["os"] or "?", gpus, driver, s["toolkit"] or "-", docker, image,
-                     ",".join(s["flags"]) or "-"])
+                     warnings_cell(s["flags"], s["warnings"])])
     widths = [max(len(str(r[i])) for r in [columns] + rows) for i in range(len(columns))]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [columns] + rows]
     lines.append("")
@@ -252,6 +252,12 @@ def render_table(readings: list[HostReading]) -> str:
         lines.append(f"{s['host']}: {s['plan']}")
         lines += [f"  ! {w}" for w in s["warnings"]]
     return "\n".join(lines)
+
+
+def warnings_cell(flags: list[str], warnings: list[str]) -> str:
+    """The WARNINGS column agrees with the `!` lines below the table: its flags, and how many lines."""
+    below = [f"{len(warnings)} below"] if warnings else []
+    return ",".join(flags + below) or "-"
 
 
 def to_document(readings: list[HostReading]) -> dict[str, Any]:
@@ -270,7 +276,7 @@ def to_document(readings: list[HostReading]) -> dict[str, Any]:
 
 def inspect_command(
     inventory: str = typer.Argument(..., help="Inventory: a .py or .yaml file, a host list (a,b) or @local."),
-    limit: Optional[list[str]] = typer.Option(None, "--limit", help="Only this host; repeat for more."),
+    limit: Optional[list[str]] = typer.Option(None, "--limit", metavar="HOST", help="Only this host; repeat for more."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Show each host's GPUs, driver, Docker and toolkit, with gpuhost's plan for it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Optional
 
 import typer
@@ -11,14 +12,23 @@ from gpuhost.plan.gpus import identify
 from gpuhost.plan.resolver import Plan, Policy, resolve
 
 
+def describe_gpu(gpu) -> str:
+    """`H100 SXM5 80GB [10de:2330] cc 9.0 Hopper`; a GPU given by its compute capability alone:
+    `cc 6.1 Pascal (no model named)`, each fact once."""
+    if gpu.pci_id is None and gpu.compute_capability in gpu.name:
+        return f"cc {gpu.compute_capability} {gpu.architecture} (no model named)"
+    return f"{gpu.name} [{gpu.pci_id or '-'}] cc {gpu.compute_capability} {gpu.architecture}"
+
+
 def render_plan(plan: Plan) -> str:
-    """The plan as a short readable table, then its reasons and warnings."""
+    """The plan as a short readable table, then its reasons and warnings. "needs driver >= X"
+    appears once, on the image row: the driver minimum of the planned image."""
     d = plan.driver
-    rows = [("GPUs", "; ".join(f"{g.name} [{g.pci_id or '-'}] cc {g.compute_capability} {g.architecture}"
-                               for g in plan.gpus)),
-            ("driver", f"{d.action} R{d.branch} ({d.kernel_module} modules), needs >= {d.min_version}"
+    gpus = Counter(describe_gpu(g) for g in plan.gpus)
+    rows = [("GPUs", "; ".join(text if n == 1 else f"{n} x {text}" for text, n in gpus.items())),
+            ("driver", f"{d.action} R{d.branch} ({d.kernel_module} modules)"
                        + (f", current {d.current}" if d.current else "")),
-            ("image", plan.image.tag)]
+            ("image", f"{plan.image.tag} (needs driver >= {plan.image.driver_min})")]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines += ["", "why:"] + [f"  - {r}" for r in plan.reasons]
@@ -28,14 +38,14 @@ def render_plan(plan: Plan) -> str:
 
 
 def resolve_command(
-    gpu: list[str] = typer.Option(..., "--gpu", help="Model name (H100, 'RTX 5090'), PCI ID (10de:2330) or "
+    gpu: list[str] = typer.Option(..., "--gpu", metavar="GPU", help="Model name (H100, 'RTX 5090'), PCI ID (10de:2330) or "
                                                      "compute capability (9.0, sm_90); repeat per GPU."),
-    driver: Optional[str] = typer.Option(None, help="The driver installed now, e.g. 580.95.05."),
-    torch: Optional[str] = typer.Option(None, help="PyTorch release X.Y or X.Y.Z (default: newest in the matrix)."),
+    driver: Optional[str] = typer.Option(None, metavar="VERSION", help="The driver installed now, e.g. 580.95.05."),
+    torch: Optional[str] = typer.Option(None, metavar="RELEASE", help="PyTorch release X.Y or X.Y.Z (default: newest in the matrix)."),
     no_driver_upgrade: bool = typer.Option(False, "--no-driver-upgrade", help="Never change the driver."),
-    driver_branch: str = typer.Option("lts", help="lts, production or a branch number such as 580."),
-    flavour: str = typer.Option("runtime", help="Image flavour: runtime or devel."),
-    registry: Optional[str] = typer.Option(None, help="Registry or mirror prefix for the image."),
+    driver_branch: str = typer.Option("lts", metavar="BRANCH", help="lts, production or a branch number such as 580."),
+    flavour: str = typer.Option("runtime", metavar="FLAVOUR", help="Image flavour: runtime or devel."),
+    registry: Optional[str] = typer.Option(None, metavar="PREFIX", help="Registry or mirror prefix for the image."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Resolve the driver branch, kernel module and PyTorch image for a set of GPUs.

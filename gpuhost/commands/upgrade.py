@@ -346,23 +346,23 @@ class Rollout:
 
 def upgrade_command(
     inventory: str = typer.Argument(..., help="Inventory: a .py or .yaml file, or a host list (a,b)."),
-    canary: int = typer.Option(1, "--canary", help="Hosts upgraded first, alone; any failure there stops all."),
-    batch: str = typer.Option("1", "--batch", help="Hosts per batch after the canary: a count (2) or a "
+    canary: int = typer.Option(1, "--canary", metavar="N", help="Hosts upgraded first, alone; any failure there stops all."),
+    batch: str = typer.Option("1", "--batch", metavar="N|N%", help="Hosts per batch after the canary: a count (2) or a "
                                                    "percentage of the hosts (25%)."),
-    max_failed: int = typer.Option(0, "--max-failed", help="Stop after a batch once more hosts than this "
+    max_failed: int = typer.Option(0, "--max-failed", metavar="N", help="Stop after a batch once more hosts than this "
                                                            "have failed in this run."),
-    drain_command: Optional[str] = typer.Option(None, "--drain-command", help="Run here before a host is "
+    drain_command: Optional[str] = typer.Option(None, "--drain-command", metavar="COMMAND", help="Run here before a host is "
                                                 "changed, {host} replaced (e.g. 'kubectl drain {host}')."),
-    undrain_command: Optional[str] = typer.Option(None, "--undrain-command", help="Run here after a drained "
+    undrain_command: Optional[str] = typer.Option(None, "--undrain-command", metavar="COMMAND", help="Run here after a drained "
                                                   "host is upgraded and verified (e.g. 'kubectl uncordon {host}')."),
-    drain_timeout: int = typer.Option(600, "--drain-timeout", help="Seconds to wait for GPU work to end "
+    drain_timeout: int = typer.Option(600, "--drain-timeout", metavar="SECONDS", help="Seconds to wait for GPU work to end "
                                                                    "after the drain command."),
     force: bool = typer.Option(False, "--force", help="Upgrade hosts even while GPU work runs (passes force: true)."),
-    reboot: Optional[str] = typer.Option(None, "--reboot", help="Override the hosts' reboot policy: auto or never."),
-    deploy: Optional[str] = typer.Option(None, "--deploy", help="Deploy file run per batch (default: deploys/"
+    reboot: Optional[str] = typer.Option(None, "--reboot", metavar="POLICY", help="Override the hosts' reboot policy: auto or never."),
+    deploy: Optional[str] = typer.Option(None, "--deploy", metavar="FILE", help="Deploy file run per batch (default: deploys/"
                                          "driver.py; deploys/gpu_host.py for all stages)."),
-    limit: Optional[list[str]] = typer.Option(None, "--limit", help="Only this host; repeat for more."),
-    state: Optional[Path] = typer.Option(None, "--state", help="The rollout's JSON record (default under "
+    limit: Optional[list[str]] = typer.Option(None, "--limit", metavar="HOST", help="Only this host; repeat for more."),
+    state: Optional[Path] = typer.Option(None, "--state", metavar="FILE", help="The rollout's JSON record (default under "
                                                                "~/.local/state/gpuhost/)."),
     restart: bool = typer.Option(False, "--restart", help="Start a new rollout instead of resuming the recorded one."),
     as_json: bool = typer.Option(False, "--json", help="Print the rollout's JSON record instead of the table."),

@@ -17,6 +17,7 @@ from gpuhost.errors import GpuhostError
 from gpuhost.driver import operations as driver
 from gpuhost.monitoring.stage import exporters_started, exporters_stopped
 from gpuhost.run.stop import stop_host
+from gpuhost.run.summary import record_driver_in_place
 
 
 def driver_stage(ctx) -> list:
@@ -41,6 +42,7 @@ def driver_stage(ctx) -> list:
         return []
     if not driver_pending(ctx, source):
         logger.info(f"[{host.name}] driver R{source.branch} {source.flavour} from {source.name}: in place")
+        record_driver_in_place(host.name, f"R{source.branch} {source.flavour}")
         if gpu_attached(ctx.gpu_state) and not (ctx.gpu_state.get("driver") or {}).get("loaded"):
             logger.warning(f"[{host.name}] the driver is installed but not loaded: reboot the host")
         return []

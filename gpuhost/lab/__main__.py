@@ -4,6 +4,11 @@
     up [NAME ...]      start hosts, print their inventory and ssh config, wait for Ctrl-C
     cleanup [--all]    remove containers/networks of dead labs (--all: of every lab)
     stop-engine        stop the dockerd the lab started
+    clean [--dry-run] [--check]
+                       remove the lab's containers, images, engine and data, and put back what the
+                       lab changed (sysctl; the engine's iptables rules, chains and bridges);
+                       --dry-run: only say what it would do; --check: then compare the machine
+                       with its record from before the lab's engine first started (CI)
     demo               the README's demo
 """
 
@@ -22,9 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("prepare")
     up = sub.add_parser("up")
     up.add_argument("names", nargs="*", default=["h1"])
-    clean = sub.add_parser("cleanup")
-    clean.add_argument("--all", action="store_true")
+    cleanup_parser = sub.add_parser("cleanup")
+    cleanup_parser.add_argument("--all", action="store_true")
     sub.add_parser("stop-engine")
+    clean_parser = sub.add_parser("clean")
+    clean_parser.add_argument("--dry-run", action="store_true")
+    clean_parser.add_argument("--check", action="store_true")
     sub.add_parser("demo")
     args = parser.parse_args(argv)
 
@@ -34,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "prepare":
-            print(f"engine: {ensure_engine()}")
+            engine = ensure_engine()
+            print(f"engine: {engine}" + (f" (the lab's own: DOCKER_HOST={engine} docker ps shows its containers)"
+                                         if engine != "unix:///var/run/docker.sock" else ""))
             print(f"image: {ensure_host_image()}")
         elif args.command == "up":
             with Lab(args.names) as lab:
@@ -48,8 +58,14 @@ def main(argv: list[str] | None = None) -> int:
             ensure_engine()
             removed = cleanup(everything=args.all)
             print(f"removed {len(removed)} container(s)/network(s)")
+        elif args.command == "clean":
+            from gpuhost.lab.clean import clean as clean_machine
+
+            return clean_machine(check=args.check, dry_run=args.dry_run)
         elif args.command == "stop-engine":
             print("stopped" if stop_engine() else "no lab engine running")
+            print("its data, docker0, its iptables chains and the raised sysctl stay: ./dev clean removes "
+                  "the lab and puts those back")
         elif args.command == "demo":
             from gpuhost.lab.demo import main as demo
 

@@ -41,7 +41,7 @@ def timed(label: str, func):
 
 def runs(lab) -> bool:
     step(f"First run: pyinfra <lab inventory> {DEPLOY} -y")
-    first = lab.pyinfra(DEPLOY, "-y", echo=True)
+    first = timed("first run done", lambda: lab.pyinfra(DEPLOY, "-y", echo=True))
     if first.returncode != 0:
         print("demo: the first run failed (see above)", file=sys.stderr)
         return False
@@ -54,12 +54,15 @@ def runs(lab) -> bool:
     print("    " + json.dumps(json.loads(report.stdout), indent=2).replace("\n", "\n    "))
 
     step("Second run: the same deploy again should change nothing")
-    second = lab.pyinfra(DEPLOY, "-y")
+    second = timed("second run done", lambda: lab.pyinfra(DEPLOY, "-y"))
     rows = summary_rows(second.stdout)
     print(second.stdout[second.stdout.rfind("\nHOST ") + 1:].rstrip())
     if second.returncode != 0 or len(rows) != 2 or any(r["CHANGES"] != "0" for r in rows.values()):
         print(second.stdout[-3000:])
         print("demo: the second run was not clean (see above)", file=sys.stderr)
+        return False
+    if not rows["gpu-01"]["DRIVER"].endswith("in place"):
+        print(f"demo: gpu-01's driver should show as in place, not {rows['gpu-01']['DRIVER']!r}", file=sys.stderr)
         return False
     print("    nothing changed: the deploy is idempotent (one command per host: the snapshot)")
     return True
@@ -67,7 +70,8 @@ def runs(lab) -> bool:
 
 def main() -> int:
     step("Docker engine")
-    timed(f"engine at {ensure_engine()}", lambda: None)
+    engine = timed("engine ready", ensure_engine)
+    print(f"    {engine}: see the lab with DOCKER_HOST={engine} docker ps")
     step("Test-host image (Debian 12, systemd + sshd, built with debootstrap; cached)")
     image = timed("image ready", ensure_host_image)
     print(f"    {image}")
@@ -87,6 +91,8 @@ def main() -> int:
     step("Cleaned up")
     left = docker("ps", "-a", "--filter", f"label={LABEL}={lab_id}", "-q").stdout.split()
     print(f"    lab {lab_id}: {len(left)} container(s) left (docker ps -a --filter label={LABEL})")
+    print("    the engine and its image cache stay for the next run; ./dev clean removes them and puts back "
+          "what the lab changed (README: What stays on the machine)")
     return 1 if left else 0
 
 

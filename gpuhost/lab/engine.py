@@ -4,7 +4,10 @@ CI and fresh dev machines have no engine and no systemd, so on a root Debian/Ubu
 machine the lab installs Debian's docker.io and starts `dockerd` in the background with
 its own data root, socket and pidfile under the lab state directory (see
 shared/reference/test-lab.md). The engine keeps running after the lab closes so the
-next run starts in seconds; `python -m gpuhost.lab stop-engine` stops it.
+next run starts in seconds; `python -m gpuhost.lab stop-engine` stops it, `./dev clean` removes it
+and reverts what it changed (gpuhost/lab/clean.py). It listens on its own socket, not
+/var/run/docker.sock, so a plain `docker ps` does not see it:
+DOCKER_HOST=unix:///var/lib/gpuhost-lab/engine/docker.sock docker ps.
 Every later docker call goes through DOCKER_HOST, which ensure_engine() sets.
 """
 
@@ -18,9 +21,11 @@ import time
 from pathlib import Path
 
 from gpuhost.errors import GpuhostError
-from gpuhost.lab.state import locked, progress, state_dir
+from gpuhost.lab.clean import record_before_engine, record_packages
+from gpuhost.lab.state import RECIPE, locked, progress, state_dir, step
 
 SYSTEM_SOCKET = "/var/run/docker.sock"
+APT_GET_WAIT = RECIPE / "apt-get-wait"  # apt-get that waits for the apt/dpkg locks, bounded
 
 
 class LabUnavailable(GpuhostError):
@@ -113,14 +118,16 @@ def install_docker() -> bool:
         return False
     if not shutil.which("apt-get"):
         raise LabUnavailable("no Docker engine and no apt-get to install one: install Docker first")
-    progress("installing Debian's docker.io (a few minutes, once)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-q"],
-                ["apt-get", "install", "-y", "-q", "--no-install-recommends",
-                 "docker.io", "iptables", "ca-certificates"]):
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        if proc.returncode != 0:
-            raise LabUnavailable(f"{' '.join(cmd)} failed: {proc.stderr.strip()[-300:]}")
+    packages = ["docker.io", "iptables", "ca-certificates"]
+    timeout = os.environ.get("GPUHOST_APT_LOCK_TIMEOUT", "300")
+    with step(f"installing Debian's {' '.join(packages)} (apt; a few minutes, once)"):
+        for args in (["update"], ["install", "-y", "--no-install-recommends", *packages]):
+            # stderr (waiting for the apt lock, progress every 20 s) goes straight to the user
+            proc = subprocess.run([str(APT_GET_WAIT), timeout, *args], stdout=subprocess.PIPE, text=True,
+                                  stdin=subprocess.DEVNULL)
+            if proc.returncode != 0:
+                raise LabUnavailable(f"apt-get {' '.join(args)} failed: {proc.stdout.strip()[-300:]}")
+    record_packages(packages)
     return True
 
 
@@ -134,16 +141,19 @@ def start_dockerd(timeout: float = 60) -> None:
     proc = None
     if _pidfile_pid() is None:  # else a dockerd of ours is still starting: wait for it
         (root / "docker.pid").unlink(missing_ok=True)
-        progress(f"starting dockerd (data root {root / 'data'})")
+        record_before_engine()  # dockerd adds docker0, iptables chains, ip_forward: ./dev clean reverts them
+        progress(f"starting dockerd (data root {root / 'data'}, socket {sock})")
         with open(root / "dockerd.log", "ab") as log:
             proc = subprocess.Popen(
                 ["dockerd", "--data-root", str(root / "data"), "-H", f"unix://{sock}",
                  "--pidfile", str(root / "docker.pid")],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while time.monotonic() < deadline:
         if answers(f"unix://{sock}"):
+            progress(f"dockerd answers (after {time.monotonic() - started:.1f}s)")
             return
         if proc is not None and proc.poll() is not None:
             break

@@ -24,9 +24,8 @@ from pathlib import Path
 
 from gpuhost.errors import GpuhostError
 from gpuhost.lab.engine import LabUnavailable, docker
-from gpuhost.lab.state import LABEL, locked, progress, state_dir
+from gpuhost.lab.state import LABEL, RECIPE, locked, state_dir, step
 
-RECIPE = Path(__file__).parent / "recipe"
 # distro (HostSpec.distro) -> (debootstrap suite, image repository); bookworm keeps the old name.
 DISTROS = {"debian12": ("bookworm", "gpuhost-lab/host"), "debian13": ("trixie", "gpuhost-lab/host-trixie")}
 DEFAULT_DISTRO = "debian12"
@@ -76,8 +75,7 @@ def ensure_host_image(distro: str = DEFAULT_DISTRO) -> str:
         tarball = state_dir() / "images" / f"host-{suite}-{recipe_hash(distro)}.tar"
         if not tarball.exists():
             build_rootfs(tarball, suite)
-        progress(f"importing {tarball.name} as {tag}")
-        with open(tarball, "rb") as data:
+        with step(f"importing {tarball.name} as {tag} (docker import)"), open(tarball, "rb") as data:
             proc = subprocess.run(["docker", "import", "-c", 'CMD ["/sbin/init"]', "-", tag],
                                   stdin=data, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -100,9 +98,9 @@ def build_rootfs(tarball: Path, suite: str) -> None:
         old.unlink()
     build = Path(tempfile.mkdtemp(prefix="rootfs-", dir=state_dir()))
     try:
-        progress(f"debootstrap {suite} ({len(packages())} packages, about a minute)")
-        _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages())}",
-              f"--cache-dir={cache / suite}", suite, str(build), MIRROR])
+        with step(f"building the test-host image: debootstrap {suite} ({len(packages())} packages, about a minute)"):
+            _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages())}",
+                  f"--cache-dir={cache / suite}", suite, str(build), MIRROR])
         for name, pem in local_cas().items():
             target = build / "usr/local/share/ca-certificates" / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -127,9 +125,10 @@ def ensure_registry_image() -> str:
         return tag
     with locked("image"):
         if not image_exists(tag):
-            progress(f"building {tag} (apt-get install {' '.join(REGISTRY_PACKAGES)})")
-            commit_with_packages(base, REGISTRY_PACKAGES, tag, cmd=REGISTRY_CMD,
-                                 files={REGISTRY_CONFIG: config})
+            with step(f"building {tag} (apt-get install {' '.join(REGISTRY_PACKAGES)} in a container, "
+                      "a minute or two, once)"):
+                commit_with_packages(base, REGISTRY_PACKAGES, tag, cmd=REGISTRY_CMD,
+                                     files={REGISTRY_CONFIG: config})
             _drop_other_tags(REGISTRY_REPO, tag)
     return tag
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gpuhost.errors import UsageError
+from gpuhost.lab.clean import record_sysctl
 from gpuhost.lab.engine import docker, ensure_engine
 from gpuhost.lab.hosts import HostSpec, LabHost, start_host, wait_ready
 from gpuhost.lab.image import ensure_host_image, ensure_registry_image
@@ -83,6 +84,7 @@ class Lab:
         (self.run_dir / "pid").write_text(f"{os.getpid()}\n")
         docker("network", "create", *self._label_args(), self.network)
         started = time.monotonic()
+        progress(f"lab {self.id}: starting {len(self.specs)} host(s) (systemd + sshd; a few seconds each)")
         for spec in self.specs:
             self.hosts.append(start_host(spec, image=images[spec.distro], network=self.network,
                                          prefix=self.prefix, labels=self.labels,
@@ -202,10 +204,13 @@ INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
 def _room_for_hosts(count: int) -> None:
     """Raise the kernel's inotify-instance limit when many hosts start: every host's systemd,
     journald, dbus and dockerd take some (all as root), and the default of 128 stopped the
-    22nd host of a 30-host lab (its systemd exited). Root only; otherwise left as it is."""
+    22nd host of a 30-host lab (its systemd exited). Root only; otherwise left as it is. The
+    original value is recorded first: `./dev clean` puts it back."""
     wanted = 128 + 16 * count
     try:
-        if int(INOTIFY_INSTANCES.read_text()) < wanted:
+        current = INOTIFY_INSTANCES.read_text().strip()
+        if int(current) < wanted:
+            record_sysctl("fs.inotify.max_user_instances", current)
             INOTIFY_INSTANCES.write_text(f"{wanted}\n")
             progress(f"raised fs.inotify.max_user_instances to {wanted} for {count} hosts")
     except (OSError, ValueError):

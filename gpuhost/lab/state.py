@@ -10,11 +10,13 @@ import contextlib
 import fcntl
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 LABEL = "gpuhost.lab"  # every container and network the lab creates carries it
 REPO_ROOT = Path(__file__).resolve().parents[2]
+RECIPE = Path(__file__).parent / "recipe"
 
 
 def state_dir() -> Path:
@@ -45,3 +47,12 @@ def progress(message: str) -> None:
     """One progress line on stderr: the lab's slow steps should never look stuck."""
     if not os.environ.get("GPUHOST_LAB_QUIET"):
         print(f"lab: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def step(message: str) -> Iterator[None]:
+    """A slow step: a progress line when it starts and one with its duration when it ends."""
+    progress(message)
+    started = time.monotonic()
+    yield
+    progress(f"{message.split(' (')[0]}: done in {time.monotonic() - started:.1f}s")

@@ -23,7 +23,7 @@ from pathlib import Path
 from gpuhost.errors import GpuhostError
 from gpuhost.lab.engine import docker, ensure_engine
 from gpuhost.lab.image import _drop_other_tags, ensure_host_image, image_exists
-from gpuhost.lab.state import LABEL, locked, progress, state_dir
+from gpuhost.lab.state import LABEL, locked, state_dir, step
 
 TORCH_REPO = "gpuhost-lab/torch-cpu"
 DEFAULT_WHEEL = "/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
@@ -49,9 +49,9 @@ def wheelhouse(wheel: Path) -> Path:
     house = state_dir() / "torch-wheels"
     if not (house / wheel.name).exists():
         house.mkdir(parents=True, exist_ok=True)
-        progress(f"pip download {wheel.name} and its dependencies into {house}")
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(house),
-                               str(wheel)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        with step(f"pip download {wheel.name}'s dependencies into {house} (once)"):
+            proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(house),
+                                   str(wheel)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if proc.returncode != 0:
             raise GpuhostError(f"pip download for the torch image failed: {proc.stderr[-300:]}")
     return house
@@ -68,19 +68,19 @@ def ensure_torch_image() -> str:
     with locked("image"):
         if image_exists(tag):
             return tag
-        progress(f"building {tag} (torch {wheel.name} + its PyPI dependencies)")
-        name = f"gpuhost-lab-build-{uuid.uuid4().hex[:8]}"
-        try:
-            docker("create", "--name", name, "--label", f"{LABEL}=build",
-                   "--label", f"{LABEL}.pid={os.getpid()}", base,
-                   "/bin/sh", "-c", SCRIPT.format(wheel=wheel.name))
-            docker("cp", str(wheelhouse(wheel)), f"{name}:/tmp/wheels")
-            proc = docker("start", "-a", name, check=False, timeout=1800)
-            if proc.returncode != 0:
-                raise GpuhostError(f"building {tag} failed: {(proc.stdout + proc.stderr)[-400:]}")
-            docker("commit", "-c", 'CMD ["python"]', "-c", "ENTRYPOINT []", name, tag)
-        finally:
-            docker("rm", "-f", name, check=False)
+        with step(f"building {tag} (torch {wheel.name} + its PyPI dependencies, a few minutes, once)"):
+            name = f"gpuhost-lab-build-{uuid.uuid4().hex[:8]}"
+            try:
+                docker("create", "--name", name, "--label", f"{LABEL}=build",
+                       "--label", f"{LABEL}.pid={os.getpid()}", base,
+                       "/bin/sh", "-c", SCRIPT.format(wheel=wheel.name))
+                docker("cp", str(wheelhouse(wheel)), f"{name}:/tmp/wheels")
+                proc = docker("start", "-a", name, check=False, timeout=1800)
+                if proc.returncode != 0:
+                    raise GpuhostError(f"building {tag} failed: {(proc.stdout + proc.stderr)[-400:]}")
+                docker("commit", "-c", 'CMD ["python"]', "-c", "ENTRYPOINT []", name, tag)
+            finally:
+                docker("rm", "-f", name, check=False)
         _drop_other_tags(TORCH_REPO, tag)
     return tag
 

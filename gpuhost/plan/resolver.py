@@ -115,8 +115,8 @@ def parse_driver_version(text: str) -> DriverVersion:
 
 def _describe(gpus: list[Gpu]) -> str:
     seen: dict[str, None] = {}
-    for g in gpus:
-        seen.setdefault(f"{g.name} (cc {g.compute_capability})")
+    for g in gpus:  # a GPU named by its compute capability carries it in its name already
+        seen.setdefault(g.name if g.compute_capability in g.name else f"{g.name} (cc {g.compute_capability})")
     return ", ".join(seen)
 
 

@@ -3,6 +3,7 @@
     HOST    GPUS            DRIVER                 IMAGE                                 CHANGES  RESULT    CAUSE
     gpu-01  H100 80GB x8    580.95.05 keep         pytorch/pytorch:2.9.1-cuda13.0-...    0        ok        last check passed
     gpu-02  none            -                      -                                     0        skipped   no NVIDIA GPU found
+    gpu-03  none (planned: H100)  R580 open in place  pytorch/pytorch:2.9.1-cuda13.0-...   0        ok        no GPU attached: not verified
 
 pyinfra's CLI has no hook after its own results, so the deploy registers the table with atexit:
 it prints when the pyinfra process ends, after pyinfra's summary. Rows come from each host's
@@ -16,6 +17,7 @@ from collections import Counter
 
 _rows: dict[str, dict] = {}  # host name -> what the deploy knew before executing
 _verdicts: dict[str, dict] = {}  # host name -> verify.json record of a check run this time
+_drivers_in_place: dict[str, str] = {}  # host name -> "R580 open": the driver stage found it installed
 _state = None
 
 
@@ -33,6 +35,16 @@ def summarize_at_exit(ctx) -> None:
 
 def record_verdict(host_name: str, record: dict) -> None:
     _verdicts[host_name] = record
+
+
+def record_driver_in_place(host_name: str, driver: str) -> None:
+    """The driver stage found the planned driver installed (no module loaded, e.g. no GPU attached yet)."""
+    _drivers_in_place[host_name] = driver
+
+
+def driver_cell(planned: str, in_place: str | None) -> str:
+    """The DRIVER column: "R580 open in place" once installed, else the plan ("none -> R580 open"). Pure."""
+    return f"{in_place} in place" if in_place else planned
 
 
 def row_facts(ctx) -> dict:
@@ -94,7 +106,8 @@ def table(state) -> str:
             if meta.did_error() and failed_at is None:
                 failed_at = ", ".join(sorted(state.op_meta[op_hash].names))
         result, cause = outcome(facts, host in state.failed_hosts, failed_at, _verdicts.get(host.name))
-        rows.append([host.name, facts["gpus"], facts["driver"], facts["image"], str(changed), result, cause])
+        driver = driver_cell(facts["driver"], _drivers_in_place.get(host.name))
+        rows.append([host.name, facts["gpus"], driver, facts["image"], str(changed), result, cause])
     return render(rows)
 
 

@@ -125,6 +125,9 @@ def test_an_empty_data_file_is_no_data():
 
 # -- the CLI, as a user runs it -------------------------------------------------------------------
 
+PINNED = ["--package", "gpuhost==" + __version__, "--find-links", "https://files.example/wheels/"]
+
+
 def run_cli(*args, cwd=None):
     return subprocess.run([GPUHOST, "cloud-init", "render", *args], capture_output=True, text=True,
                           timeout=60, cwd=cwd)
@@ -143,10 +146,12 @@ def test_cli_renders_data_file_and_flags(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--data", "host.yaml"], "gpuhost: error: --data host.yaml: reboot is 'now': use one of auto, never"),
-    (["--data", "missing.yaml"], "gpuhost: error: --data missing.yaml: cannot read it"),
-    (["--target-gpus", "Voodoo5"], "gpuhost: error: --target-gpus: unknown GPU 'Voodoo5'"),
-    ([], "gpuhost: error: --package gpuhost==" + __version__ + " needs --index-url or --find-links"),
+    (["--data", "host.yaml", *PINNED], "gpuhost: error: --data host.yaml: reboot is 'now': use one of auto, never"),
+    (["--data", "missing.yaml", *PINNED], "gpuhost: error: --data missing.yaml: cannot read it"),
+    (["--target-gpus", "Voodoo5", *PINNED], "gpuhost: error: --target-gpus: unknown GPU 'Voodoo5'"),
+    (["--package", "gpuhost==" + __version__], "gpuhost: error: --package gpuhost==" + __version__
+     + " needs --index-url or --find-links"),
+    ([], "gpuhost: error: Missing option '--package'"),
 ])
 def test_cli_errors_are_one_line_and_exit_2(tmp_path, args, message):
     (tmp_path / "host.yaml").write_text("reboot: now\n")

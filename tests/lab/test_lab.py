@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import runpy
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,13 @@ def test_recipe_hash_follows_the_recipe(tmp_path, monkeypatch):
     assert after_packages != before
     (recipe / "setup.sh").write_text((recipe / "setup.sh").read_text() + "\ntrue\n")
     assert image.recipe_hash() not in (before, after_packages)
+
+
+def test_the_bench_writes_to_a_git_ignored_folder_unless_asked():
+    bench = runpy.run_path(str(Path(__file__).parents[2] / "bench" / "converge.py"), run_name="bench")
+    default, figures = bench["results_path"](10, False), bench["results_path"](10, True)
+    assert figures.parent.name == "results" and default.parent.name == "out"
+    repo = Path(__file__).parents[2]
+    ignored = subprocess.run(["git", "-C", str(repo), "check-ignore", "-q", str(default)])
+    committed = subprocess.run(["git", "-C", str(repo), "check-ignore", "-q", str(figures)])
+    assert (ignored.returncode, committed.returncode) == (0, 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gpuhost.lab.results import summary_rows
-from gpuhost.run.summary import outcome, render
+from gpuhost.run.summary import driver_cell, outcome, render
 
 FACTS = {"status": "planned", "reason": None, "gpu_attached": True, "last_check_ok": True}
 
@@ -33,3 +33,11 @@ def test_table_reads_back_column_by_column():
     assert rows["gpu-01"]["GPUS"] == "NVIDIA H100 80GB HBM3 x8"
     assert rows["gpu-01"]["CAUSE"] == "last check passed"
     assert (rows["cpu-01"]["CHANGES"], rows["cpu-01"]["RESULT"]) == ("1", "skipped")
+
+
+def test_a_converged_host_planned_through_target_gpus_shows_its_driver_in_place():
+    """Second run on a host with no GPU attached: the planned driver is installed, no module loaded,
+    so the plan still reads `none -> R580 open`; the driver stage found it in place."""
+    assert driver_cell("none -> R580 open", "R580 open") == "R580 open in place"
+    assert driver_cell("none -> R580 open", None) == "none -> R580 open"  # first run: being installed
+    assert driver_cell("580.95.05 keep", None) == "580.95.05 keep"
