@@ -22,6 +22,7 @@ from gpuhost.driver.stage import driver_stage
 from gpuhost.containers.prepull_stage import prepull_stage
 from gpuhost.run.stop import stop_host
 from gpuhost.verify.stage import verify_stage
+from gpuhost.workspace.stage import workspace_stage
 
 # 1-2. Settings, detection (one command) and the plan.
 ctx = host_context()
@@ -43,6 +44,10 @@ if ctx.host_plan.status == "planned":
     changes += container_runtime_stage(ctx)
     changes += prepull_stage(ctx)
     verify_stage(ctx, after=changes)
+
+# 8. Workspaces (host data `workspaces:`): JupyterLab and SSH on the verified image, after its check.
+if ctx.host_plan.status == "planned" and ctx.settings.workspace.workspaces:
+    workspace_stage(ctx)
 
 # A failed host stops here, with the reason as its error.
 if ctx.host_plan.status == "failed":
