@@ -52,9 +52,10 @@ def sha(text: str, length: int = 12) -> str:
 
 
 def host_gpus(gpu_state: dict) -> list[tuple[int, str]]:
-    """(index, UUID) of each GPU nvidia-smi reports, by index."""
-    found = [((g.get("smi") or {}).get("index"), (g.get("smi") or {}).get("uuid")) for g in gpu_state.get("gpus") or []]
-    return sorted((i, u) for i, u in found if i is not None and u)
+    """(index, UUID) of each GPU nvidia-smi reports, by index (its order when it gave no index)."""
+    smi = [g.get("smi") or {} for g in gpu_state.get("gpus") or []]
+    found = [(row["index"] if row.get("index") is not None else n, row.get("uuid")) for n, row in enumerate(smi)]
+    return sorted((i, u) for i, u in found if u)
 
 
 def resolve_gpus(ws: Workspace, gpu_state: dict) -> tuple[str, ...]:

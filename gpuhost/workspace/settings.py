@@ -131,7 +131,7 @@ class Workspace(BaseModel):
         if bool(self.jupyter_tls_cert) != bool(self.jupyter_tls_key):
             raise ValueError("jupyter_tls_cert and jupyter_tls_key go together: set both or neither")
         if self.jupyter and self.ssh and self.jupyter_port == self.ssh_port:
-            raise ValueError(f"jupyter_port and ssh_port are both {self.ssh_port}: give each its own")
+            raise ValueError(f"port clash: jupyter_port and ssh_port are both {self.ssh_port}: give each its own")
         return self
 
     @property
@@ -142,7 +142,7 @@ class Workspace(BaseModel):
     def mounts(self) -> tuple[tuple[str, str, str], ...]:
         """(host dir, container dir, rw|ro) for each volume."""
         volumes = self.volumes or (f"/srv/workspaces/{self.id}:{_default('mount')}",)
-        return tuple((v.split(":") + ["rw"])[:3] for v in volumes)  # type: ignore[misc]
+        return tuple(tuple((v.split(":") + ["rw"])[:3]) for v in volumes)  # type: ignore[misc]
 
 
 class WorkspaceSettings(BaseModel):
