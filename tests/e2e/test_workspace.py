@@ -72,8 +72,8 @@ def lab(engine, client_key, tmp_path_factory):
     data = {**driver, "registry": "registry:5000", "toolkit_source": "keep",
             "workspace_users": {"alice": {"uid": UID, "gid": UID, "ssh_keys": [client_key[1]]}},
             "workspaces": [{"user": "alice", "gpus": [1], "cpus": 1.5, "memory": "1g", "pids": 512, "shm": "256m",
-                            "health_interval_s": 2}]}
-    with Lab([HostSpec("ws", data)]) as running:
+                            "health_interval_s": 5}]}
+    with Lab([HostSpec("ws", data, docker_tmpfs=True)]) as running:
         host = running.host("ws")
         host.exec("mkdir -p /etc/docker && echo '{\"insecure-registries\": [\"registry:5000\"]}' > /etc/docker/daemon.json",
                   check=True)
@@ -244,6 +244,22 @@ def test_unhealthy_workspace_is_restarted(lab, first_run):
     assert as_alice(host, "true", "-i /root/alice_key").returncode == 0
 
 
+def test_gpuhost_workspaces_lists_it_and_shows_the_token_only_when_asked(lab, first_run):
+    host = lab.host("ws")
+    token = host.ssh("cat /var/lib/gpuhost/workspaces/alice/jupyter_token").stdout
+    listed = subprocess.run([GPUHOST, "workspaces", str(lab.inventory_path)], capture_output=True, text=True,
+                            timeout=120, stdin=subprocess.DEVNULL)
+    assert listed.returncode == 0, listed.stderr
+    assert token not in listed.stdout
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("ws "))
+    assert row.split()[:4] == ["ws", "alice", "alice", UUIDS[1]] and "active" in row, listed.stdout
+    assert "ssh -N -p 2222 -L 8888:127.0.0.1:8888 alice@127.0.0.1" in listed.stdout
+    shown = subprocess.run([GPUHOST, "workspaces", str(lab.inventory_path), "--show-token", "--json"],
+                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    entry = json.loads(shown.stdout)["workspaces"][0]
+    assert entry["token"] == token and entry["gpus"] == [UUIDS[1]]
+
+
 def test_driver_upgrade_refuses_while_the_workspace_runs_unless_drained(lab, first_run, tmp_path):
     host = lab.host("ws")
 
@@ -260,8 +276,17 @@ def test_driver_upgrade_refuses_while_the_workspace_runs_unless_drained(lab, fir
     assert host.ssh("dpkg-query -W nvidia-open").returncode != 0, "a refused host is not touched"
     assert host.ssh(f"systemctl is-active {UNIT}").stdout.strip() == "active"
 
-    drain = f"ssh -F {lab.host('ws').ssh_config} {{host}} systemctl stop {UNIT}"
+    # The driver stage itself (pyinfra deploys/driver.py, no rollout) refuses too.
+    direct = lab.pyinfra("deploys/driver.py", "-y", "--limit", "ws")
+    assert direct.returncode != 0
+    assert f"GPU processes are running (container {UNIT})" in direct.stdout, direct.stdout[-3000:]
+
+    # Drained (the workspace stopped by the drain command), the host is no longer refused for GPU work.
+    # It then stops at the driver stage's next check: the lab has no kernel headers for DKMS, and the
+    # stand-in nvidia-smi reports GPUs, so a module could not be built for them.
+    drain = f"ssh -F {host.ssh_config} {{host}} systemctl stop {UNIT}"
     drained = upgrade("--drain-command", drain, "--drain-timeout", "60")
     assert drained["result"] != "skipped-busy", drained
-    assert host.ssh("dpkg-query -W -f='${Version}' nvidia-open").stdout.startswith("580"), drained
+    assert "GPU work" not in (drained.get("reason") or "") and "GPU processes" not in (drained.get("reason") or "")
     assert host.ssh(f"systemctl is-active {UNIT}").stdout.strip() == "inactive"
+    assert host.ssh("test -d /srv/workspaces/alice").returncode == 0  # stopping keeps the volume
