@@ -17,6 +17,7 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
+from facts.workspace import WorkspaceState
 from gpuhost.errors import UsageError
 from gpuhost.run.stop import stop_host
 from gpuhost.workspace import decide
@@ -52,7 +53,7 @@ def workspace_stage(ctx) -> list:
         resolved = decide.resolve_all(settings, ctx.gpu_state)
     except UsageError as exc:  # before any operation of any host has run
         raise DeployError(f"bad inventory data: host {host.name}: {exc}") from None
-    facts = ctx.workspace or {}
+    facts = ctx.workspace or WorkspaceState.default()
     declared = {ws.id for ws in settings.workspaces}
     for orphan in sorted(set(facts.get("records", {})) - declared):
         logger.warning(f"[{host.name}] workspace {orphan} is on the host but not in its data: left as it is "

@@ -5,8 +5,8 @@ needs no token and tells only the version), and, with GPUs assigned and a CUDA b
 sees exactly those GPUs and runs a small kernel. A container that lost its GPUs (NVML "Unknown
 Error" after `systemctl daemon-reload`, github.com/NVIDIA/nvidia-container-toolkit/issues/48) fails
 that last part. Docker alone never restarts an unhealthy container, so after GPUHOST_HEALTH_RETRIES
-failures in a row this check stops it (SIGTERM to PID 1): systemd's Restart=on-failure then starts a
-fresh container, which gets its GPUs again. A CPU build of torch (the lab's) skips the CUDA part.
+failures in a row this check signals the entrypoint (SIGUSR1 to PID 1), which stops and exits 75:
+systemd's Restart=on-failure then starts a fresh container, which gets its GPUs again. A CPU build of torch (the lab's) skips the CUDA part.
 """
 
 import os
@@ -67,7 +67,7 @@ def main() -> int:
     print("; ".join(found))
     if streak >= int(os.environ.get("GPUHOST_HEALTH_RETRIES") or 3):
         print("stopping the container: systemd starts a fresh one")
-        os.kill(1, signal.SIGTERM)
+        os.kill(1, signal.SIGUSR1)
     return 1
 
 
