@@ -9,6 +9,7 @@ failures in a row this check signals the entrypoint (SIGUSR1 to PID 1), which st
 systemd's Restart=on-failure then starts a fresh container, which gets its GPUs again. A CPU build of torch (the lab's) skips the CUDA part.
 """
 
+import importlib.util
 import os
 import signal
 import socket
@@ -17,6 +18,18 @@ import sys
 import urllib.request
 
 STREAK = "/tmp/.gpuhost-health-failures"
+
+
+def cuda_build() -> bool:
+    """torch is installed with CUDA: read from its version.py, so a CPU build costs no torch import."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    try:
+        text = open(os.path.join(list(spec.submodule_search_locations)[0], "version.py")).read()
+    except OSError:
+        return True  # cannot tell: ask torch itself
+    return "cuda: Optional[str] = None" not in text and "cuda = None" not in text
 
 
 def problems() -> list:
@@ -35,7 +48,7 @@ def problems() -> list:
         except Exception as exc:  # noqa: BLE001 - any failure is the answer
             found.append(f"Jupyter does not answer on /api: {exc}")
     expected = int(os.environ.get("GPUHOST_GPU_COUNT") or 0)
-    if expected:
+    if expected and not found and cuda_build():
         try:
             import torch
 
