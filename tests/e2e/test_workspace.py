@@ -117,6 +117,12 @@ def inspect(host) -> dict:
     return json.loads(host.ssh(f"docker inspect {UNIT}").stdout)[0]
 
 
+def started_at(host) -> str | None:
+    """When the workspace's container started; None between two containers (systemd restarting it)."""
+    found = json.loads(host.ssh(f"docker inspect {UNIT}").stdout or "[]")
+    return found[0]["State"]["StartedAt"] if found else None
+
+
 def as_alice(host, command: str, *options: str) -> subprocess.CompletedProcess:
     """SSH into the workspace from the lab host itself, as its user, with the client key."""
     opts = " ".join(("-o StrictHostKeyChecking=no", "-o UserKnownHostsFile=/dev/null", "-o BatchMode=yes",
@@ -236,10 +242,13 @@ def test_unhealthy_workspace_is_restarted(lab, first_run):
     # sshd dies inside (as a lost GPU would fail the torch.cuda probe): the check fails 3 times in a
     # row, stops the container, and systemd starts a fresh one.
     assert host.ssh(f"docker exec {UNIT} sh -c 'kill $(cat /tmp/gpuhost-sshd.pid)'").returncode == 0
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and inspect(host)["State"]["StartedAt"] == started:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and started_at(host) in (started, None):
         time.sleep(2)
-    assert inspect(host)["State"]["StartedAt"] != started, host.ssh(f"journalctl -u {UNIT} --no-pager | tail").stdout
+    assert started_at(host) not in (started, None), host.ssh(f"journalctl -u {UNIT} --no-pager | tail").stdout
+    log = host.ssh(f"journalctl -u {UNIT} --no-pager").stdout
+    assert "the health check failed: stopping for a fresh start" in log
+    assert "Main process exited, code=exited, status=75" in log, log[-2000:]
     wait_healthy(host)
     assert as_alice(host, "true", "-i /root/alice_key").returncode == 0
 
