@@ -104,9 +104,7 @@ def _queue(ws: Workspace, wanted: dict, settings: WorkspaceSettings, todo: list[
     for name, text in wanted["files"].items():
         op = files.put(name=f"workspace {ws.id}: {name}", src=StringIO(text), dest=f"{conf}/{name}", mode="644",
                        user="root", group="root")
-        ops.append(op)
-        if name != "workspace.json":
-            changed.append(op)
+        (ops if name == "workspace.json" else changed).append(op)
     if ws.ssh:
         ops.append(ws_ops.owned_directory(name=f"workspace {ws.id}: SSH host keys (kept across restarts)",
                                           path=f"{conf}/ssh-host-keys", uid=uid, gid=gid, mode="700", adopt=True))
