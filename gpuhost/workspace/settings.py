@@ -214,7 +214,7 @@ def one_line(exc: ValidationError) -> str:
     for part in error["loc"]:
         if isinstance(part, int):
             where += f"[{part}]"
-        elif part not in ("int", "str", "function-after[_public_keys(), tuple[str, ...]]"):
+        elif part not in ("int", "str"):  # the member of Union[int, str] pydantic tried
             where += f".{part}" if where else str(part)
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":

@@ -299,3 +299,15 @@ def test_driver_upgrade_refuses_while_the_workspace_runs_unless_drained(lab, fir
     assert "GPU work" not in (drained.get("reason") or "") and "GPU processes" not in (drained.get("reason") or "")
     assert host.ssh(f"systemctl is-active {UNIT}").stdout.strip() == "inactive"
     assert host.ssh("test -d /srv/workspaces/alice").returncode == 0  # stopping keeps the volume
+
+
+def test_removing_the_workspace_keeps_its_volume(lab, first_run, tmp_path):
+    host = lab.host("ws")
+    removed = _inventory_with(lab, tmp_path, state="absent")
+    run = subprocess.run([str(Path(sys.executable).parent / "pyinfra"), str(removed), *STAGES, "-y", "--limit", "ws"],
+                         capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    assert host.ssh(f"test -e /etc/systemd/system/{UNIT}.service").returncode != 0
+    assert host.ssh(f"docker inspect {UNIT}").returncode != 0
+    assert host.ssh("test -e /var/lib/gpuhost/workspaces/alice").returncode != 0  # token and host keys gone
+    assert host.ssh("cat /srv/workspaces/alice/notes.txt").stdout.strip() == "kept"  # the user's data stays
