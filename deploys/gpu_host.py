@@ -23,6 +23,7 @@ from gpuhost.containers.prepull_stage import prepull_stage
 from gpuhost.monitoring.stage import monitoring_stage
 from gpuhost.run.stop import stop_host
 from gpuhost.verify.stage import verify_stage
+from gpuhost.workspace.stage import workspace_stage
 
 # 1-2. Settings, detection (one command) and the plan.
 ctx = host_context()
@@ -45,7 +46,11 @@ if ctx.host_plan.status == "planned":
     changes += prepull_stage(ctx)
     changes += verify_stage(ctx, after=changes)
 
-# 8. Monitoring (host data `monitoring: true`): node_exporter, gpuhost's metrics, the GPU exporter.
+# 8. Workspaces (host data `workspaces:`): JupyterLab and SSH on the verified image, after its check.
+if ctx.host_plan.status == "planned" and ctx.settings.workspace.workspaces:
+    changes += workspace_stage(ctx)
+
+# 9. Monitoring (host data `monitoring: true`), last: node_exporter, gpuhost's metrics, the GPU exporter.
 monitoring_stage(ctx, after=changes)
 
 # A failed host stops here, with the reason as its error.

@@ -16,7 +16,7 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
-from facts import container, gpu, host, managed
+from facts import container, gpu, host, managed, workspace
 from facts.sections import Sections
 
 PARTS = {
@@ -24,6 +24,7 @@ PARTS = {
     "host": (host.COMMAND, host.process_host_sections),
     "container": (container.COMMAND, container.process_container_sections),
     "managed": (managed.COMMAND, managed.process_managed_sections),
+    "workspace": (workspace.COMMAND, workspace.process_workspace_sections),
 }
 PART_MARK = "@@gpuhost "
 

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "gpuhost.commands.keys",
     "gpuhost.commands.monitoring",
     "gpuhost.commands.data",
+    "gpuhost.commands.workspaces",
 ]
 
 app = typer.Typer(

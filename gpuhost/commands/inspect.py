@@ -109,8 +109,9 @@ def checked_hosts(inventory: str, limit: list[str]):
     return state, config, built, hosts
 
 
-def gather(inventory: str, limit: list[str]) -> list[HostReading]:
-    """Connect to every host (in parallel) and read its snapshot: one command per host."""
+def gather(inventory: str, limit: list[str], extra=None) -> list[HostReading]:
+    """Connect to every host (in parallel) and read its snapshot: one command per host (two with
+    `extra`, a fact class whose reading goes to facts["extra"])."""
     from gevent import monkey
 
     # Per-host errors are reported in the table; pyinfra's own log lines would only repeat them.
@@ -135,6 +136,8 @@ def gather(inventory: str, limit: list[str]) -> list[HostReading]:
                 host.connect(show_errors=False, raise_exceptions=True)
                 state.activate_host(host)
                 reading.facts = get_fact(state, host, HostSnapshot, apply_failed_hosts=False)
+                if extra is not None:
+                    reading.facts["extra"] = get_fact(state, host, extra, apply_failed_hosts=False)
             except (ConnectError, PyinfraError, OSError) as exc:
                 reading.error = " ".join(str(exc).split()) or type(exc).__name__
             finally:

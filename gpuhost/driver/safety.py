@@ -32,8 +32,10 @@ def gpu_attached(gpu_state: dict) -> bool:
     return bool(gpu_state.get("gpus"))
 
 
-def decide(settings, gpu_state: dict, host_state: dict, plan, source: DriverSource | None) -> Decision:
-    """Blockers and notes for one planned host. `plan` is a resolver Plan."""
+def decide(settings, gpu_state: dict, host_state: dict, plan, source: DriverSource | None,
+           gpu_containers=()) -> Decision:
+    """Blockers and notes for one planned host. `plan` is a resolver Plan; `gpu_containers` the running
+    containers given GPUs (facts.container: workspaces among them), GPU work like processes."""
     decision = Decision()
     blockers, notes = decision.blockers, decision.notes
     driver = gpu_state.get("driver") or {}
@@ -48,8 +50,10 @@ def decide(settings, gpu_state: dict, host_state: dict, plan, source: DriverSour
     if lock.get("dpkg_interrupted"):
         blockers.append("dpkg was interrupted (/var/lib/dpkg/updates is not empty): run "
                         "'dpkg --configure -a' on the host, then re-run")
-    if processes and (changes_driver or settings.reboot == "auto") and not settings.driver.force:
-        listed = ", ".join(f"{p.get('process_name')} (pid {p.get('pid')})" for p in processes[:5])
+    work = ([f"{p.get('process_name')} (pid {p.get('pid')})" for p in processes]
+            + [f"container {c.get('name') or c.get('id')}" for c in gpu_containers])[:5]
+    if work and (changes_driver or settings.reboot == "auto") and not settings.driver.force:
+        listed = ", ".join(work)
         blockers.append(f"GPU processes are running ({listed}): refusing to {action} the driver or reboot; "
                         f"stop them, or set host data force: true to go ahead anyway")
     if source is not None and source.builds_modules and changes_driver:

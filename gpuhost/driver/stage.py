@@ -46,7 +46,8 @@ def driver_stage(ctx) -> list:
         if gpu_attached(ctx.gpu_state) and not (ctx.gpu_state.get("driver") or {}).get("loaded"):
             logger.warning(f"[{host.name}] the driver is installed but not loaded: reboot the host")
         return []
-    decision = decide(ctx.settings, ctx.gpu_state, ctx.host_state, plan, source)
+    decision = decide(ctx.settings, ctx.gpu_state, ctx.host_state, plan, source,
+                      ctx.container_state.get("gpu_containers") or ())
     for note in decision.notes:
         logger.warning(f"[{host.name}] {note}")
     if decision.blockers:

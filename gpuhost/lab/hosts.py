@@ -27,6 +27,7 @@ SYSTEMD_HOST_FLAGS = [
     "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
     "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
 ]
+DOCKER_TMPFS = ("--tmpfs", "/var/lib/docker:rw,exec,dev,suid,size=8g")
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 
@@ -38,6 +39,9 @@ class HostSpec:
     name: str
     data: dict[str, Any] = field(default_factory=dict)
     distro: str = DEFAULT_DISTRO
+    # Docker's data on a tmpfs: the host's own dockerd then uses overlay2 (on the lab's overlay root
+    # it falls back to vfs, which copies a whole image for every container: minutes for a torch image).
+    docker_tmpfs: bool = False
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):
@@ -113,7 +117,7 @@ def start_host(spec: HostSpec, *, image: str, network: str, prefix: str,
     label_args = [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
     docker("run", "-d", "--name", container, "--hostname", spec.name,
            "--network", network, "--network-alias", spec.name, *label_args,
-           *SYSTEMD_HOST_FLAGS, "-p", "127.0.0.1::22", image)
+           *SYSTEMD_HOST_FLAGS, *(DOCKER_TMPFS if spec.docker_tmpfs else ()), "-p", "127.0.0.1::22", image)
     docker("exec", "-i", container, "/bin/sh", "-c",
            "umask 077; mkdir -p /root/.ssh; cat > /root/.ssh/authorized_keys",
            input=public_key + "\n")

@@ -25,6 +25,7 @@ class HostContext:
     host_plan: HostPlan
     container_state: dict  # as read before the run: stages that change Docker read it again
     managed: dict  # facts.managed.ManagedState: what gpuhost manages, for gpuhost.run.converged
+    workspace: dict | None = None  # facts.workspace.WorkspaceState: gpuhost's workspaces there
 
 
 _contexts: dict[int, HostContext] = {}
@@ -42,5 +43,6 @@ def host_context() -> HostContext:
         snapshot = host.get_fact(HostSnapshot)  # every reading a converged run needs: one command
         gpu_state, host_state = snapshot["gpu"], snapshot["host"]
         _contexts[key] = HostContext(settings, gpu_state, host_state, plan_host(gpu_state, host_state, settings),
-                                     snapshot["container"], snapshot["managed"])
+                                     snapshot["container"], snapshot["managed"],
+                                     snapshot.get("workspace"))
     return _contexts[key]

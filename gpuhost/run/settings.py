@@ -33,6 +33,7 @@ from gpuhost.plan.resolver import Policy
 from gpuhost.plan.settings import PlanSettings
 from gpuhost.run.host_data import HostDataModel, Problem, model_keys, shown, validated, values_text
 from gpuhost.verify.settings import VerifySettings
+from gpuhost.workspace.settings import WorkspaceSettings
 
 USER_PREFIX = "x_"  # a user's own keys: x_rack, x_owner ... (or list them in user_keys)
 
@@ -54,6 +55,7 @@ CAPABILITIES: dict[str, type[BaseModel]] = {
     "container": ContainerSettings,
     "verify": VerifySettings,
     "monitoring": MonitoringSettings,
+    "workspace": WorkspaceSettings,
     "inputs": InputSettings,
 }
 
@@ -93,10 +95,22 @@ def settings_from(data) -> HostSettings:
 def _models(data) -> tuple[dict[str, BaseModel], list[Problem]]:
     models, problems = {}, []
     for name, model in CAPABILITIES.items():
-        built, wrong = validated(model, data)
+        built, wrong = _built(model, data)
         models[name] = built
         problems += wrong
     return models, problems
+
+
+def _built(model: type[BaseModel], data) -> tuple[BaseModel | None, list[Problem]]:
+    """A HostDataModel (or a plain model) from its own keys; a model with its own `from_host_data`
+    (one that checks its keys against others, e.g. workspaces against target_gpus) through that."""
+    own = getattr(model, "from_host_data", None)
+    if own is None or issubclass(model, HostDataModel):
+        return validated(model, data)
+    try:
+        return own(data), []
+    except UsageError as exc:
+        return None, [Problem(tuple(k for k in model_keys(model) if k in data), str(exc))]
 
 
 # --- The check before any host is contacted -------------------------------------------------------

@@ -95,7 +95,7 @@ def test_command_on_local_and_an_unreachable_host(tmp_path):
     assert hosts["down"]["reachable"] is False and "127.0.0.1" in hosts["down"]["error"]
     local = hosts["@local"]
     assert local["reachable"] is True
-    assert set(local["facts"]) == {"gpu", "host", "container", "managed"}
+    assert set(local["facts"]) == {"gpu", "host", "container", "managed", "workspace"}
     if not local["facts"]["gpu"]["gpus"]:  # this machine: no NVIDIA GPU
         assert local["plan"]["status"] == "skipped"
         assert local["summary"]["plan"].startswith("skipped: no NVIDIA GPU")

@@ -66,7 +66,7 @@ def test_snapshot_is_one_command_with_all_four_parts():
     result = run(snapshot.COMMAND)
     assert result.returncode == 0, result.stderr
     data = snapshot.HostSnapshot().process(result.stdout.splitlines())
-    assert set(data) == {"gpu", "host", "container", "managed"}
+    assert set(data) == {"gpu", "host", "container", "managed", "workspace"}
     assert data["host"]["kernel"] == subprocess.run(["uname", "-r"], capture_output=True, text=True).stdout.strip()
 
 
