@@ -30,11 +30,13 @@ from facts.sections import Sections
 
 # Globs of the files gpuhost writes or compares (sha1 each).
 FILES = ("/var/lib/gpuhost/*.json /etc/modprobe.d/*.conf /etc/apt/sources.list.d/* "
-         "/etc/yum.repos.d/*.repo")
+         "/etc/yum.repos.d/*.repo /etc/gpuhost/mirror/*.yml /etc/systemd/system/gpuhost-mirror@.service")
 KEYRINGS = "/etc/apt/keyrings/* /usr/share/keyrings/* /etc/pki/rpm-gpg/*"
 # Package names gpuhost installs or checks (driver, headers, DKMS, Docker, toolkit).
 PACKAGE_FAMILIES = "nvidia|cuda|docker|containerd|moby|linux-headers|kernel-devel|dkms|runc"
-UNITS = "docker nvidia-persistenced nvidia-fabricmanager"
+# The registry mirror's units: the package's own, and one instance per config file (gpuhost/mirror).
+UNITS = ("docker nvidia-persistenced nvidia-fabricmanager docker-registry "
+         "$(ls /etc/gpuhost/mirror 2>/dev/null | sed -n 's/^\\(.*\\)\\.yml$/gpuhost-mirror@\\1/p')")
 
 SCRIPT = r"""
 echo '@@gpuhost managed 1'

@@ -7,9 +7,10 @@ GPUs the matrix cannot serve is failed with the resolver's reason, any other get
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gpuhost.errors import GpuhostError
+from gpuhost.mirror.config import through_mirror
 from gpuhost.plan.gpus import Gpu, identify, identify_pci
 from gpuhost.run.settings import HostSettings
 from gpuhost.plan.resolver import Plan, resolve
@@ -71,4 +72,7 @@ def plan_host(gpu_state: dict, host_state: dict | None, settings: HostSettings, 
                        current_kernel_module=driver.get("flavour"), os=_os_name(host_state), today=today)
     except GpuhostError as exc:
         return HostPlan("failed", str(exc), gpus, warnings=warnings)
+    mirrored = through_mirror(plan.image.tag, settings.mirror)  # the image's registry, cached by the mirror
+    if mirrored:
+        plan.image = replace(plan.image, tag=mirrored, origin=plan.image.tag)
     return HostPlan("planned", None, gpus, plan, warnings + plan.warnings)

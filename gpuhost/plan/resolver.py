@@ -71,6 +71,7 @@ class ImagePlan:
     flavour: str
     tag: str
     driver_min: str
+    origin: str | None = None  # the upstream reference when `tag` was rewritten to go through a mirror
 
 
 @dataclass
@@ -90,7 +91,8 @@ class Plan:
                        "min_version": self.driver.min_version, "kernel_module": self.driver.kernel_module,
                        "current": self.driver.current},
             "image": {"torch": self.image.torch, "cuda": self.image.cuda, "cudnn": self.image.cudnn,
-                      "flavour": self.image.flavour, "tag": self.image.tag, "driver_min": self.image.driver_min},
+                      "flavour": self.image.flavour, "tag": self.image.tag, "driver_min": self.image.driver_min,
+                      **({"origin": self.image.origin} if self.image.origin else {})},
             "reasons": list(self.reasons),
             "warnings": list(self.warnings),
         }
