@@ -31,10 +31,12 @@ NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 @dataclass(frozen=True)
 class HostSpec:
-    """A host to start: its inventory name and its pyinfra host data (e.g. target_gpus)."""
+    """A host to start: its inventory name, its pyinfra host data (e.g. target_gpus) and the
+    inventory groups it is in besides the lab's own (e.g. ("mirrors",))."""
 
     name: str
     data: dict[str, Any] = field(default_factory=dict)
+    groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):

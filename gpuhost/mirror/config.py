@@ -159,17 +159,23 @@ def pinned(reference: str, digest: str | None) -> str:
     return f"{name}@{digest}"
 
 
-def image_source(tag: str, repo_digests: list[str], settings: MirrorSettings | None = None) -> str:
-    """Where an image came from, as its RepoDigests tell: the registry whose repository holds it.
+def image_source(tag: str, images: list[str], image_digests: dict[str, str],
+                 settings: MirrorSettings | None = None, origin: str | None = None) -> str | None:
+    """Where a host's image came from, as Docker's own record says; None when it is not there.
 
-    Docker records the repository it pulled from (repo@digest); a pull through the mirror's
-    endpoint is recorded under the mirror's name, a pull from the upstream under the upstream's.
+    Docker keeps a registry digest per repository it pulled from (RepoDigests, read by the
+    container fact as {tag: digest}): a tag pulled through the mirror's endpoint has one under
+    the mirror's name; one that came from the upstream (a fallback) has it under the upstream's.
     """
-    registries = [split_reference(d.split("@", 1)[0] + ":x")[0] for d in repo_digests if "@" in d]
-    if not registries:
-        return "unknown (no registry digest: built or loaded locally)"
-    if settings and settings.mirror_host:
-        for upstream in settings.mirror_upstreams:
-            if settings.endpoint(upstream) in registries:
-                return f"mirror {settings.endpoint(upstream)} (cache of {upstream.registry})"
-    return f"upstream {registries[0]}"
+    registry = split_reference(tag)[0]
+    if tag in image_digests:
+        if settings and settings.mirror_host:
+            for upstream in settings.mirror_upstreams:
+                if settings.endpoint(upstream) == registry:
+                    return f"mirror {registry} (cache of {upstream.registry})"
+        return f"registry {registry}"
+    if origin and origin in image_digests:
+        return f"upstream {split_reference(origin)[0]} (not through the mirror)"
+    if tag in images:
+        return "no registry digest (tagged locally, or pulled from the upstream under another name)"
+    return None
