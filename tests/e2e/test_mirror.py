@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -75,7 +76,7 @@ def lab(engine, tmp_path_factory):
 
 
 def _gpuhost(lab, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gpuhost", *args, str(lab.inventory_path)],
+    return subprocess.run([str(Path(sys.executable).with_name("gpuhost")), *args, str(lab.inventory_path)],
                           capture_output=True, text=True, timeout=300)
 
 
