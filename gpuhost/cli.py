@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "gpuhost.commands.inspect",
     "gpuhost.commands.cloud_init",
     "gpuhost.commands.upgrade",
+    "gpuhost.commands.mirror",
 ]
 
 app = typer.Typer(
