@@ -23,10 +23,9 @@ echo "@@upstream $name"
 echo "active $(systemctl is-active "gpuhost-mirror@$name" 2>/dev/null)"
 echo "size $(du -sb "$storage" 2>/dev/null | cut -f1)"
 echo "reach $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$url/v2/" 2>/dev/null)"
-echo "@@vars $name"
-curl -s --max-time 5 "http://127.0.0.1:$debug/debug/vars" 2>/dev/null | tr -d '\n'; echo
 echo "@@log $name"
-journalctl -u "gpuhost-mirror@$name" --no-pager -o cat 2>/dev/null | grep -E '"(GET|HEAD) /v2/.+/blobs/sha256:' | tail -n 20000
+journalctl -u "gpuhost-mirror@$name" --no-pager -o cat 2>/dev/null \
+  | grep -E '"(GET|HEAD) /v2/.+/blobs/sha256:|msg="Adding new scheduler entry' | tail -n 20000
 """
 
 
@@ -36,7 +35,7 @@ class MirrorState(FactBase):
     def command(self, upstreams: list[dict]) -> str:
         parts = []
         for upstream in upstreams:
-            assign = " ".join(f"{key}={shlex.quote(str(upstream[key]))}" for key in ("name", "storage", "url", "debug"))
+            assign = " ".join(f"{key}={shlex.quote(str(upstream[key]))}" for key in ("name", "storage", "url"))
             parts.append(f"(\n{assign}\n{UPSTREAM_SCRIPT.strip()}\n)")
         return "\n".join(parts) + "\ntrue"
 
@@ -49,21 +48,15 @@ class MirrorState(FactBase):
 
 
 def process_mirror_sections(sections: Sections) -> dict[str, Any]:
-    """{upstream name: {active, cache_bytes, reach_status, vars, log}}."""
+    """{upstream name: {active, cache_bytes, reach_status, log}}."""
     result = {}
     for section in sections.every("upstream"):
         values = dict(line.split(" ", 1) if " " in line else (line, "") for line in section.lines if line.strip())
         name = section.header
-        vars_text = next((s for s in sections.every("vars") if s.header == name), None)
         log = next((s for s in sections.every("log") if s.header == name), None)
-        try:
-            counters = json.loads("".join(vars_text.lines)) if vars_text and "".join(vars_text.lines).strip() else {}
-        except json.JSONDecodeError:
-            counters = {}
         result[name] = {"active": values.get("active", "").strip() == "active",
                         "cache_bytes": int_or_none(values.get("size", "").strip()),
                         "reach_status": int_or_none(values.get("reach", "").strip()),
-                        "proxy": ((counters.get("registry") or {}).get("proxy")) or {},
                         "log": [line for line in (log.lines if log else []) if line.strip()]}
     return result
 

@@ -19,7 +19,7 @@ import typer
 
 from gpuhost.commands.inspect import HostReading, gather
 from gpuhost.mirror import config as mc
-from gpuhost.mirror.record import blob_fetches, served_per_client
+from gpuhost.mirror.record import blob_fetches, hit_rate, served_per_client, stored_from_upstream
 from gpuhost.mirror.settings import MirrorSettings
 
 REACHABLE = (200, 401)  # a registry's /v2/ answers 200, or 401 with its auth challenge
@@ -31,8 +31,8 @@ def _fact_for(host):
     settings = MirrorSettings.from_host_data(host.data.dict())
     if settings.mirror_group in host.groups:
         return MirrorState, {"upstreams": [
-            {"name": u.name, "storage": mc.storage_path(settings, u), "url": u.remote_url,
-             "debug": u.listen_port + mc.DEBUG_PORT_OFFSET} for u in settings.mirror_upstreams]}
+            {"name": u.name, "storage": mc.storage_path(settings, u), "url": u.remote_url}
+            for u in settings.mirror_upstreams]}
     if settings.mirror_host:
         return MirrorClient, {"mirror": settings.mirror_host}
     return None, None
@@ -62,19 +62,16 @@ def _mirror_entry(reading: HostReading, settings: MirrorSettings) -> dict[str, A
     fetches = []
     for upstream in settings.mirror_upstreams:
         seen = facts.get(upstream.name) or {}
-        blobs = (seen.get("proxy") or {}).get("blobs") or {}
-        requests, hits = blobs.get("Requests"), blobs.get("Hits")
         log = blob_fetches(seen.get("log") or [])
+        rate = hit_rate(log, stored_from_upstream(seen.get("log") or []))
         fetches += log
         entry["upstreams"].append({
             "registry": upstream.registry, "remote": upstream.remote_url,
             "endpoint": f"{reading.name}:{upstream.listen_port}", "active": bool(seen.get("active")),
             "cache_bytes": seen.get("cache_bytes"),
             "reachable": seen.get("reach_status") in REACHABLE, "reach_status": seen.get("reach_status"),
-            "blob_requests": requests, "blob_hits": hits, "blob_misses": blobs.get("Misses"),
-            "hit_rate": round(hits / requests, 3) if requests else None,
-            "bytes_from_upstream": blobs.get("BytesPulled"), "bytes_served": sum(f.bytes for f in log
-                                                                                 if f.status == 200),
+            "blob_requests": rate["requests"], "blob_misses": rate["misses"], "hit_rate": rate["hit_rate"],
+            "bytes_served": sum(f.bytes for f in log if f.method == "GET" and f.status == 200),
         })
     entry["_served"] = served_per_client(fetches)
     return entry
@@ -99,7 +96,8 @@ def render(report: dict[str, Any]) -> str:
             continue
         lines.append(f"mirror {mirror['host']}")
         for u in mirror["upstreams"]:
-            rate = "-" if u["hit_rate"] is None else f"{u['hit_rate']:.0%} ({u['blob_hits']}/{u['blob_requests']})"
+            rate = ("-" if u["hit_rate"] is None else
+                    f"{u['hit_rate']:.0%} ({u['blob_requests'] - u['blob_misses']}/{u['blob_requests']})")
             size = "-" if u["cache_bytes"] is None else f"{u['cache_bytes'] / 1e6:.1f} MB"
             lines.append(f"  {u['registry']:<16} {u['endpoint']:<22} {'up' if u['active'] else 'DOWN':<5} "
                          f"cache {size:<10} hit rate {rate:<14} upstream "

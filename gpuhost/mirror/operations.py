@@ -53,11 +53,11 @@ def private_file(dest: str, content: str, user: str, group: str, mode: str = "60
 
 
 @operation(is_idempotent=False)
-def registry_healthy(name: str, health_url: str, timeout: int = 30):
+def registry_healthy(unit: str, health_url: str, timeout: int = 30):
     """Wait until a registry process reports healthy on its debug server (`/debug/health`: 200 and
     `{}` while its storage driver check passes); fail with the unit's last log line otherwise.
 
-    + name: the systemd unit, for the failure's message
+    + unit: the systemd unit, for the messages
     + health_url: e.g. http://127.0.0.1:15000/debug/health (the debug server binds to localhost)
     + timeout: seconds to wait
 
@@ -65,15 +65,15 @@ def registry_healthy(name: str, health_url: str, timeout: int = 30):
 
     .. code:: python
 
-        registry_healthy(name="gpuhost-mirror@docker.io", health_url="http://127.0.0.1:15000/debug/health")
+        registry_healthy(unit="gpuhost-mirror@docker.io", health_url="http://127.0.0.1:15000/debug/health")
     """
     q = shlex.quote
     yield StringCommand(
         f"i=0; while [ $i -lt {int(timeout)} ]; do "
-        f"curl -fsS -o /dev/null {q(health_url)} 2>/dev/null && echo 'gpuhost: {name} healthy' && exit 0; "
+        f"curl -fsS -o /dev/null {q(health_url)} 2>/dev/null && echo 'gpuhost: {unit} healthy' && exit 0; "
         "i=$((i+1)); sleep 1; done; "
-        f"echo \"gpuhost: {name} is not healthy after {int(timeout)}s "
-        f"($(journalctl -u {q(name)} -n 1 --no-pager -o cat 2>/dev/null))\" >&2; exit 1")
+        f"echo \"gpuhost: {unit} is not healthy after {int(timeout)}s "
+        f"($(journalctl -u {q(unit)} -n 1 --no-pager -o cat 2>/dev/null))\" >&2; exit 1")
 
 
 @operation()

@@ -4,7 +4,8 @@ distribution writes one line per request in Apache's combined format (gorilla/ha
 CombinedLoggingHandler, on unless log.accesslog.disabled), e.g.
   172.18.0.4 - - [01/Dec/2026:11:40:07 +0000] "GET /v2/pytorch/pytorch/blobs/sha256:9f.. HTTP/1.1" 200 1500210 "" "docker/20.10.24 ..."
 so the client's address, the blob and the bytes sent are all in it: enough to show that the mirror
-(not the upstream) served each host's layers, and that the upstream sent each blob once.
+(not the upstream) served each host's layers. A miss is the proxy's TTL scheduler entry for what it
+stored (registry/proxy/proxyblobstore.go: storeLocal, then scheduler.AddBlob).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 LINE = re.compile(r'(?P<client>[0-9a-fA-F.:]+) \S+ \S+ \[[^\]]+\] "(?P<method>[A-Z]+) (?P<path>\S+) [^"]*" '
                   r"(?P<status>\d{3}) (?P<bytes>\d+|-)")
+STORED = re.compile(r'msg="Adding new scheduler entry for (?P<repo>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})')
 BLOB = re.compile(r"^/v2/(?P<repo>.+)/blobs/(?P<digest>sha256:[0-9a-f]{64})$")
 
 
@@ -51,3 +53,17 @@ def served_per_client(fetches: list[BlobFetch]) -> dict[str, dict]:
             blobs[fetch.client].add(fetch.digest)
             sent[fetch.client] += fetch.bytes
     return {client: {"blobs": len(digests), "bytes": sent[client]} for client, digests in blobs.items()}
+
+
+def stored_from_upstream(lines) -> set[str]:
+    """Digests the proxy fetched from its upstream and stored: its TTL scheduler logs an entry for
+    each ("Adding new scheduler entry for <repo>@<digest> with ttl=..."), i.e. one per cache miss."""
+    return {found["digest"] for line in lines if (found := STORED.search(line))}
+
+
+def hit_rate(fetches: list[BlobFetch], stored: set[str]) -> dict:
+    """Blob requests served whole, how many were misses (first served while fetched), and the rate."""
+    served = [f for f in fetches if f.method == "GET" and f.status == 200]
+    misses = len({f.digest for f in served} & stored)
+    return {"requests": len(served), "misses": misses,
+            "hit_rate": round((len(served) - misses) / len(served), 3) if served else None}

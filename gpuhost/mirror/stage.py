@@ -99,7 +99,7 @@ def mirror_stage(ctx) -> list:
                 systemd.service(name=f"{unit} running and enabled", service=unit, running=True, enabled=True,
                                 daemon_reload=unit_changed,
                                 restarted=unit_changed or not file_current(managed, path, wanted[path])),
-                mirror_ops.registry_healthy(name=f"{unit} healthy", health_url=(
+                mirror_ops.registry_healthy(name=f"{unit} healthy", unit=unit, health_url=(
                     f"http://{mc.debug_address(upstream)}/debug/health"))]
     return ops
 

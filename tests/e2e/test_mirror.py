@@ -35,6 +35,10 @@ UPSTREAM = "registry:5000"
 MIRROR_PORT = 5010
 SECRET = "s3cret-TEST-FIXTURE-not-a-real-password"
 LAYERS = [1_500_000, 700_000, 300_000]
+# distribution 2.8 fetches a cold blob from the upstream twice, once to store it and once to stream
+# it to the first client (registry/proxy/proxyblobstore.go, ServeBlob: `go storeLocal` + copyContent;
+# distribution/distribution@053a52c, read 2026-12-01): per blob and mirror, whatever the host count.
+COLD_MISS_FETCHES = 2
 USER_DAEMON_JSON = {"log-driver": "json-file", "log-opts": {"max-size": "10m"},
                     "insecure-registries": [UPSTREAM], "features": {"buildkit": True}}
 RUNTIME_STAND_INS = {"nvidia-container-runtime": NVIDIA_CONTAINER_RUNTIME,
@@ -135,17 +139,24 @@ def test_gpu_hosts_pull_through_the_mirror_each_blob_crosses_once(lab):
         assert info == ["http://mirror:5000/"]
     assert len(digests) == 1, "every host pulled the same digest"
 
-    # The upstream's own log: each blob of the image fetched once, by the mirror, none by a GPU host.
+    # The upstream's own log: each blob fetched once per cache fill, by the mirror, none by a GPU host.
     fetches = [f for f in _upstream_fetches(lab)[before:] if f.status == 200 and f.method == "GET"]
     per_blob = Counter(f.digest for f in fetches)
     assert len(per_blob) == len(LAYERS) + 1, per_blob  # the layers and the image config
-    assert set(per_blob.values()) == {1}, per_blob
+    assert set(per_blob.values()) == {COLD_MISS_FETCHES}, per_blob
     assert {f.client for f in fetches} == {lab.host("mirror").ip}
 
     # The mirror's own record (its journal): it served every blob to each GPU host.
     status = _gpuhost(lab, "mirror", "status", "--json")
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
+    import os; _d = os.environ.get("C_CAPTURE")  # TEMP capture
+    if _d:
+        Path(_d).mkdir(exist_ok=True); Path(_d, "status.json").write_text(status.stdout)
+        Path(_d, "upstream.log").write_text("\n".join(docker("logs", lab.services["registry"].container).stderr.splitlines()[-60:]))
+        Path(_d, "mirror.log").write_text(lab.host("mirror").ssh("journalctl -u gpuhost-mirror@registry-5000 -o cat --no-pager | tail -80").stdout)
+        Path(_d, "upstream.out").write_text(docker("logs", lab.services["registry"].container).stdout)
+        Path(_d, "mirror-fact.out").write_text(lab.host("mirror").ssh("journalctl -u gpuhost-mirror@registry-5000 -o cat --no-pager").stdout)
     (mirror,) = report["mirrors"]
     served = {c["host"]: c for c in report["clients"]}
     for name in GPU_HOSTS:
@@ -154,7 +165,9 @@ def test_gpu_hosts_pull_through_the_mirror_each_blob_crosses_once(lab):
     cache = {u["registry"]: u for u in mirror["upstreams"]}[UPSTREAM]
     assert cache["reachable"] is True and cache["active"] is True
     assert cache["cache_bytes"] >= sum(LAYERS)
-    assert cache["blob_hits"] >= len(LAYERS) + 1 and cache["blob_misses"] == len(LAYERS) + 1, cache
+    blobs = len(LAYERS) + 1
+    assert (cache["blob_requests"], cache["blob_misses"]) == (blobs * len(GPU_HOSTS), blobs), cache
+    assert cache["hit_rate"] == round(1 - 1 / len(GPU_HOSTS), 3), cache
 
     # gpuhost inspect says where each host's image came from.
     inspect = _gpuhost(lab, "inspect", "--json")
