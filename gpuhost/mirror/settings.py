@@ -8,7 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator,
+                      model_validator)
 
 from gpuhost import yamlfile
 from gpuhost.errors import UsageError
@@ -37,7 +38,7 @@ class Upstream(BaseModel):
 
     registry: str = Field(description="the name image references use, e.g. docker.io, nvcr.io, registry:5000")
     url: Optional[str] = Field(None, description="the remote the proxy fetches from (default: data/upstreams.yaml)")
-    port: Optional[int] = Field(None, ge=1, le=65535, description="this upstream's port on the mirror host")
+    port: Optional[StrictInt] = Field(None, ge=1, le=65535, description="this upstream's port on the mirror host")
     credentials_file: Optional[str] = Field(
         None, description="file on the machine running pyinfra holding `user:password` for the upstream; "
                           "read at deploy time, written only into the mirror's 0600 config, never printed")
@@ -94,11 +95,11 @@ class MirrorSettings(BaseModel):
                                                 "(docker-registry 2.8: fixed at 168h; other values need 3.x)")
     mirror_tls_certificate: Optional[str] = Field(None, description="mirror hosts: PEM certificate path on the mirror")
     mirror_tls_key: Optional[str] = Field(None, description="mirror hosts: its private key's path on the mirror")
-    mirror_insecure: bool = Field(False, description="plain HTTP instead of TLS: the explicit choice, which the GPU "
+    mirror_insecure: StrictBool = Field(False, description="plain HTTP instead of TLS: the explicit choice, which the GPU "
                                                      "hosts then trust through daemon.json insecure-registries")
-    mirror_fallback: bool = Field(False, description="GPU hosts: pull from the upstream when the mirror fails "
+    mirror_fallback: StrictBool = Field(False, description="GPU hosts: pull from the upstream when the mirror fails "
                                                      "(default: fail loudly)")
-    mirror_pull_parallel: int = Field(4, ge=1, le=1000, description="GPU hosts: how many pull at once after the "
+    mirror_pull_parallel: StrictInt = Field(4, ge=1, le=1000, description="GPU hosts: how many pull at once after the "
                                                                     "first host of each mirror warmed its cache")
     mirror_group: str = Field("mirrors", description="the inventory group whose hosts deploys/registry_mirror.py "
                                                      "turns into mirrors")
@@ -176,6 +177,7 @@ class MirrorSettings(BaseModel):
             where = ".".join(str(part) for part in error["loc"]) or "mirror settings"
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
-                known = ", ".join(sorted(cls.model_fields))
+                model = Upstream if error["loc"][0] == "mirror_upstreams" else cls
+                known = ", ".join(sorted(model.model_fields))
                 raise UsageError(f"{where} is not a gpuhost setting: use one of {known}") from None
             raise UsageError(f"{where}: {message}") from None
