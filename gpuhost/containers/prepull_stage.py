@@ -24,7 +24,7 @@ def prepull_stage(ctx) -> list:
         logger.info(f"[{host.name}] {image} present ({ctx.container_state['image_digests'][image]})")
         return []
     if ctx.host_plan.plan.image.origin:  # rewritten to go through a registry mirror (gpuhost/mirror)
-        return [mirror_pull(ctx)]
+        return mirror_pull(ctx)
     return [docker_ops.image_pulled(
         name=f"Pre-pull {image}", image=image,
         login_user=settings.registry_user,

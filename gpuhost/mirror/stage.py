@@ -15,7 +15,7 @@ from __future__ import annotations
 from io import StringIO
 
 from pyinfra import host, logger
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt, files, python, systemd
 
 from gpuhost.errors import UsageError
 from gpuhost.mirror import config as mc
@@ -109,19 +109,31 @@ def mirror_stage(ctx) -> list:
 _first_pulls: dict[tuple[str, str], object] = {}  # (mirror, image) -> the first host's pull, this run
 
 
-def mirror_pull(ctx):
-    """Queue the pull of the plan's image through the mirror: the first host alone, then the rest."""
+def mirror_pull(ctx) -> list:
+    """Queue the pull of the plan's image through the mirror (the first host alone, then the rest),
+    and a line in pyinfra's output saying where it came from (a fallback is a warning)."""
     settings, image = ctx.settings.mirror, ctx.host_plan.plan.image
     args = {"image": image.tag, "origin": image.origin, "mirror": settings.mirror_host,
             "digest": settings.image_digest, "fallback": settings.mirror_fallback,
             "remove_previous": ctx.settings.container.prune_pulled_images}
     key = (settings.mirror_host, image.tag)
     if key not in _first_pulls:
-        _first_pulls[key] = mirror_ops.image_pulled_via_mirror(
+        pull = _first_pulls[key] = mirror_ops.image_pulled_via_mirror(
             name=f"Pre-pull {image.tag} on the first host (warms mirror {settings.mirror_host})", **args)
-        return _first_pulls[key]
-    first = _first_pulls[key]
-    return mirror_ops.image_pulled_via_mirror(
-        name=f"Pre-pull {image.tag} through mirror {settings.mirror_host}, "
-             f"{settings.mirror_pull_parallel} at a time",
-        **args, digest_from=lambda: mirror_ops.pulled_digest(first), _parallel=settings.mirror_pull_parallel)
+    else:
+        first = _first_pulls[key]
+        pull = mirror_ops.image_pulled_via_mirror(
+            name=f"Pre-pull {image.tag} through mirror {settings.mirror_host}, "
+                 f"{settings.mirror_pull_parallel} at a time",
+            **args, digest_from=lambda: mirror_ops.pulled_digest(first), _parallel=settings.mirror_pull_parallel)
+    return [pull, python.call(name="Where the image came from", function=_say_source, pull=pull)]
+
+
+def _say_source(pull) -> None:
+    """pyinfra shows no output of a command that succeeded: repeat the pull's own lines (a fallback
+    to the upstream as a warning), so no host takes its image from elsewhere without a word."""
+    for line in pull.stdout_lines if pull.did_change() else []:
+        if line.startswith("gpuhost: WARNING"):
+            logger.warning(f"[{host.name}] {line}")
+        elif line.startswith("gpuhost: pulled"):
+            logger.info(f"[{host.name}] {line}")

@@ -150,13 +150,6 @@ def test_gpu_hosts_pull_through_the_mirror_each_blob_crosses_once(lab):
     status = _gpuhost(lab, "mirror", "status", "--json")
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
-    import os; _d = os.environ.get("C_CAPTURE")  # TEMP capture
-    if _d:
-        Path(_d).mkdir(exist_ok=True); Path(_d, "status.json").write_text(status.stdout)
-        Path(_d, "upstream.log").write_text("\n".join(docker("logs", lab.services["registry"].container).stderr.splitlines()[-60:]))
-        Path(_d, "mirror.log").write_text(lab.host("mirror").ssh("journalctl -u gpuhost-mirror@registry-5000 -o cat --no-pager | tail -80").stdout)
-        Path(_d, "upstream.out").write_text(docker("logs", lab.services["registry"].container).stdout)
-        Path(_d, "mirror-fact.out").write_text(lab.host("mirror").ssh("journalctl -u gpuhost-mirror@registry-5000 -o cat --no-pager").stdout)
     (mirror,) = report["mirrors"]
     served = {c["host"]: c for c in report["clients"]}
     for name in GPU_HOSTS:
@@ -168,6 +161,12 @@ def test_gpu_hosts_pull_through_the_mirror_each_blob_crosses_once(lab):
     blobs = len(LAYERS) + 1
     assert (cache["blob_requests"], cache["blob_misses"]) == (blobs * len(GPU_HOSTS), blobs), cache
     assert cache["hit_rate"] == round(1 - 1 / len(GPU_HOSTS), 3), cache
+
+    # Pinned by digest: one host (the first) asked the mirror for the tag, the others for its digest.
+    journal = lab.host("mirror").ssh("journalctl -u gpuhost-mirror@registry-5000 -o cat --no-pager").stdout
+    by_tag = {c["host"]: bool(re.search(rf'^{re.escape(c["address"])} .*"(GET|HEAD) /v2/\S+/manifests/2\.', journal, re.M))
+              for c in report["clients"]}
+    assert sorted(by_tag.values()) == [False] * (len(GPU_HOSTS) - 1) + [True], by_tag
 
     # gpuhost inspect says where each host's image came from.
     inspect = _gpuhost(lab, "inspect", "--json")
