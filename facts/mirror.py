@@ -22,7 +22,7 @@ UPSTREAM_SCRIPT = r"""
 echo "@@upstream $name"
 echo "active $(systemctl is-active "gpuhost-mirror@$name" 2>/dev/null)"
 echo "size $(du -sb "$storage" 2>/dev/null | cut -f1)"
-echo "reach $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$url/v2/" 2>/dev/null)"
+[ -z "$url" ] || echo "reach $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$url/v2/" 2>/dev/null)"
 echo "@@log $name"
 journalctl -u "gpuhost-mirror@$name" --no-pager -o cat 2>/dev/null \
   | grep -E '"(GET|HEAD) /v2/.+/blobs/sha256:|msg="Adding new scheduler entry' | tail -n 20000
@@ -35,7 +35,7 @@ class MirrorState(FactBase):
     def command(self, upstreams: list[dict]) -> str:
         parts = []
         for upstream in upstreams:
-            assign = " ".join(f"{key}={shlex.quote(str(upstream[key]))}" for key in ("name", "storage", "url"))
+            assign = " ".join(f"{key}={shlex.quote(str(upstream[key] or ''))}" for key in ("name", "storage", "url"))
             parts.append(f"(\n{assign}\n{UPSTREAM_SCRIPT.strip()}\n)")
         return "\n".join(parts) + "\ntrue"
 

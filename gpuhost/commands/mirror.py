@@ -69,7 +69,9 @@ def _mirror_entry(reading: HostReading, settings: MirrorSettings) -> dict[str, A
             "registry": upstream.registry, "remote": upstream.remote_url,
             "endpoint": f"{reading.name}:{upstream.listen_port}", "active": bool(seen.get("active")),
             "cache_bytes": seen.get("cache_bytes"),
-            "reachable": seen.get("reach_status") in REACHABLE, "reach_status": seen.get("reach_status"),
+            # a seeded (air-gapped) registry has no upstream to reach: None
+            "reachable": None if upstream.seeded else seen.get("reach_status") in REACHABLE,
+            "reach_status": seen.get("reach_status"),
             "blob_requests": rate["requests"], "blob_misses": rate["misses"], "hit_rate": rate["hit_rate"],
             "bytes_served": sum(f.bytes for f in log if f.method == "GET" and f.status == 200),
         })
@@ -100,8 +102,9 @@ def render(report: dict[str, Any]) -> str:
                     f"{u['hit_rate']:.0%} ({u['blob_requests'] - u['blob_misses']}/{u['blob_requests']})")
             size = "-" if u["cache_bytes"] is None else f"{u['cache_bytes'] / 1e6:.1f} MB"
             lines.append(f"  {u['registry']:<16} {u['endpoint']:<22} {'up' if u['active'] else 'DOWN':<5} "
-                         f"cache {size:<10} hit rate {rate:<14} upstream "
-                         f"{'reachable' if u['reachable'] else 'UNREACHABLE'} ({u['reach_status']})")
+                         f"cache {size:<10} hit rate {rate:<14} "
+                         + ("seeded, no upstream" if u["reachable"] is None else
+                            f"upstream {'reachable' if u['reachable'] else 'UNREACHABLE'} ({u['reach_status']})"))
     for client in report["clients"]:
         if client["error"]:
             lines.append(f"{client['host']}: unreachable: {client['error']}")
@@ -113,7 +116,7 @@ def render(report: dict[str, Any]) -> str:
 
 
 def healthy(report: dict[str, Any]) -> bool:
-    return all(not m["error"] and all(u["active"] and u["reachable"] for u in m["upstreams"])
+    return all(not m["error"] and all(u["active"] and u["reachable"] is not False for u in m["upstreams"])
                for m in report["mirrors"])
 
 

@@ -64,6 +64,7 @@ def registry_config(settings: MirrorSettings, upstream: Upstream,
         proxy["username"], proxy["password"] = credentials
     if ttl_supported:
         proxy["ttl"] = settings.mirror_ttl
+    seeded = upstream.remote_url is None  # air-gapped: a plain registry, filled by pushes
     config = {
         "version": 0.1,
         # info: the access log (client, request, status, bytes) is the mirror's record of what it served.
@@ -72,10 +73,11 @@ def registry_config(settings: MirrorSettings, upstream: Upstream,
         "storage": {"filesystem": {"rootdirectory": storage_path(settings, upstream)},
                     "delete": {"enabled": True}, "cache": {"blobdescriptor": "inmemory"}},
         "http": http,
-        "proxy": proxy,
+        **({} if seeded else {"proxy": proxy}),
         "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
     }
-    header = (f"# gpuhost registry mirror for {upstream.registry} (written by deploys/registry_mirror.py;\n"
+    header = (f"# gpuhost registry mirror for {upstream.registry}{' (seeded: no upstream)' if seeded else ''} "
+              "(written by deploys/registry_mirror.py;\n"
               "# edits are replaced on the next run). Mode 0600: it may hold the upstream's credentials.\n")
     return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
 

@@ -39,6 +39,9 @@ class Upstream(BaseModel):
     registry: str = Field(description="the name image references use, e.g. docker.io, nvcr.io, registry:5000")
     url: Optional[str] = Field(None, description="the remote the proxy fetches from (default: data/upstreams.yaml)")
     port: Optional[StrictInt] = Field(None, ge=1, le=65535, description="this upstream's port on the mirror host")
+    seeded: StrictBool = Field(
+        False, description="air-gapped: no upstream; a plain registry on this port that you push (seed) the "
+                           "upstream's images into, which the GPU hosts pull from as from a cache")
     credentials_file: Optional[str] = Field(
         None, description="file on the machine running pyinfra holding `user:password` for the upstream; "
                           "read at deploy time, written only into the mirror's 0600 config, never printed")
@@ -59,9 +62,11 @@ class Upstream(BaseModel):
 
     @model_validator(mode="after")
     def _known_or_complete(self) -> Upstream:
-        if self.registry not in known_upstreams() and (self.url is None or self.port is None):
+        if self.seeded and (self.url or self.credentials_file):
+            raise ValueError(f"upstream {self.registry} is seeded (no upstream): drop its url and credentials_file")
+        if self.registry not in known_upstreams() and (self.port is None or not (self.url or self.seeded)):
             raise ValueError(f"upstream {self.registry} is not in gpuhost/mirror/data/upstreams.yaml: "
-                             "give its url and port")
+                             + ("give its port" if self.seeded else "give its url and port"))
         return self
 
     @property
@@ -70,8 +75,9 @@ class Upstream(BaseModel):
         return self.registry.replace(":", "-")
 
     @property
-    def remote_url(self) -> str:
-        return self.url or known_upstreams()[self.registry]["url"]
+    def remote_url(self) -> str | None:
+        """The remote it caches; None for a seeded (air-gapped) registry."""
+        return None if self.seeded else self.url or known_upstreams()[self.registry]["url"]
 
     @property
     def listen_port(self) -> int:

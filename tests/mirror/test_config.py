@@ -136,3 +136,16 @@ def test_pull_script_is_valid_shell(fallback):
                          "m:5010/pytorch/pytorch@sha256:" + "c" * 64, fallback, "m")
     assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
     assert ("fallback to the upstream registry:5000 is off" in script) is (fallback is None)
+
+
+def test_a_seeded_upstream_is_a_plain_registry_for_air_gapped_sites():
+    s = settings(mirror_host="m", mirror_upstreams=[{"registry": "nvcr.io", "seeded": True},
+                                                    {"registry": "registry.corp:5000", "seeded": True, "port": 5020}])
+    nvcr, corp = s.mirror_upstreams
+    config = yaml.safe_load(mc.registry_config(s, nvcr))
+    assert "proxy" not in config and config["http"]["addr"] == ":5001" and nvcr.remote_url is None
+    assert config["storage"]["delete"] == {"enabled": True}
+    assert mc.through_mirror("nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3", s) == "m:5001/nvidia/k8s/dcgm-exporter:4.2.3"
+    assert corp.listen_port == 5020
+    with pytest.raises(Exception, match="seeded"):
+        settings(mirror_upstreams=[{"registry": "nvcr.io", "seeded": True, "url": "https://nvcr.io"}])
