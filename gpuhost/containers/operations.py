@@ -213,9 +213,15 @@ def image_pulled(image: str, login_user: str | None = None, password_file: str |
         if password is not None:
             pull = f"{pull}; rc=$?; docker logout {q(registry)} >/dev/null 2>&1; exit $rc"
         yield StringCommand(pull)
+    yield from recorded_pull(record, recorded, image, remove_previous)
+
+
+def recorded_pull(record: str, recorded: list[str], image: str, remove_previous: bool):
+    """Commands that bring gpuhost's pull record (and, when asked, the images it lists) up to date
+    once `image` is present; shared by the pulls through a registry mirror."""
     stale, keep = pull_record(recorded, image, remove_previous)
     for old in stale:
-        yield StringCommand(f"docker image rm {q(old)} 2>&1 || echo 'gpuhost: kept {old} (in use or gone)'")
+        yield StringCommand(f"docker image rm {shlex.quote(old)} 2>&1 || echo 'gpuhost: kept {old} (in use or gone)'")
     if keep != recorded:
         yield from files.directory._inner(path=posixpath.dirname(record), mode="755")
         yield from files.put._inner(src=StringIO(json.dumps(keep, indent=2) + "\n"),

@@ -6,8 +6,6 @@ operations; each yields nothing (`host.noop`) when the host is already as asked.
 from __future__ import annotations
 
 import hashlib
-import json
-import posixpath
 import re
 import shlex
 from io import StringIO
@@ -16,9 +14,8 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, StringCommand, operation
 from pyinfra.facts.docker import DockerImage
 from pyinfra.facts.files import Sha1File
-from pyinfra.operations import files
 
-from gpuhost.containers.operations import PULLED_RECORD, _read_record, pull_record
+from gpuhost.containers.operations import PULLED_RECORD, _read_record, recorded_pull
 from gpuhost.mirror.config import pinned, split_reference
 
 DIGEST_IN_OUTPUT = re.compile(r"@(sha256:[0-9a-f]{64})")
@@ -111,13 +108,7 @@ def image_pulled_via_mirror(image: str, origin: str, mirror: str, digest: str | 
         pin = digest or (digest_from() if digest_from else None)
         yield StringCommand(pull_script(image, origin, pinned(image, pin), pinned(origin, pin) if fallback else None,
                                         mirror))
-    recorded = _read_record(record)
-    stale, keep = pull_record(recorded, image, remove_previous)
-    for old in stale:
-        yield StringCommand(f"docker image rm {shlex.quote(old)} 2>&1 || echo 'gpuhost: kept {old} (in use or gone)'")
-    if keep != recorded:
-        yield from files.directory._inner(path=posixpath.dirname(record), mode="755")
-        yield from files.put._inner(src=StringIO(json.dumps(keep, indent=2) + "\n"), dest=record, mode="644")
+    yield from recorded_pull(record, _read_record(record), image, remove_previous)
 
 
 def pull_script(image: str, origin: str, source: str, upstream_source: str | None, mirror: str) -> str:

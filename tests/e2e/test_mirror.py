@@ -33,6 +33,7 @@ pytestmark = pytest.mark.e2e
 GPU_HOSTS = ("gpu-1", "gpu-2")
 UPSTREAM = "registry:5000"
 MIRROR_PORT = 5010
+SEEDED_REGISTRY, SEEDED_PORT = "seed.lab:5000", 5020  # an upstream the lab cannot reach: seeded
 SECRET = "s3cret-TEST-FIXTURE-not-a-real-password"
 LAYERS = [1_500_000, 700_000, 300_000]
 # distribution 2.8 fetches a cold blob from the upstream twice, once to store it and once to stream
@@ -60,7 +61,8 @@ def lab(engine, tmp_path_factory):
     shared = {"mirror_insecure": True, "mirror_upstreams": [
         {"registry": UPSTREAM, "url": f"http://{UPSTREAM}", "port": MIRROR_PORT,
          "credentials_file": str(credentials)},
-        {"registry": "docker.io", "url": f"http://{UPSTREAM}"}]}  # TEST FIXTURE: Hub stand-in, never pulled
+        {"registry": "docker.io", "url": f"http://{UPSTREAM}"},  # TEST FIXTURE: Hub stand-in, never pulled
+        {"registry": SEEDED_REGISTRY, "seeded": True, "port": SEEDED_PORT}]}  # air-gapped: filled by a push
     gpu = {**shared, "target_gpus": ["H100"], "registry": UPSTREAM, "toolkit_source": "keep",
            "mirror_host": "mirror"}
     hosts = [HostSpec("mirror", shared, groups=("mirrors",))] + [HostSpec(name, gpu) for name in GPU_HOSTS]
@@ -94,7 +96,7 @@ def test_mirror_host_becomes_a_pull_through_cache_and_a_second_run_changes_nothi
     assert first.returncode == 0, first.stdout[-4000:]
     assert SECRET not in first.stdout
     mirror = lab.host("mirror")
-    for unit in ("gpuhost-mirror@registry-5000", "gpuhost-mirror@docker.io"):
+    for unit in ("gpuhost-mirror@registry-5000", "gpuhost-mirror@docker.io", "gpuhost-mirror@seed.lab-5000"):
         assert mirror.ssh(f"systemctl is-active {unit}").stdout.strip() == "active", unit
         assert mirror.ssh(f"systemctl is-enabled {unit}").stdout.strip() == "enabled", unit
     assert mirror.ssh("systemctl is-active docker-registry").stdout.strip() != "active"
@@ -111,7 +113,7 @@ def test_mirror_host_becomes_a_pull_through_cache_and_a_second_run_changes_nothi
     assert second.returncode == 0, second.stdout[-4000:]
     statuses = host_statuses(second.stdout)
     assert all(s["Success"] == 0 and s["Error"] == 0 for s in statuses.values()), second.stdout[-4000:]
-    assert "registry mirror for registry:5000, docker.io: in place" in second.stdout
+    assert f"registry mirror for registry:5000, docker.io, {SEEDED_REGISTRY}: in place" in second.stdout
 
 
 def test_gpu_hosts_pull_through_the_mirror_each_blob_crosses_once(lab):
@@ -203,3 +205,16 @@ def test_with_the_mirror_down_the_pull_fails_loudly_or_falls_back_when_allowed(l
         assert [d.split("@")[0] for d in repo_digests] == [_tag().rsplit(":", 1)[0]], "came from the upstream"
     finally:
         mirror.ssh("systemctl start gpuhost-mirror@registry-5000")
+
+
+def test_air_gapped_a_seeded_registry_is_filled_by_a_push_and_serves_the_plan(lab):
+    gpu_1, gpu_2 = lab.host("gpu-1"), lab.host("gpu-2")
+    if gpu_1.ssh(f"docker image inspect {MIRRORED}").returncode != 0:
+        pytest.skip("needs the pull of the earlier test")
+    seeded = f"mirror:{SEEDED_PORT}/{_tag().split('/', 1)[1]}"
+    push = gpu_1.ssh(f"docker tag {MIRRORED} {seeded} && docker push {seeded}")
+    assert push.returncode == 0, push.stdout + push.stderr
+    run = lab.pyinfra("deploys/prepull.py", "-y", "--limit", "gpu-2", "--data", f"registry={SEEDED_REGISTRY}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    repo_digests = json.loads(gpu_2.ssh(f"docker image inspect -f '{{{{json .RepoDigests}}}}' {seeded}").stdout)
+    assert [d.split("@")[0] for d in repo_digests] == [seeded.rsplit(":", 1)[0]]
