@@ -25,7 +25,7 @@ from gpuhost.lab.engine import docker
 from gpuhost.lab.fixture_repos import NVIDIA_CONTAINER_RUNTIME, NVIDIA_CONTAINER_RUNTIME_HOOK
 from gpuhost.lab.image import layered_image
 from gpuhost.lab.results import host_statuses
-from gpuhost.mirror.record import blob_fetches
+from gpuhost.mirror.record import blob_fetches, served_per_client
 from gpuhost.plan.gpus import identify
 from gpuhost.plan.resolver import Policy, resolve
 
@@ -214,7 +214,11 @@ def test_air_gapped_a_seeded_registry_is_filled_by_a_push_and_serves_the_plan(la
     seeded = f"mirror:{SEEDED_PORT}/{_tag().split('/', 1)[1]}"
     push = gpu_1.ssh(f"docker tag {MIRRORED} {seeded} && docker push {seeded}")
     assert push.returncode == 0, push.stdout + push.stderr
+    gpu_2.ssh(f"docker image rm {MIRRORED} {_tag()}", check=True)  # its layers too: the pull must fetch them
     run = lab.pyinfra("deploys/prepull.py", "-y", "--limit", "gpu-2", "--data", f"registry={SEEDED_REGISTRY}")
     assert run.returncode == 0, run.stdout[-3000:]
     repo_digests = json.loads(gpu_2.ssh(f"docker image inspect -f '{{{{json .RepoDigests}}}}' {seeded}").stdout)
     assert [d.split("@")[0] for d in repo_digests] == [seeded.rsplit(":", 1)[0]]
+    journal = lab.host("mirror").ssh("journalctl -u gpuhost-mirror@seed.lab-5000 -o cat --no-pager").stdout
+    served = {c: n["blobs"] for c, n in served_per_client(blob_fetches(journal.splitlines())).items()}
+    assert served.get(gpu_2.ip) == len(LAYERS) + 1, served
