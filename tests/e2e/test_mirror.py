@@ -195,6 +195,7 @@ def test_with_the_mirror_down_the_pull_fails_loudly_or_falls_back_when_allowed(l
         assert off.returncode != 0
         lines = [line for line in off.stdout.splitlines() if "gpuhost: pull of" in line]
         assert len(lines) == 1, off.stdout[-3000:]
+        print(lines[0])  # the line a user sees (pytest -rP shows it)
         assert re.search(rf"through mirror mirror failed \(.+\); fallback to the upstream {UPSTREAM} is off "
                          r"\(mirror_fallback: true allows it\)", lines[0]), lines[0]
 
