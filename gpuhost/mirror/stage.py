@@ -59,7 +59,14 @@ def mirror_pending(settings, managed: dict, wanted: dict[str, str]) -> list[str]
     pending += [path for path, text in wanted.items() if not file_current(managed, path, text)]
     pending += [mc.unit_name(u) for u in settings.mirror_upstreams
                 if not unit_ok(managed, mc.unit_name(u), running=True)]
-    return pending
+    return pending + [f"{path} (an upstream no longer listed)" for path in stale_configs(managed, wanted)]
+
+
+def stale_configs(managed: dict, wanted: dict[str, str]) -> list[str]:
+    """Configs of upstreams the data no longer names: their units are stopped and the files removed
+    (their cache folders are left for the admin to delete)."""
+    return sorted(path for path in managed["files"]
+                  if path.startswith(mc.CONFIG_DIR + "/") and path.endswith(".yml") and path not in wanted)
 
 
 def mirror_stage(ctx) -> list:
@@ -101,6 +108,10 @@ def mirror_stage(ctx) -> list:
                                 restarted=unit_changed or not file_current(managed, path, wanted[path])),
                 mirror_ops.registry_healthy(name=f"{unit} healthy", unit=unit, health_url=(
                     f"http://{mc.debug_address(upstream)}/debug/health"))]
+    for path in stale_configs(managed, wanted):
+        unit = f"gpuhost-mirror@{path.rsplit('/', 1)[1].removesuffix('.yml')}"
+        ops += [systemd.service(name=f"Stop {unit} (no longer listed)", service=unit, running=False, enabled=False),
+                files.file(name=f"Remove {path}", path=path, present=False)]
     return ops
 
 

@@ -223,3 +223,16 @@ def test_air_gapped_a_seeded_registry_is_filled_by_a_push_and_serves_the_plan(la
     journal = lab.host("mirror").ssh("journalctl -u gpuhost-mirror@seed.lab-5000 -o cat --no-pager").stdout
     served = {c: n["blobs"] for c, n in served_per_client(blob_fetches(journal.splitlines())).items()}
     assert served.get(gpu_2.ip) == len(LAYERS) + 1, served
+
+
+def test_an_upstream_no_longer_listed_is_stopped_and_its_config_removed(lab):
+    mirror = lab.host("mirror")
+    if mirror.ssh("test -d /etc/gpuhost/mirror").returncode != 0:
+        pytest.skip("needs the mirror of the first test")
+    mirror.ssh("cp -p /etc/gpuhost/mirror/docker.io.yml /etc/gpuhost/mirror/quay.io.yml", check=True)
+    run = lab.pyinfra("deploys/registry_mirror.py", "-y", "--limit", "mirror")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert mirror.ssh("test -e /etc/gpuhost/mirror/quay.io.yml").returncode != 0
+    assert mirror.ssh("systemctl is-active gpuhost-mirror@docker.io").stdout.strip() == "active"
+    again = lab.pyinfra("deploys/registry_mirror.py", "-y", "--limit", "mirror")
+    assert host_statuses(again.stdout).get("mirror", Counter())["Success"] == 0, again.stdout[-3000:]

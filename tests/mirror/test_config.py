@@ -124,6 +124,9 @@ def test_a_mirror_in_place_has_nothing_pending(tmp_path):
     assert mirror_pending(s, converged, wanted) == []
     credentials.write_text("u:rotated\n")  # a new password is a changed config
     assert mirror_pending(s, converged, mirror_files(s)) == ["/etc/gpuhost/mirror/registry-5000.yml"]
+    old = "/etc/gpuhost/mirror/quay.io.yml"
+    assert mirror_pending(s, {**converged, "files": {**converged["files"], old: "0" * 40}}, wanted) == [
+        f"{old} (an upstream no longer listed)"]
     fresh = {"packages": {}, "units": {"docker-registry": {"enabled": "enabled", "active": "active"}}, "files": {}}
     assert mirror_pending(s, fresh, wanted) == [
         "docker-registry", "docker-registry (the package's own registry) running", mc.UNIT_PATH,
