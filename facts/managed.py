@@ -35,10 +35,13 @@ FILES = ("/var/lib/gpuhost/*.json /etc/modprobe.d/*.conf /etc/apt/sources.list.d
          "/var/lib/prometheus/node-exporter/gpuhost_*.prom /etc/systemd/system/gpuhost-* "
          "/etc/systemd/system/prometheus-node-exporter.service.d/*.conf /etc/gpuhost/*/* /usr/local/lib/gpuhost/*")
 KEYRINGS = "/etc/apt/keyrings/* /usr/share/keyrings/* /etc/pki/rpm-gpg/*"
-# Package names gpuhost installs or checks (driver, headers, DKMS, Docker, toolkit).
+# Package names gpuhost installs or checks (driver, headers, DKMS, Docker, toolkit, exporters).
 PACKAGE_FAMILIES = "nvidia|cuda|docker|containerd|moby|linux-headers|kernel-devel|dkms|runc|prometheus"
+# Units: the driver's, Docker, the exporters, the registry mirror's (the package's own, and one
+# instance per config file, gpuhost/mirror).
 UNITS = ("docker nvidia-persistenced nvidia-fabricmanager "
-         "prometheus-node-exporter gpuhost-dcgm-exporter gpuhost-gpu-metrics.timer")
+         "prometheus-node-exporter gpuhost-dcgm-exporter gpuhost-gpu-metrics.timer docker-registry "
+         "$(ls /etc/gpuhost/mirror 2>/dev/null | sed -n 's/^\\(.*\\)\\.yml$/gpuhost-mirror@\\1/p')")
 
 SCRIPT = r"""
 echo '@@gpuhost managed 1'

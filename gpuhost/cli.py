@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "gpuhost.commands.monitoring",
     "gpuhost.commands.data",
     "gpuhost.commands.workspaces",
+    "gpuhost.commands.mirror",
 ]
 
 app = typer.Typer(

@@ -37,6 +37,7 @@ class HostReading:
     error: str | None = None
     plan: dict[str, Any] | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
 
 
 # --- Reading the fleet (I/O) -------------------------------------------------------------------
@@ -109,9 +110,12 @@ def checked_hosts(inventory: str, limit: list[str]):
     return state, config, built, hosts
 
 
-def gather(inventory: str, limit: list[str], extra=None) -> list[HostReading]:
-    """Connect to every host (in parallel) and read its snapshot: one command per host (two with
-    `extra`, a fact class whose reading goes to facts["extra"])."""
+def gather(inventory: str, limit: list[str], fact_for=None, extra=None) -> list[HostReading]:
+    """Connect to every host (in parallel) and read its snapshot: one command per host.
+
+    fact_for(host) -> (fact class, kwargs) reads another fact instead (`gpuhost mirror status`);
+    a host it gives (None, None) is not contacted. `extra`: a fact class read as well (a second
+    command), its reading in facts["extra"] (`gpuhost workspaces --show-token`)."""
     from gevent import monkey
 
     # Per-host errors are reported in the table; pyinfra's own log lines would only repeat them.
@@ -130,12 +134,15 @@ def gather(inventory: str, limit: list[str], extra=None) -> list[HostReading]:
     state.init(built, config)
 
     def read(host) -> HostReading:
-        reading = HostReading(host.name, host.data.dict())
+        reading = HostReading(host.name, host.data.dict(), groups=list(host.groups))
+        fact, kwargs = fact_for(host) if fact_for else (HostSnapshot, None)
+        if fact is None:
+            return reading
         with ctx_state.use(state), ctx_host.use(host):
             try:
                 host.connect(show_errors=False, raise_exceptions=True)
                 state.activate_host(host)
-                reading.facts = get_fact(state, host, HostSnapshot, apply_failed_hosts=False)
+                reading.facts = get_fact(state, host, fact, kwargs=kwargs, apply_failed_hosts=False)
                 if extra is not None:
                     reading.facts["extra"] = get_fact(state, host, extra, apply_failed_hosts=False)
             except (ConnectError, PyinfraError, OSError) as exc:
@@ -162,14 +169,17 @@ def assess(reading: HostReading, today=None) -> HostReading:
         reading.summary = {"host": reading.name, "status": "unreachable", "error": reading.error}
         return reading
     gpu, host, container = (reading.facts[k] for k in ("gpu", "host", "container"))
-    host_plan = plan_host(gpu, host, settings_from(reading.data), today=today)
+    settings = settings_from(reading.data)
+    host_plan = plan_host(gpu, host, settings, today=today)
     reading.plan = host_plan.to_dict()
-    reading.summary = summarize(reading.name, reading.facts, reading.plan)
+    reading.summary = summarize(reading.name, reading.facts, reading.plan, settings.mirror)
     return reading
 
 
-def summarize(name: str, facts: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
-    """The fleet-table row of one host, as data."""
+def summarize(name: str, facts: dict[str, Any], plan: dict[str, Any], mirror=None) -> dict[str, Any]:
+    """The fleet-table row of one host, as data (mirror: its MirrorSettings, to name the image's source)."""
+    from gpuhost.mirror.config import image_source
+
     gpu, host, container = facts["gpu"], facts["host"], facts["container"]
     driver = gpu["driver"]
     docker = container["docker"]
@@ -189,6 +199,8 @@ def summarize(name: str, facts: dict[str, Any], plan: dict[str, Any]) -> dict[st
         "nvidia_runtime": container["nvidia_runtime"],
         "image": tag,
         "image_present": None if tag is None else tag in images,  # exactly what `docker run` would use
+        "image_source": None if tag is None else image_source(tag, images, container["image_digests"], mirror,
+                                                              ((plan.get("plan") or {}).get("image") or {}).get("origin")),
         "flags": flags(facts),
         "warnings": gpu["warnings"] + host["warnings"] + container["warnings"]
         + [w for w in plan.get("warnings", []) if w not in gpu["warnings"]],
@@ -253,6 +265,8 @@ def render_table(readings: list[HostReading]) -> str:
         if s["status"] == "unreachable":
             continue
         lines.append(f"{s['host']}: {s['plan']}")
+        if s["image_source"]:
+            lines.append(f"  image from {s['image_source']}")
         lines += [f"  ! {w}" for w in s["warnings"]]
     return "\n".join(lines)
 

@@ -13,6 +13,8 @@ Rules:
 - `default-runtime: nvidia` only when asked (`default_runtime=True`); that is the one user
   value we may replace, because the user asked for it in host data;
 - `features` is deep-merged: our entries are added only where the user has none;
+- `lists` (e.g. the mirror's `registry-mirrors`, `insecure-registries`) are merged item by item:
+  ours are appended where missing, the user's entries and their order stay;
 - `options` (host data `docker_daemon_options`) are extra top-level settings the user wants,
   applied last; they are the user's own words, so they win.
 """
@@ -32,6 +34,7 @@ BUILTIN_RUNTIMES = {"runc", "io.containerd.runc.v2", "crun"}
 def merged(current: dict[str, Any] | None, *, default_runtime: bool = False,
            features: dict[str, Any] | None = None,
            options: dict[str, Any] | None = None,
+           lists: dict[str, list[str]] | None = None,
            runtime_path: str = NVIDIA_RUNTIME["path"]) -> dict[str, Any]:
     """The daemon.json that `current` should become; `current` itself is never modified.
 
@@ -54,6 +57,11 @@ def merged(current: dict[str, Any] | None, *, default_runtime: bool = False,
             raise GpuhostError(f"daemon.json 'features' is {have!r}, not an object: fix the file")
         for key, value in features.items():
             have.setdefault(key, value)
+    for key, items in (lists or {}).items():
+        have = result.setdefault(key, [])
+        if not isinstance(have, list):
+            raise GpuhostError(f"daemon.json {key!r} is {have!r}, not a list: fix the file")
+        have += [item for item in items if item not in have]
     if default_runtime:
         result["default-runtime"] = "nvidia"
     for key, value in (options or {}).items():

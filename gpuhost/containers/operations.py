@@ -73,7 +73,7 @@ def deb822(uri: str, suite: str, components: list[str], keyring: str) -> str:
 @operation()
 def daemon_json(path: str = "/etc/docker/daemon.json", default_runtime: bool = False,
                 features: dict | None = None, options: dict | None = None,
-                restart: bool = True, service: str = "docker"):
+                restart: bool = True, service: str = "docker", lists: dict | None = None):
     """Merge the NVIDIA runtime into daemon.json safely, and restart Docker only when it changed.
 
     + path: the daemon.json the running dockerd really reads (ContainerState's
@@ -81,6 +81,8 @@ def daemon_json(path: str = "/etc/docker/daemon.json", default_runtime: bool = F
     + default_runtime: also set "default-runtime": "nvidia"
     + features: Docker features to add where the user has none (e.g. {"cdi": True})
     + options: extra top-level settings from host data (docker_daemon_options), applied last
+    + lists: list settings to extend where items are missing (the mirror's registry-mirrors and
+      insecure-registries); the user's items stay
     + restart: restart Docker after a change; False writes the file and leaves the restart to
       the admin (the caller passes False while GPU containers run: see below)
     + service: the systemd unit to restart
@@ -112,7 +114,7 @@ def daemon_json(path: str = "/etc/docker/daemon.json", default_runtime: bool = F
     try:
         current = dj.parse(text)
         wanted = dj.merged(current, default_runtime=default_runtime, features=features,
-                           options=options)
+                           options=options, lists=lists)
     except GpuhostError as exc:
         raise OperationError(f"{path}: {exc}") from None
     if current == wanted:
@@ -211,9 +213,15 @@ def image_pulled(image: str, login_user: str | None = None, password_file: str |
         if password is not None:
             pull = f"{pull}; rc=$?; docker logout {q(registry)} >/dev/null 2>&1; exit $rc"
         yield StringCommand(pull)
+    yield from recorded_pull(record, recorded, image, remove_previous)
+
+
+def recorded_pull(record: str, recorded: list[str], image: str, remove_previous: bool):
+    """Commands that bring gpuhost's pull record (and, when asked, the images it lists) up to date
+    once `image` is present; shared by the pulls through a registry mirror."""
     stale, keep = pull_record(recorded, image, remove_previous)
     for old in stale:
-        yield StringCommand(f"docker image rm {q(old)} 2>&1 || echo 'gpuhost: kept {old} (in use or gone)'")
+        yield StringCommand(f"docker image rm {shlex.quote(old)} 2>&1 || echo 'gpuhost: kept {old} (in use or gone)'")
     if keep != recorded:
         yield from files.directory._inner(path=posixpath.dirname(record), mode="755")
         yield from files.put._inner(src=StringIO(json.dumps(keep, indent=2) + "\n"),

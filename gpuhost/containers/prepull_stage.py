@@ -11,6 +11,7 @@ from __future__ import annotations
 from pyinfra import host, logger
 
 from gpuhost.containers import operations as docker_ops
+from gpuhost.mirror.stage import mirror_pull
 
 
 def prepull_stage(ctx) -> list:
@@ -22,6 +23,8 @@ def prepull_stage(ctx) -> list:
     if not prepull_pending(ctx):
         logger.info(f"[{host.name}] {image} present ({ctx.container_state['image_digests'][image]})")
         return []
+    if ctx.host_plan.plan.image.origin:  # rewritten to go through a registry mirror (gpuhost/mirror)
+        return mirror_pull(ctx)
     return [docker_ops.image_pulled(
         name=f"Pre-pull {image}", image=image,
         login_user=settings.registry_user,

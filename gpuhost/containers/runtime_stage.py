@@ -23,6 +23,7 @@ from pyinfra.operations import apt, server, systemd
 
 from gpuhost.containers import daemon_json as dj
 from gpuhost.containers.settings import repos
+from gpuhost.mirror.config import daemon_json_lists
 from gpuhost.run.converged import file_current, installed, unit_ok
 from gpuhost.errors import GpuhostError
 from gpuhost.containers import operations as docker_ops
@@ -186,7 +187,8 @@ def _daemon_json_wanted(ctx) -> tuple[str, dict]:
     path = ctx.container_state["docker"]["daemon_json"]["path"] or "/etc/docker/daemon.json"
     return path, {"default_runtime": settings.default_runtime,
                   "features": {"cdi": True} if settings.cdi else None,
-                  "options": settings.daemon_options}
+                  "options": settings.daemon_options,
+                  "lists": daemon_json_lists(ctx.settings.mirror)}  # the mirror's, when one is set
 
 
 def _daemon_json_current(reading: dict, wanted: dict) -> bool:

@@ -33,8 +33,9 @@ NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 @dataclass(frozen=True)
 class HostSpec:
-    """A host to start: its inventory name, its pyinfra host data (e.g. target_gpus) and its
-    distribution (debian12: bookworm, debian13: trixie)."""
+    """A host to start: its inventory name, its pyinfra host data (e.g. target_gpus), its
+    distribution (debian12: bookworm, debian13: trixie) and the inventory groups it is in besides
+    the lab's own (e.g. ("mirrors",))."""
 
     name: str
     data: dict[str, Any] = field(default_factory=dict)
@@ -42,6 +43,7 @@ class HostSpec:
     # Docker's data on a tmpfs: the host's own dockerd then uses overlay2 (on the lab's overlay root
     # it falls back to vfs, which copies a whole image for every container: minutes for a torch image).
     docker_tmpfs: bool = False
+    groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):

@@ -181,3 +181,16 @@ def one_file_image(ref: str, name: str, text: str) -> str:
         tar.addfile(info, io.BytesIO(text.encode()))
     docker("import", "-", ref, input=buffer.getvalue(), text=False)
     return ref
+
+
+def layered_image(ref: str, layer_sizes: list[int]) -> str:
+    """Build `ref` FROM scratch with one layer of random bytes per size (random: compressed size =
+    size, so bytes on the wire are known); a small stand-in for a multi-layer image. Returns ref."""
+    with tempfile.TemporaryDirectory() as context:
+        lines = ["FROM scratch"]
+        for index, size in enumerate(layer_sizes):
+            (Path(context) / f"layer{index}").write_bytes(os.urandom(size))
+            lines.append(f"COPY layer{index} /layer{index}")
+        (Path(context) / "Dockerfile").write_text("\n".join(lines) + "\n")
+        docker("build", "-q", "-t", ref, context, timeout=300)
+    return ref

@@ -44,6 +44,11 @@ def write_inventory(path: Path, hosts: list[LabHost], lab_id: str) -> Path:
     except (ValueError, SyntaxError):
         raise UsageError("lab host data must be plain Python literals (str, int, float, bool, "
                          "None, list, dict): fix the HostSpec data") from None
+    groups: dict[str, list[str]] = {}
+    for host in hosts:
+        for group in host.spec.groups:
+            groups.setdefault(group, []).append(host.name)
+    extra = "".join(f"{group} = {names!r}\n" for group, names in sorted(groups.items()))
     path.write_text(f'"""pyinfra inventory of gpuhost lab {lab_id} (written by gpuhost.lab)."""\n\n'
-                    f"{GROUP} = {body}\n")
+                    f"{GROUP} = {body}\n{extra}")
     return path

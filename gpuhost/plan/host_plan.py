@@ -7,10 +7,11 @@ GPUs the matrix cannot serve is failed with the resolver's reason, any other get
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gpuhost.driver.sources import served_branches
 from gpuhost.errors import GpuhostError
+from gpuhost.mirror.config import through_mirror
 from gpuhost.plan.gpus import Gpu, identify_detected, identify_pci
 from gpuhost.run.settings import HostSettings
 from gpuhost.plan.resolver import Plan, resolve
@@ -73,4 +74,7 @@ def plan_host(gpu_state: dict, host_state: dict | None, settings: HostSettings, 
                        served_branches=served_branches(host_state or {}, getattr(getattr(settings, "driver", None), "source", None)))
     except GpuhostError as exc:
         return HostPlan("failed", str(exc), gpus, warnings=warnings)
+    mirrored = through_mirror(plan.image.tag, settings.mirror)  # the image's registry, cached by the mirror
+    if mirrored:
+        plan.image = replace(plan.image, tag=mirrored, origin=plan.image.tag)
     return HostPlan("planned", None, gpus, plan, warnings + plan.warnings)

@@ -82,6 +82,7 @@ class ImagePlan:
     flavour: str
     tag: str
     driver_min: str
+    origin: str | None = None  # the upstream reference when `tag` was rewritten to go through a mirror
 
 
 @dataclass
@@ -101,7 +102,8 @@ class Plan:
                        "min_version": self.driver.min_version, "kernel_module": self.driver.kernel_module,
                        "current": self.driver.current},
             "image": {"torch": self.image.torch, "cuda": self.image.cuda, "cudnn": self.image.cudnn,
-                      "flavour": self.image.flavour, "tag": self.image.tag, "driver_min": self.image.driver_min},
+                      "flavour": self.image.flavour, "tag": self.image.tag, "driver_min": self.image.driver_min,
+                      **({"origin": self.image.origin} if self.image.origin else {})},
             "reasons": list(self.reasons),
             "warnings": list(self.warnings),
         }

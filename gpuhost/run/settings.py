@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from gpuhost.containers.settings import ContainerSettings
 from gpuhost.driver.settings import DriverSettings
 from gpuhost.errors import UsageError
+from gpuhost.mirror.settings import MirrorSettings
 from gpuhost.monitoring.settings import MonitoringSettings
 from gpuhost.plan.gpus import Gpu
 from gpuhost.plan.resolver import Policy
@@ -54,6 +55,7 @@ CAPABILITIES: dict[str, type[BaseModel]] = {
     "driver": DriverSettings,
     "container": ContainerSettings,
     "verify": VerifySettings,
+    "mirror": MirrorSettings,
     "monitoring": MonitoringSettings,
     "workspace": WorkspaceSettings,
     "inputs": InputSettings,
