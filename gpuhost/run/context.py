@@ -14,6 +14,7 @@ from pyinfra.api.exceptions import DeployError
 from facts.snapshot import HostSnapshot
 from gpuhost.plan.host_plan import HostPlan, plan_host
 from gpuhost.run import faults
+from gpuhost.run.summary import summarize_at_exit
 from gpuhost.run.settings import HostSettings, check_hosts, settings_from
 
 
@@ -50,4 +51,5 @@ def host_context() -> HostContext:
         host_plan = plan_host(gpu_state, host_state, settings) if cause is None else HostPlan("failed", cause, [])
         _contexts[key] = HostContext(settings, gpu_state, host_state, host_plan,
                                      snapshot["container"], snapshot["managed"])
+        summarize_at_exit(_contexts[key])  # every deploy ends with the fleet table
     return _contexts[key]

@@ -218,8 +218,16 @@ def read_snapshot(host, bounds: Bounds):
     return None, cause
 
 
-def install(state) -> None:
-    """Watch this pyinfra state's hosts (once); quiet paramiko's tracebacks; Ctrl-C exits 130.
+def close(host) -> None:
+    """End the host's SSH connection (pyinfra's disconnect leaves it open) and so its keepalives."""
+    client = getattr(host.connector, "client", None)
+    if client is not None:
+        client.close()
+
+
+def install(state, interrupt: bool = True) -> None:
+    """Watch this pyinfra state's hosts (once); quiet paramiko's tracebacks; Ctrl-C exits 130
+    (interrupt=False leaves Ctrl-C to the caller).
 
     pyinfra makes the state's callback list in State.init, after config.py ran: called before
     that, the handler is added as init ends, before any host is contacted."""
@@ -229,7 +237,7 @@ def install(state) -> None:
 
         def init_then_install(*args, **kwargs):
             init(*args, **kwargs)
-            install(state)
+            install(state, interrupt)
 
         state.init = init_then_install
         return
@@ -239,7 +247,8 @@ def install(state) -> None:
     # paramiko logs every failed connection with a traceback; the cause is said in one line instead.
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     logging.getLogger("pyinfra").addFilter(_ConnectErrorFilter())
-    signal.signal(signal.SIGINT, _interrupt)
+    if interrupt:
+        signal.signal(signal.SIGINT, _interrupt)
 
 
 class _ConnectErrorFilter(logging.Filter):
