@@ -71,7 +71,7 @@ def decide(settings, gpu_state: dict, host_state: dict, plan, source: DriverSour
         notes.append("reboot required (the host reports a pending reboot)")
     if lock.get("held"):
         holders = ", ".join(f"{h.get('command')} (pid {h.get('pid')})" for h in lock.get("holders") or [])
-        running = "dpkg is running: " if lock.get("dpkg_running") else ""
+        running = "dpkg is busy: " if lock.get("dpkg_running") else ""
         notes.append(f"{running}the apt/dpkg lock is held by {holders or 'another process'}: waiting up to "
                      f"{settings.driver.lock_timeout}s for it")
     return decision

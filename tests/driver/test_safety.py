@@ -85,7 +85,7 @@ def test_interrupted_dpkg_is_repaired_first_and_a_running_one_waited_for():
                    data={"apt_lock_timeout": 30})
     assert running.blockers == []
     assert not any("configure -a" in n for n in running.notes)  # never while dpkg really runs
-    assert any(n.startswith("dpkg is running") and "unattended-upgr (pid 812)" in n and "30s" in n
+    assert any(n.startswith("dpkg is busy") and "unattended-upgr (pid 812)" in n and "30s" in n
                for n in running.notes)
 
 

@@ -80,12 +80,12 @@ def _wait_for(check, timeout: float = 60, what: str = "condition") -> None:
 
 def _installing(host) -> bool:
     """The deploy's `apt-get ... install` runs on the host (waiting for dpkg's lock)."""
-    return host.exec("pgrep -f 'apt-get -y -q -o DPkg::Lock::Timeout=[0-9]* install'").returncode == 0
+    return host.exec("pgrep -f 'apt-get .*Lock::Timeout=[0-9]+ install'").returncode == 0
 
 
 def _converged(lab, name) -> None:
     remote = lab.host(name)
-    assert remote.exec("dpkg-query -W -f='${Status}' nvidia-open").stdout == "install ok installed", name
+    assert remote.exec("dpkg-query -W -f='${Status}' nvidia-open").stdout.endswith(" ok installed"), name
     assert "nvidia-open" in remote.exec("apt-mark showhold").stdout.split(), name
 
 
@@ -95,7 +95,7 @@ def test_frozen_and_killed_hosts_fail_with_their_cause_and_the_fleet_goes_on(fau
         host.exec(HOLD_DPKG_LOCK, check=True)
 
     def break_them():
-        _wait_for(lambda: _installing(frozen) and _installing(killed), what="the driver install")
+        _wait_for(lambda: _installing(frozen) and _installing(killed), timeout=240, what="the driver install")
         docker("pause", frozen.container)
         docker("kill", killed.container)
 
@@ -105,6 +105,7 @@ def test_frozen_and_killed_hosts_fail_with_their_cause_and_the_fleet_goes_on(fau
     started = time.monotonic()
     run = faults_lab.pyinfra(DEPLOY, "-y", *limit, timeout=600)
     took = time.monotonic() - started
+    print(run.stdout[-6000:], f"\n[took {took:.1f}s]")
     breaker.join(5)
     out = run.stdout
     try:
@@ -169,7 +170,7 @@ def test_a_dpkg_that_really_runs_is_waited_for_not_repaired(faults_lab):
     releaser.join()
     assert run.returncode == 0, run.stdout[-4000:]
     assert "configure -a" not in run.stdout, run.stdout[-4000:]
-    assert "dpkg is running: the apt/dpkg lock is held by" in run.stdout
+    assert "dpkg is busy: the apt/dpkg lock is held by" in run.stdout
     assert took >= 8  # it waited for the running dpkg
     assert host.exec("dpkg-query -W -f='${Status}' gpuhost-fixture-slow").stdout == "install ok installed"
     _converged(faults_lab, "dpkgrun")
