@@ -137,7 +137,8 @@ def gather(inventory: str, limit: list[str]) -> list[HostReading]:
             try:
                 host.connect(show_errors=False, raise_exceptions=True)
             except (ConnectError, PyinfraError, OSError) as exc:
-                reading.error = faults.causes.get(host.name) or " ".join(str(exc).split()) or type(exc).__name__
+                cause = faults.causes.get(host.name, "").removeprefix("unreachable: ")  # the row says unreachable
+                reading.error = cause or " ".join(str(exc).split()) or type(exc).__name__
                 return reading
             try:
                 state.activate_host(host)
