@@ -18,7 +18,8 @@ import pytest
 
 from gpuhost.lab import HostSpec, Lab
 from gpuhost.lab.engine import docker
-from gpuhost.lab.fixture_repos import build_repository, repository_data
+from gpuhost.lab.fixture_repos import (TOOLKIT_PACKAGES, TOOLKIT_VERSION, build_repository, repository_data,
+                                       toolkit_repository_data)
 from gpuhost.lab.results import summary_rows
 
 pytestmark = pytest.mark.e2e
@@ -63,9 +64,13 @@ nohup apt-get install -y /tmp/gpuhost-fixture-slow.deb >/tmp/slow.log 2>&1 &
 def faults_lab(engine, tmp_path_factory):
     root = tmp_path_factory.mktemp("faults-repo")
     common = {**repository_data(build_repository(root)), **BOUNDS}
+    toolkit = toolkit_repository_data(build_repository(root / "toolkit", packages=TOOLKIT_PACKAGES,
+                                                       versions=(TOOLKIT_VERSION,)), url="http://toolkit-repo:8080/")
     names = [*CONVERGE, "frozen", "killed", "dpkgkill", "dpkgrun", "listlock"]
-    with Lab([HostSpec(name, dict(common)) for name in names]) as lab:
+    specs = [HostSpec(name, dict(common)) for name in names] + [HostSpec("userjson", {**toolkit, **BOUNDS})]
+    with Lab(specs) as lab:
         lab.serve_directory(root / "repo", name="apt")
+        lab.serve_directory(root / "toolkit" / "repo", name="toolkit-repo")
         yield lab
 
 
@@ -200,3 +205,21 @@ def test_the_apt_lists_lock_is_waited_for_as_long_as_it_says(faults_lab):
     assert late.returncode == 1, late.stdout[-4000:]
     assert "gpuhost: the apt/dpkg lock was still held after 4s" in late.stdout, late.stdout[-4000:]
     assert took >= 4
+
+
+def test_a_daemon_json_broken_by_its_user_fails_the_host_in_the_table_and_nothing_repeats(faults_lab):
+    """90aa2a7: the run exited 1 with a traceback above a table that said `ok`, and every re-run
+    reported `Install NVIDIA container toolkit` as a change."""
+    host = faults_lab.host("userjson")
+    first = faults_lab.pyinfra("deploys/container_runtime.py", "-y", "--limit", "userjson", timeout=900)
+    assert first.returncode == 0, first.stdout[-4000:]
+    host.exec("printf '{\"log-driver\": \"json-file\",}\\n' > /etc/docker/daemon.json", check=True)
+    for _ in range(2):
+        run = faults_lab.pyinfra("deploys/container_runtime.py", "-y", "--limit", "userjson")
+        row = summary_rows(run.stdout)["userjson"]
+        assert run.returncode == 1, run.stdout[-4000:]
+        assert "Traceback" not in run.stdout, run.stdout[-4000:]
+        assert (row["RESULT"], row["CAUSE"]) == ("failed", "at: nvidia runtime in /etc/docker/daemon.json"), row
+        assert "gpuhost: /etc/docker/daemon.json: daemon.json is not valid JSON" in run.stdout
+        assert "Install NVIDIA container toolkit" not in run.stdout and row["CHANGES"] == "0", run.stdout[-4000:]
+    assert host.exec("cat /etc/docker/daemon.json").stdout == '{"log-driver": "json-file",}\n'  # never overwritten
