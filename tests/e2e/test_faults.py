@@ -10,9 +10,13 @@ apt's lists lock. Small bounds (host data) keep the tests fast.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -110,7 +114,6 @@ def test_frozen_and_killed_hosts_fail_with_their_cause_and_the_fleet_goes_on(fau
     started = time.monotonic()
     run = faults_lab.pyinfra(DEPLOY, "-y", *limit, timeout=600)
     took = time.monotonic() - started
-    print(run.stdout[-6000:], f"\n[took {took:.1f}s]")
     breaker.join(5)
     out = run.stdout
     try:
@@ -128,15 +131,31 @@ def test_frozen_and_killed_hosts_fail_with_their_cause_and_the_fleet_goes_on(fau
         assert "Traceback" not in out
         # The frozen host cost its keepalive bound, not the step's (install_timeout + apt_lock_timeout = 180 s).
         assert took < 150, f"the run took {took:.0f}s"
+
+        # inspect, while it is frozen: its row says why, the others are read, exit status 1.
+        started = time.monotonic()
+        seen = subprocess.run([str(Path(sys.executable).parent / "gpuhost"), "inspect", str(faults_lab.inventory_path),
+                               "--limit", "frozen", "--limit", "a1", "--json"], capture_output=True, text=True,
+                              timeout=120)
+        took = time.monotonic() - started
+        hosts = {h["host"]: h for h in json.loads(seen.stdout)["hosts"]}
+        assert seen.returncode == 1, seen.stderr
+        assert hosts["a1"]["reachable"] and not hosts["frozen"]["reachable"]
+        assert hosts["frozen"]["error"].startswith("timeout: no SSH answer from 127.0.0.1:"), hosts["frozen"]
+        assert took < 10 + 20, f"inspect took {took:.0f}s"  # the default connect_timeout, plus a margin
     finally:
         docker("unpause", frozen.container, check=False)
 
     # Unfrozen, the host finishes: the lock holder and the first run's apt-get go, the re-run converges.
+    # The killed host, still in the run, is unreachable from the start: it gets its row too.
     frozen.exec("pkill -f lock-frontend; true")
     _wait_for(lambda: frozen.exec("pgrep -x apt-get").returncode != 0, what="the first run's apt-get to end")
-    again = faults_lab.pyinfra(DEPLOY, "-y", "--limit", "frozen")
-    assert again.returncode == 0, again.stdout[-4000:]
-    assert summary_rows(again.stdout)["frozen"]["RESULT"] == "ok"
+    again = faults_lab.pyinfra(DEPLOY, "-y", "--limit", "frozen", "--limit", "killed")
+    rows = summary_rows(again.stdout)
+    assert again.returncode == 1, again.stdout[-4000:]
+    assert rows["frozen"]["RESULT"] == "ok", again.stdout[-4000:]
+    assert rows["killed"]["RESULT"] == "failed"
+    assert rows["killed"]["CAUSE"].startswith("unreachable: connection refused"), again.stdout[-4000:]
     _converged(faults_lab, "frozen")
 
 
@@ -216,10 +235,11 @@ def test_a_daemon_json_broken_by_its_user_fails_the_host_in_the_table_and_nothin
     host.exec("printf '{\"log-driver\": \"json-file\",}\\n' > /etc/docker/daemon.json", check=True)
     for _ in range(2):
         run = faults_lab.pyinfra("deploys/container_runtime.py", "-y", "--limit", "userjson")
-        row = summary_rows(run.stdout)["userjson"]
         assert run.returncode == 1, run.stdout[-4000:]
         assert "Traceback" not in run.stdout, run.stdout[-4000:]
-        assert (row["RESULT"], row["CAUSE"]) == ("failed", "at: nvidia runtime in /etc/docker/daemon.json"), row
+        assert "Install NVIDIA container toolkit" not in run.stdout, run.stdout[-4000:]
         assert "gpuhost: /etc/docker/daemon.json: daemon.json is not valid JSON" in run.stdout
-        assert "Install NVIDIA container toolkit" not in run.stdout and row["CHANGES"] == "0", run.stdout[-4000:]
+        row = summary_rows(run.stdout)["userjson"]
+        assert (row["RESULT"], row["CAUSE"], row["CHANGES"]) == (
+            "failed", "at: nvidia runtime in /etc/docker/daemon.json", "0"), row
     assert host.exec("cat /etc/docker/daemon.json").stdout == '{"log-driver": "json-file",}\n'  # never overwritten
