@@ -128,7 +128,7 @@ def gather(inventory: str, limit: list[str]) -> list[HostReading]:
 
     state, config, built, hosts = checked_hosts(inventory, limit)
     state.init(built, config)
-    faults.install(state, interrupt=False)  # connect bounds, keepalives, causes in words
+    faults.install(state)  # connect bounds, keepalives, causes in words; Ctrl-C exits 130
 
     def read(host) -> HostReading:
         """Connect, then the snapshot in one bounded command: a frozen host costs its bound."""

@@ -196,16 +196,19 @@ def _tcp_keepalive(sock, bounds: Bounds) -> None:
 
 def read_snapshot(host, bounds: Bounds):
     """The snapshot (facts.snapshot.HostSnapshot) in one bounded command: (facts, None) or (None, cause)."""
-    from pyinfra.api import StringCommand
     from paramiko.ssh_exception import SSHException
+    from pyinfra.api import StringCommand
+    from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
 
     from facts.snapshot import HostSnapshot, split_parts
 
     steps[host.name] = "the snapshot"
+    # As pyinfra runs a fact: the host's own _sudo/_su_user/... arguments, and the bound.
+    arguments, _ = pop_global_arguments(host.state, host, {"_timeout": bounds.command_timeout})
     started = time.monotonic()
     try:
         ok, output = host.run_shell_command(StringCommand(HostSnapshot().command()),
-                                            _timeout=bounds.command_timeout)
+                                            **{k: v for k, v in arguments.items() if k in CONNECTOR_ARGUMENT_KEYS})
     except (TimeoutError, OSError, SSHException, EOFError):
         ok, output = False, None
     if ok:

@@ -243,3 +243,20 @@ def test_a_daemon_json_broken_by_its_user_fails_the_host_in_the_table_and_nothin
         assert (row["RESULT"], row["CAUSE"], row["CHANGES"]) == (
             "failed", "at: nvidia runtime in /etc/docker/daemon.json", "0"), row
     assert host.exec("cat /etc/docker/daemon.json").stdout == '{"log-driver": "json-file",}\n'  # never overwritten
+
+
+def test_a_wrong_user_is_said_as_an_authentication_failure(faults_lab, tmp_path):
+    """A lab host's real sshd refuses a user it does not know: one line naming the cause."""
+    host = faults_lab.host("listlock")
+    inventory = tmp_path / "inventory.py"
+    inventory.write_text(repr([("wronguser", {"ssh_hostname": "127.0.0.1", "ssh_port": host.port, "ssh_user": "nobody",
+                                              "ssh_key": str(host.key_path), "ssh_look_for_keys": False,
+                                              "ssh_allow_agent": False,
+                                              "ssh_known_hosts_file": str(tmp_path / "known_hosts")})]).join(
+        ["hosts = ", "\n"]))
+    seen = subprocess.run([str(Path(sys.executable).parent / "gpuhost"), "inspect", str(inventory), "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert seen.returncode == 1, seen.stderr
+    error = json.loads(seen.stdout)["hosts"][0]["error"]
+    assert error.startswith("authentication failed (username=nobody, key="), error
+    assert error.endswith("check ssh_user and ssh_key") and "Traceback" not in seen.stderr

@@ -72,6 +72,13 @@ def test_bounds_defaults_and_refusals():
             Bounds.from_host_data(data)
 
 
+def test_bad_bounds_are_refused_before_any_host_is_contacted():
+    from gpuhost.run.settings import check_hosts
+
+    assert check_hosts([("gpu-01", {"command_timeout": "5m"}), ("gpu-02", {"connect_timeout": 5})]) == [
+        "host gpu-01: command_timeout is '5m': use a whole number, e.g. command_timeout: 300"]
+
+
 def test_a_host_fault_or_an_unfinished_run_is_never_ok():
     assert outcome(FACTS, True, "Driver packages", None, fault="no answer for 15 s during Driver packages") == (
         "failed", "no answer for 15 s during Driver packages")
@@ -174,13 +181,17 @@ def test_upgrade_fails_the_unreachable_hosts_with_their_cause(inventory, tmp_pat
         assert f"{name}: failed ({cause}" in out, out
 
 
-def test_ctrl_c_stops_the_deploy_with_its_own_exit_status(inventory):
+@pytest.mark.parametrize("command", ["deploy", "inspect", "upgrade"])
+def test_ctrl_c_stops_with_its_own_exit_status(inventory, command, tmp_path):
     path, ports = inventory
-    slow = path.parent / "slow.py"
+    slow = tmp_path / "slow.py"
     slow.write_text(f"hosts = [('silent', {{'ssh_hostname': '127.0.0.1', 'ssh_port': {ports['silent']}, "
                     f"'connect_timeout': 60}})]\n")
-    proc = subprocess.Popen([str(BIN / "pyinfra"), str(slow), "deploys/gpu_host.py", "-y"], cwd=REPO,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    args = {"deploy": [str(BIN / "pyinfra"), str(slow), "deploys/gpu_host.py", "-y"],
+            "inspect": [str(BIN / "gpuhost"), "inspect", str(slow)],
+            "upgrade": [str(BIN / "gpuhost"), "upgrade", str(slow), "--state", str(tmp_path / "state.json")]}
+    proc = subprocess.Popen(args[command], cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     time.sleep(4)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
