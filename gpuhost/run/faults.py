@@ -164,6 +164,7 @@ def watch(host, bounds: Bounds) -> None:
     if transport is None or id(transport) in _watched:
         return
     _watched.add(id(transport))
+    _lost.pop(host.name, None)  # a new connection (after a reboot): answering again
     _tcp_keepalive(transport.sock, bounds)
 
     def keepalive():
