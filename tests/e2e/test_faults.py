@@ -29,7 +29,7 @@ from gpuhost.lab.results import summary_rows
 pytestmark = pytest.mark.e2e
 DEPLOY = "deploys/driver.py"
 BOUNDS = {"keepalive_interval": 1, "keepalive_count": 3, "command_timeout": 60, "install_timeout": 120,
-          "apt_lock_timeout": 60}
+          "apt_lock_timeout": 120}
 LOST_AFTER = 3  # keepalive_interval x keepalive_count
 CONVERGE = ("a1", "a2", "a3")
 # A process that holds dpkg's frontend lock, so the host's `apt-get install` waits on it (a
@@ -103,17 +103,26 @@ def test_frozen_and_killed_hosts_fail_with_their_cause_and_the_fleet_goes_on(fau
     for host in (frozen, killed):
         host.exec(HOLD_DPKG_LOCK, check=True)
 
+    times = {}
+
     def break_them():
-        _wait_for(lambda: _installing(frozen) and _installing(killed), timeout=240, what="the driver install")
+        # Caught waiting in their install while the other three have installed theirs (and wait for them).
+        _wait_for(lambda: _installing(frozen) and _installing(killed) and all(
+            faults_lab.host(n).exec("dpkg-query -W -f='${Status}' nvidia-open").stdout.endswith(" ok installed")
+            for n in CONVERGE), timeout=240, what="the driver install")
         docker("pause", frozen.container)
         docker("kill", killed.container)
+        times["broken"] = time.monotonic()
+        # The fleet's next step (the nouveau blacklist) starts once the broken hosts are given up.
+        _wait_for(lambda: faults_lab.host("a1").exec("test -e /etc/modprobe.d/blacklist-nouveau.conf").returncode
+                  == 0, timeout=300, what="the fleet's next step")
+        times["moved_on"] = time.monotonic()
 
     breaker = threading.Thread(target=break_them, daemon=True)
     breaker.start()
     limit = [arg for name in (*CONVERGE, "frozen", "killed") for arg in ("--limit", name)]
-    started = time.monotonic()
     run = faults_lab.pyinfra(DEPLOY, "-y", *limit, timeout=600)
-    took = time.monotonic() - started
+    ended = time.monotonic()
     breaker.join(5)
     out = run.stdout
     try:
@@ -129,8 +138,10 @@ def test_frozen_and_killed_hosts_fail_with_their_cause_and_the_fleet_goes_on(fau
         assert re.fullmatch(rf"(connection lost|no answer for {LOST_AFTER} s) during {re.escape(step)}",
                             rows["killed"]["CAUSE"]), out[-4000:]
         assert "Traceback" not in out
-        # The frozen host cost its keepalive bound, not the step's (install_timeout + apt_lock_timeout = 180 s).
-        assert took < 150, f"the run took {took:.0f}s"
+        # The frozen host cost its keepalive bound, not the step's (install_timeout + apt_lock_timeout = 240 s):
+        # the fleet moved on within that bound plus a margin, and the run ended soon after.
+        assert times["moved_on"] - times["broken"] < LOST_AFTER + 20, times
+        assert ended - times["broken"] < LOST_AFTER + 60, f"the run ended {ended - times['broken']:.0f}s after"
 
         # inspect, while it is frozen: its row says why, the others are read, exit status 1.
         started = time.monotonic()
