@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -70,7 +71,7 @@ def faults_lab(engine, tmp_path_factory):
     common = {**repository_data(build_repository(root)), **BOUNDS}
     toolkit = toolkit_repository_data(build_repository(root / "toolkit", packages=TOOLKIT_PACKAGES,
                                                        versions=(TOOLKIT_VERSION,)), url="http://toolkit-repo:8080/")
-    names = [*CONVERGE, "frozen", "killed", "dpkgkill", "dpkgrun", "listlock"]
+    names = [*CONVERGE, "frozen", "killed", "dpkgkill", "dpkgrun", "listlock", "ctrlc"]
     specs = [HostSpec(name, dict(common)) for name in names] + [HostSpec("userjson", {**toolkit, **BOUNDS})]
     with Lab(specs) as lab:
         lab.serve_directory(root / "repo", name="apt")
@@ -270,3 +271,24 @@ def test_a_wrong_user_is_said_as_an_authentication_failure(faults_lab, tmp_path)
     error = json.loads(seen.stdout)["hosts"][0]["error"]
     assert error.startswith("authentication failed (username=nobody, key="), error
     assert error.endswith("check ssh_user and ssh_key") and "Traceback" not in seen.stderr
+
+
+def test_ctrl_c_mid_step_stops_with_exit_130_and_the_table_says_where(faults_lab):
+    host = faults_lab.host("ctrlc")
+    host.exec(HOLD_DPKG_LOCK, check=True)
+    cmd = [str(Path(sys.executable).parent / "pyinfra"), str(faults_lab.inventory_path), DEPLOY, "-y",
+           "--limit", "ctrlc"]
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[2], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for(lambda: _installing(host), timeout=240, what="the driver install")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        host.exec("pkill -f lock-frontend; true")
+    assert proc.returncode == 130, out[-4000:]
+    assert "gpuhost: interrupted (Ctrl-C)" in out and "Traceback" not in out, out[-4000:]
+    row = summary_rows(out)["ctrlc"]
+    assert (row["RESULT"], row["CAUSE"]) == (
+        "failed", "interrupted (Ctrl-C) during Driver packages R580 open (installed and held)"), out[-4000:]
