@@ -2,7 +2,9 @@
 
 from gpuhost.run.context import host_context
 from gpuhost.containers.runtime_stage import container_runtime_stage
+from gpuhost.run.dpkg import repair_stage
 
 ctx = host_context()
+repair_stage(ctx)
 if ctx.host_plan.status == "planned":
     container_runtime_stage(ctx)

@@ -7,6 +7,8 @@ Runs on its own or inside deploys/gpu_host.py: settings, facts and plan first, t
 
 from gpuhost.run.context import host_context
 from gpuhost.driver.stage import driver_stage
+from gpuhost.run.dpkg import repair_stage
 
 ctx = host_context()
+repair_stage(ctx)
 driver_stage(ctx)

@@ -19,6 +19,7 @@ from gpuhost.run.report import REPORT_DIR, REPORT_PATH, build_report, render_rep
 from gpuhost.run.summary import summarize_at_exit
 from gpuhost.containers.runtime_stage import container_runtime_stage
 from gpuhost.driver.stage import driver_stage
+from gpuhost.run.dpkg import repair_stage
 from gpuhost.containers.prepull_stage import prepull_stage
 from gpuhost.monitoring.stage import monitoring_stage
 from gpuhost.run.stop import stop_host
@@ -37,7 +38,9 @@ if not file_current(ctx.managed, REPORT_PATH, report):
     files.directory(name="gpuhost state directory", path=REPORT_DIR, mode="755")
     files.put(name="Write the gpuhost report", src=StringIO(report), dest=REPORT_PATH, mode="644")
 
-# 4. Driver: install, move or keep, pinned and held (planned hosts only).
+# 4. Driver: install, move or keep, pinned and held (planned hosts only); an interrupted dpkg is
+# repaired first.
+repair_stage(ctx)
 changes = driver_stage(ctx)
 
 # 5-7. Docker + NVIDIA runtime, pre-pull the plan's image, verify in it (planned hosts only).

@@ -27,7 +27,10 @@ Shape of the fact (all keys always present)::
       "package_lock": {"held": bool,
                        "holders": [{"lock": "/var/lib/dpkg/lock-frontend", "pid": 812,
                                     "command": "apt-get", "cmdline": "apt-get install ..."}],
-                       "dpkg_interrupted": bool},    # `dpkg --configure -a` needed
+                       "dpkg_running": bool,         # a dpkg/apt process holds dpkg's lock now
+                       "dpkg_interrupted": bool,     # `dpkg --configure -a` needed (no dpkg running,
+                                                     # yet its journal or half-done packages remain)
+                       "unfinished_packages": [...]},
       "reboot": {"required": bool, "packages": ["linux-image-..."],
                  "source": "reboot-required" | "needs-restarting" | None},
       "unattended_upgrades": bool,    # the unattended-upgrades package is installed
@@ -47,9 +50,9 @@ from facts.sections import Sections, env_file, key_values_with_tail
 
 # Driver-side packages (not CUDA libraries such as libcublas): what a driver change touches.
 NVIDIA_PACKAGE_RE = re.compile(r"^(nvidia|libnvidia|cuda-drivers|kmod-nvidia|libxnvctrl)|-nvidia-|^dkms-nvidia")
+DPKG_LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock")
 LOCK_FILES = (
-    "/var/lib/dpkg/lock-frontend",
-    "/var/lib/dpkg/lock",
+    *DPKG_LOCKS,
     "/var/lib/apt/lists/lock",
     "/var/cache/apt/archives/lock",
 )
@@ -83,7 +86,9 @@ if command -v mokutil >/dev/null 2>&1; then echo '@@mokutil'; mokutil --sb-state
 v=$(ls /sys/firmware/efi/efivars/SecureBoot-* 2>/dev/null | head -n 1)
 [ -n "$v" ] && echo "@@efivar $(od -An -t u1 -j 4 -N 1 "$v" 2>/dev/null | tr -d ' ')"
 echo '@@holds'
-command -v dpkg-query >/dev/null 2>&1 && dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null | awk '$1 ~ /^h/ { print $2 }'
+# Held packages; indented below them, packages dpkg left half done (half-installed, unpacked,
+# half-configured, triggers awaited/pending): what `dpkg --configure -a` finishes.
+command -v dpkg-query >/dev/null 2>&1 && dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null | awk '$1 ~ /^h/ { print $2 } substr($1, 2, 1) ~ /[HUFWt]/ { print "  unfinished " $2 }'
 command -v dnf >/dev/null 2>&1 && timeout 60 dnf -q versionlock list 2>/dev/null
 echo '@@locks'
 for f in __LOCK_FILES__; do
@@ -98,7 +103,7 @@ for f in __LOCK_FILES__; do
   done
 done
 di=no; [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ] && di=yes
-echo "@@dpkg_interrupted $di"
+echo "@@dpkg_journal $di"
 echo '@@reboot'
 [ -e /var/run/reboot-required ] && { echo 'reboot-required'; cat /var/run/reboot-required.pkgs 2>/dev/null; }
 if command -v needs-restarting >/dev/null 2>&1; then timeout 60 needs-restarting -r >/dev/null 2>&1; echo "needs-restarting $?"; fi
@@ -143,6 +148,7 @@ def process_host_sections(sections: Sections) -> dict[str, Any]:
         warnings.append("Secure Boot is enabled: driver modules must be signed (MOK enrolment)")
 
     held = [line.split()[0] for line in sections.lines("holds") if not line.startswith(" ")]
+    unfinished = [line.split()[1] for line in sections.lines("holds") if line.startswith("  unfinished ")]
     held_nvidia = [name for name in held if NVIDIA_PACKAGE_RE.search(name.lower())]
 
     holders = []
@@ -157,14 +163,17 @@ def process_host_sections(sections: Sections) -> dict[str, Any]:
                 "cmdline": cmdline,
             }
         )
-    interrupted = sections.header("dpkg_interrupted") == "yes"
+    # A running dpkg (unattended-upgrades mid-upgrade) leaves the same traces as one that was
+    # killed: only with no process holding dpkg's lock is it interrupted.
+    running = any(h["lock"] in DPKG_LOCKS for h in holders)
+    interrupted = (sections.header("dpkg_journal") == "yes" or bool(unfinished)) and not running
     if holders:
         who = ", ".join(
             sorted({f"{h['command'] or '?'} (pid {h['pid'] or '?'})" for h in holders})
         )
         warnings.append(f"package manager lock held by {who}")
     if interrupted:
-        warnings.append("dpkg was interrupted: run `dpkg --configure -a`")
+        warnings.append("dpkg was interrupted: `dpkg --configure -a` is needed (the deploy runs it first)")
 
     reboot = _reboot(sections)
     if reboot["required"]:
@@ -187,7 +196,9 @@ def process_host_sections(sections: Sections) -> dict[str, Any]:
         "package_lock": {
             "held": bool(holders),
             "holders": holders,
+            "dpkg_running": running,
             "dpkg_interrupted": interrupted,
+            "unfinished_packages": unfinished,
         },
         "reboot": reboot,
         "unattended_upgrades": sections.header("unattended_upgrades") == "yes",

@@ -5,7 +5,9 @@
 Connects with pyinfra's API, reads each host with ONE command (`facts.snapshot.HostSnapshot`:
 GPUs, driver, host, Docker), then asks the resolver for the host's plan. Reading never changes
 a host. An unreachable host is a row with its error; a bad inventory is one line, before any
-host is contacted.
+host is contacted. Each host costs at most its bounds (gpuhost.run.bounds: connect_timeout, then
+command_timeout for the snapshot; keepalives end a frozen one sooner). Exit status: 0 when every
+host was read, 1 when any was not, 2 for bad input, 130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -125,15 +127,17 @@ def gather(inventory: str, limit: list[str], fact_for=None, extra=None) -> list[
         monkey.patch_all()
     import gevent
     from pyinfra.api.exceptions import ConnectError, PyinfraError
-    from pyinfra.api.facts import get_fact
     from pyinfra.context import ctx_host, ctx_state
 
     from facts.snapshot import HostSnapshot
+    from gpuhost.run import faults
 
     state, config, built, hosts = checked_hosts(inventory, limit)
     state.init(built, config)
+    faults.install(state)  # connect bounds, keepalives, causes in words; Ctrl-C exits 130
 
     def read(host) -> HostReading:
+        """Connect, then the fact in one bounded command: a frozen host costs its bound."""
         reading = HostReading(host.name, host.data.dict(), groups=list(host.groups))
         fact, kwargs = fact_for(host) if fact_for else (HostSnapshot, None)
         if fact is None:
@@ -141,15 +145,18 @@ def gather(inventory: str, limit: list[str], fact_for=None, extra=None) -> list[
         with ctx_state.use(state), ctx_host.use(host):
             try:
                 host.connect(show_errors=False, raise_exceptions=True)
-                state.activate_host(host)
-                reading.facts = get_fact(state, host, fact, kwargs=kwargs, apply_failed_hosts=False)
-                if extra is not None:
-                    reading.facts["extra"] = get_fact(state, host, extra, apply_failed_hosts=False)
             except (ConnectError, PyinfraError, OSError) as exc:
-                reading.error = " ".join(str(exc).split()) or type(exc).__name__
+                cause = faults.causes.get(host.name, "").removeprefix("unreachable: ")  # the row says unreachable
+                reading.error = cause or " ".join(str(exc).split()) or type(exc).__name__
+                return reading
+            try:
+                state.activate_host(host)
+                bounds = faults.bounds_of(host)
+                reading.facts, reading.error = faults.read_fact(host, bounds, fact, kwargs)
+                if extra is not None and reading.facts is not None:
+                    reading.facts["extra"], reading.error = faults.read_fact(host, bounds, extra)
             finally:
-                if host.connected:
-                    host.disconnect()
+                faults.close(host)
         return reading
 
     jobs = [gevent.spawn(read, host) for host in hosts]
@@ -302,6 +309,10 @@ def inspect_command(
         typer.echo(json.dumps(to_document(readings), indent=2, default=str))
     else:
         typer.echo(render_table(readings))
+    unread = [r.name for r in readings if r.facts is None]
+    if unread:  # exit 1: some host was not read (each one's cause is in its row)
+        typer.echo(f"gpuhost: {len(unread)} of {len(readings)} host(s) not read: {', '.join(unread)}", err=True)
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -53,6 +53,7 @@ from gpuhost.errors import GpuhostError, UsageError
 
 REPO_ROOT = Path(gpuhost.__file__).resolve().parents[1]
 DEFAULT_DEPLOY = REPO_ROOT / "deploys" / "driver.py"
+CONFIG = REPO_ROOT / "config.py"  # pyinfra config: gpuhost.run.faults for every host
 DRAIN_POLL_SECONDS = 5
 
 
@@ -199,6 +200,8 @@ def run_deploy(inventory: str, deploy: Path, hosts: list[str], data: dict[str, s
     """pyinfra's CLI on these hosts only; its output goes to the log and comes back."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [pyinfra_bin(), inventory, str(deploy), "-y"]
+    if CONFIG.is_file():  # bounds, keepalives and causes (gpuhost.run.faults) from any directory
+        cmd += ["--config", str(CONFIG)]
     for name in hosts:
         cmd += ["--limit", name]
     for key, value in data.items():

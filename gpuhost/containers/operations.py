@@ -23,6 +23,7 @@ from pyinfra.operations import files
 
 from gpuhost.containers import daemon_json as dj
 from gpuhost.errors import GpuhostError
+from gpuhost.run.stop import stop_command
 from gpuhost.run.keys import pinned_key_script
 
 PULLED_RECORD = "/var/lib/gpuhost/pulled.json"
@@ -116,7 +117,9 @@ def daemon_json(path: str = "/etc/docker/daemon.json", default_runtime: bool = F
         wanted = dj.merged(current, default_runtime=default_runtime, features=features,
                            options=options, lists=lists)
     except GpuhostError as exc:
-        raise OperationError(f"{path}: {exc}") from None
+        # Said as this host's error, one line; raising here would stop the run for every host.
+        yield StringCommand(stop_command(f"{path}: {exc}"))
+        return
     if current == wanted:
         host.noop(f"{path} already has the nvidia runtime and every requested setting")
         return

@@ -23,6 +23,7 @@ from pyinfra.operations import apt, server, systemd
 
 from gpuhost.containers import daemon_json as dj
 from gpuhost.containers.settings import repos
+from gpuhost.driver.operations import apt_get
 from gpuhost.mirror.config import daemon_json_lists
 from gpuhost.run.converged import file_current, installed, unit_ok
 from gpuhost.errors import GpuhostError
@@ -65,37 +66,39 @@ def container_runtime_stage(ctx) -> list:
     if settings.toolkit_source == "keep" and not state["toolkit"]["installed"]:
         logger.warning(f"[{host.name}] toolkit_source is keep but no NVIDIA container toolkit is "
                        "installed: containers will not see GPUs")
-    if not container_pending(ctx):
+    pending = pending_parts(ctx)
+    if not any(pending.values()):
         logger.info(f"[{host.name}] Docker, the NVIDIA runtime and daemon.json: in place")
         return []
+    install_bound = {"_timeout": ctx.settings.bounds.install_timeout + ctx.settings.driver.lock_timeout}
 
-    # 1. Docker.
+    # 1. Docker and 2. the NVIDIA container toolkit (four packages, one version): the repositories,
+    # one `apt-get update` that waits for the apt locks, then the packages.
     ops = []
-    install = _docker_install(ctx)
-    if install == "docker.io":
-        ops.append(apt.packages(name="Install Docker (Debian/Ubuntu docker.io)", packages=["docker.io"],
-                                update=True, cache_time=3600, extra_install_args=apt_lock))
-    elif install == "docker":
-        repo = repos()["docker"]
-        ops += [docker_ops.signed_apt_repo(name="Docker's apt repository (pinned key)",
-                                           **_docker_repo_args(ctx)),
-                apt.packages(name="Install Docker CE", packages=repo["packages"], update=True,
-                             extra_install_args=apt_lock)]
-    elif settings.docker_source != "keep":
+    install = _docker_install(ctx) if pending["docker"] else None
+    if install == "docker":
+        ops.append(docker_ops.signed_apt_repo(name="Docker's apt repository (pinned key)", **_docker_repo_args(ctx)))
+    elif settings.docker_source != "keep" and _docker_install(ctx) is None:
         logger.warning(f"[{host.name}] Docker already installed from another source "
                        f"({', '.join(sorted(docker['packages']))}): kept")
-    if settings.docker_source != "keep":
+    if pending["toolkit"]:
+        ops.append(docker_ops.signed_apt_repo(name="NVIDIA container toolkit repository (pinned key)",
+                                              **_toolkit_repo_args(settings)))
+    if install or pending["toolkit"]:
+        ops.append(server.shell(name="apt-get update (waits for the apt lock)",
+                                commands=[apt_get("update", ctx.settings.driver.lock_timeout)], **install_bound))
+    if install:
+        packages = ["docker.io"] if install == "docker.io" else repos()["docker"]["packages"]
+        name = "Install Docker (Debian/Ubuntu docker.io)" if install == "docker.io" else "Install Docker CE"
+        ops.append(apt.packages(name=name, packages=packages, extra_install_args=apt_lock, **install_bound))
+    if pending["docker"] or pending["service"]:
         ops.append(systemd.service(name="Docker running and enabled", service="docker", running=True,
                                    enabled=True))
-
-    # 2. NVIDIA container toolkit: four packages, one version.
-    if settings.toolkit_source == "nvidia":
+    if pending["toolkit"]:
         repo = repos()["nvidia_container_toolkit"]
-        ops += [docker_ops.signed_apt_repo(name="NVIDIA container toolkit repository (pinned key)",
-                                           **_toolkit_repo_args(settings)),
-                apt.packages(name=f"Install NVIDIA container toolkit {settings.toolkit_version}",
-                             packages=[f"{p}={settings.toolkit_version}" for p in repo["packages"]],
-                             update=True, extra_install_args=apt_lock)]
+        ops.append(apt.packages(name=f"Install NVIDIA container toolkit {settings.toolkit_version}",
+                                packages=[f"{p}={settings.toolkit_version}" for p in repo["packages"]],
+                                extra_install_args=apt_lock, **install_bound))
 
     # 3. daemon.json: merged, validated, backed up; Docker restarted only when safe.
     gpu_busy = bool(state["gpu_containers"]) and not docker["live_restore"]
@@ -105,7 +108,8 @@ def container_runtime_stage(ctx) -> list:
                        "live-restore is off: daemon.json is updated but Docker is not restarted "
                        "(docker_restart_with_gpu_containers: true to allow it)")
     path, wanted = _daemon_json_wanted(ctx)
-    ops.append(docker_ops.daemon_json(name=f"nvidia runtime in {path}", path=path, **wanted, restart=restart))
+    if pending["daemon.json"] or pending["toolkit"]:  # a new toolkit is checked against the file too
+        ops.append(docker_ops.daemon_json(name=f"nvidia runtime in {path}", path=path, **wanted, restart=restart))
 
     # 4. CDI spec, regenerated when the driver changed; /dev/char symlinks (NVML after reload).
     driver = _cdi_driver(ctx)
@@ -118,26 +122,33 @@ def container_runtime_stage(ctx) -> list:
 
 def container_pending(ctx) -> list[str]:
     """What the snapshot does not show in place yet ([]: the stage has nothing to do)."""
-    settings, managed, pending = ctx.settings.container, ctx.managed, []
+    return [item for items in pending_parts(ctx).values() for item in items]
+
+
+def pending_parts(ctx) -> dict[str, list[str]]:
+    """Per part of the stage (docker, service, toolkit, daemon.json, cdi), what is not in place yet:
+    only those parts queue operations, so one broken part does not re-run the others every time."""
+    settings, managed = ctx.settings.container, ctx.managed
+    parts = {"docker": [], "service": [], "toolkit": [], "daemon.json": [], "cdi": []}
     install = _docker_install(ctx)
     if install == "docker.io" and not installed(managed, "docker.io"):
-        pending.append("docker.io")
+        parts["docker"].append("docker.io")
     elif install == "docker":
         args = _docker_repo_args(ctx)
-        pending += _repo_pending(managed, args)
-        pending += [p for p in repos()["docker"]["packages"] if not installed(managed, p)]
+        parts["docker"] += _repo_pending(managed, args)
+        parts["docker"] += [p for p in repos()["docker"]["packages"] if not installed(managed, p)]
     if settings.docker_source != "keep" and not unit_ok(managed, "docker", running=True):
-        pending.append("docker service")
+        parts["service"].append("docker service")
     if settings.toolkit_source == "nvidia":
         repo = repos()["nvidia_container_toolkit"]
-        pending += _repo_pending(managed, _toolkit_repo_args(settings))
-        pending += [p for p in repo["packages"] if not installed(managed, p, settings.toolkit_version)]
+        parts["toolkit"] += _repo_pending(managed, _toolkit_repo_args(settings))
+        parts["toolkit"] += [p for p in repo["packages"] if not installed(managed, p, settings.toolkit_version)]
     path, wanted = _daemon_json_wanted(ctx)
     if not _daemon_json_current(ctx.container_state["docker"]["daemon_json"], wanted):
-        pending.append(path)
+        parts["daemon.json"].append(path)
     if _cdi_driver(ctx):
-        pending.append("CDI spec")
-    return pending
+        parts["cdi"].append("CDI spec")
+    return parts
 
 
 def _docker_install(ctx) -> str | None:

@@ -30,10 +30,17 @@ INITRAMFS = {
 
 
 def apt_get(args: str, lock_timeout: int) -> str:
-    """apt-get that waits up to lock_timeout s for the dpkg lock, then fails saying so in one line."""
+    """apt-get that waits up to lock_timeout s for the apt and dpkg locks, then fails saying so in one line.
+
+    `DPkg::Lock::Timeout` covers dpkg's lock only: apt-get update fails at once while another
+    update holds /var/lib/apt/lists/lock (apt-daily), so a lock error is retried until the time is up."""
     return (
-        f"out=$(DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout={lock_timeout} {args} 2>&1); "
-        "rc=$?; printf '%s\\n' \"$out\"; "
+        f"end=$(( $(date +%s) + {lock_timeout} )); "
+        "while :; do left=$(( end - $(date +%s) )); [ $left -gt 0 ] || left=0; "
+        f"out=$(DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=$left {args} 2>&1); rc=$?; "
+        "if [ $rc -ne 0 ] && printf '%s' \"$out\" | grep -q 'Could not get lock' && [ $(date +%s) -lt $end ]; "
+        "then sleep 2; continue; fi; break; done; "
+        "printf '%s\\n' \"$out\"; "
         "if [ $rc -ne 0 ] && printf '%s' \"$out\" | grep -q 'Could not get lock'; then "
         f"echo 'gpuhost: the apt/dpkg lock was still held after {lock_timeout}s "
         "(see the holder above): re-run when it is free, or raise apt_lock_timeout' >&2; fi; exit $rc"

@@ -47,9 +47,8 @@ def decide(settings, gpu_state: dict, host_state: dict, plan, source: DriverSour
     if host_state.get("package_manager") not in ("apt-get", "apt", "dnf"):
         blockers.append(f"package manager {host_state.get('package_manager')!r} is not supported by the driver "
                         f"stage: use Ubuntu 22.04/24.04, Debian 12 or RHEL/Rocky 8/9")
-    if lock.get("dpkg_interrupted"):
-        blockers.append("dpkg was interrupted (/var/lib/dpkg/updates is not empty): run "
-                        "'dpkg --configure -a' on the host, then re-run")
+    if lock.get("dpkg_interrupted"):  # gpuhost.run.dpkg repairs it before this stage runs
+        notes.append("dpkg was interrupted: dpkg --configure -a runs first")
     work = ([f"{p.get('process_name')} (pid {p.get('pid')})" for p in processes]
             + [f"container {c.get('name') or c.get('id')}" for c in gpu_containers])[:5]
     if work and (changes_driver or settings.reboot == "auto") and not settings.driver.force:
@@ -76,6 +75,7 @@ def decide(settings, gpu_state: dict, host_state: dict, plan, source: DriverSour
         notes.append("reboot required (the host reports a pending reboot)")
     if lock.get("held"):
         holders = ", ".join(f"{h.get('command')} (pid {h.get('pid')})" for h in lock.get("holders") or [])
-        notes.append(f"the apt/dpkg lock is held by {holders or 'another process'}: waiting up to "
+        running = "dpkg is busy: " if lock.get("dpkg_running") else ""
+        notes.append(f"{running}the apt/dpkg lock is held by {holders or 'another process'}: waiting up to "
                      f"{settings.driver.lock_timeout}s for it")
     return decision

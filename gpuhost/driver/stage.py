@@ -56,13 +56,17 @@ def driver_stage(ctx) -> list:
 
     lock_timeout = settings.lock_timeout
     paused = exporters_stopped(ctx)  # GPU exporters hold GPU handles: stopped around the change
+    bounds = ctx.settings.bounds
+    install = bounds.install_timeout + lock_timeout  # the long steps: apt waits for the lock, then installs
     ops = [driver.repository(name=f"Driver repository ({source.name})", source=source)]
     headers = _headers_package(ctx, source)
     if headers:
-        ops.append(driver.headers(name="Kernel headers and DKMS", package=headers, lock_timeout=lock_timeout))
+        ops.append(driver.headers(name="Kernel headers and DKMS", package=headers, lock_timeout=lock_timeout,
+                                  _timeout=install))
     packages = driver.packages(
         name=f"Driver packages R{source.branch} {source.flavour} (installed and held)",
-        source=source, held=list(ctx.host_state.get("held_packages") or []), lock_timeout=lock_timeout)
+        source=source, held=list(ctx.host_state.get("held_packages") or []), lock_timeout=lock_timeout,
+        _timeout=install)
     ops += [packages, driver.nouveau_blacklist(name="Blacklist nouveau (initramfs rebuilt when changed)",
                                                package_manager=source.package_manager)]
     if source.persistenced:
@@ -71,13 +75,14 @@ def driver_stage(ctx) -> list:
     if ctx.gpu_state.get("needs_fabric_manager"):
         if source.fabric_manager and source.package_manager == "apt":
             ops.append(driver.fabric_manager(name="Fabric manager of the driver's version", source=source,
-                                             lock_timeout=lock_timeout))
+                                             lock_timeout=lock_timeout, _timeout=install))
         else:
             logger.warning(f"[{host.name}] NVSwitch present but driver source {source.name} has no fabric manager "
                            f"package: install it by hand")
 
     if ctx.settings.reboot == "auto" and gpu_attached(ctx.gpu_state):
-        server.reboot(name="Reboot to load the new driver", _if=packages.did_change)
+        server.reboot(name="Reboot to load the new driver", reboot_timeout=bounds.reboot_timeout,
+                      _timeout=bounds.reboot_timeout + 60, _if=packages.did_change)
         server.shell(name="The new driver module is loaded",
                      commands=["grep -q 'Kernel Module' /proc/driver/nvidia/version || "
                                "{ echo 'gpuhost: after the reboot no nvidia kernel module is loaded' >&2; exit 1; }"],

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyinfra import host, state
+from pyinfra import host, logger, state
 from pyinfra.api.exceptions import DeployError
 
 from facts.snapshot import HostSnapshot
 from gpuhost.fleet.inventory_file import cli_override_data
 from gpuhost.plan.host_plan import HostPlan, plan_host
+from gpuhost.run import faults
 from gpuhost.run.settings import HostSettings, check_hosts, problems_text, settings_from
+from gpuhost.run.summary import summarize_at_exit
 
 
 @dataclass
@@ -40,9 +42,18 @@ def host_context() -> HostContext:
         if problems:
             raise DeployError(problems_text("bad inventory data", problems))
         settings = settings_from(host.data.dict())
-        snapshot = host.get_fact(HostSnapshot)  # every reading a converged run needs: one command
+        faults.install(state)  # bounds and keepalives, when config.py did not already
+        faults.watch(host, settings.bounds)
+        # Every reading a converged run needs, in one bounded command.
+        snapshot, cause = faults.read_snapshot(host, settings.bounds)
+        if snapshot is None:  # no reading: this host is failed with the cause, the others go on
+            logger.error(f"[{host.name}] {cause}")
+            state.fail_hosts({host})
+            snapshot = HostSnapshot.default()
         gpu_state, host_state = snapshot["gpu"], snapshot["host"]
-        _contexts[key] = HostContext(settings, gpu_state, host_state, plan_host(gpu_state, host_state, settings),
+        host_plan = plan_host(gpu_state, host_state, settings) if cause is None else HostPlan("failed", cause, [])
+        _contexts[key] = HostContext(settings, gpu_state, host_state, host_plan,
                                      snapshot["container"], snapshot["managed"],
                                      snapshot.get("workspace"))
+        summarize_at_exit(_contexts[key])  # every deploy ends with the fleet table
     return _contexts[key]

@@ -32,6 +32,7 @@ from gpuhost.monitoring.settings import MonitoringSettings
 from gpuhost.plan.gpus import Gpu
 from gpuhost.plan.resolver import Policy
 from gpuhost.plan.settings import PlanSettings
+from gpuhost.run.bounds import Bounds
 from gpuhost.run.host_data import HostDataModel, Problem, model_keys, shown, validated, values_text
 from gpuhost.verify.settings import VerifySettings
 from gpuhost.workspace.settings import WorkspaceSettings
@@ -58,6 +59,7 @@ CAPABILITIES: dict[str, type[BaseModel]] = {
     "mirror": MirrorSettings,
     "monitoring": MonitoringSettings,
     "workspace": WorkspaceSettings,
+    "bounds": Bounds,
     "inputs": InputSettings,
 }
 

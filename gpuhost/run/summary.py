@@ -5,15 +5,22 @@
     gpu-02  none            -                      -                                     0        skipped   no NVIDIA GPU found
     gpu-03  none (planned: H100)  R580 open in place  pytorch/pytorch:2.9.1-cuda13.0-...   0        ok        no GPU attached: not verified
 
-pyinfra's CLI has no hook after its own results, so the deploy registers the table with atexit:
-it prints when the pyinfra process ends, after pyinfra's summary. Rows come from each host's
-context (read while the deploy file is prepared), this run's verdicts, and pyinfra's state.
+pyinfra's CLI has no hook after its own results, so the table is registered with atexit (by
+config.py before pyinfra connects, else by the deploy): it prints when the pyinfra process ends,
+after pyinfra's summary. Rows come from each host's context (read while the deploy file is
+prepared), this run's verdicts, pyinfra's state and what gpuhost.run.faults saw. Every host
+pyinfra tried gets a row, also one never reached, and a row is `failed` exactly when pyinfra
+counts the host failed or did not finish it (so the exit status says the same).
 """
 
 from __future__ import annotations
 
 import atexit
+import sys
 from collections import Counter
+from pathlib import Path
+
+from gpuhost.run import faults
 
 _rows: dict[str, dict] = {}  # host name -> what the deploy knew before executing
 _verdicts: dict[str, dict] = {}  # host name -> verify.json record of a check run this time
@@ -21,16 +28,26 @@ _drivers_in_place: dict[str, str] = {}  # host name -> "R580 open": the driver s
 _state = None
 
 
+def print_at_exit(state) -> None:
+    """Print the table when this process ends (once), for runs of this repository's deploys."""
+    global _state
+    if _state is None:
+        _state = state
+        atexit.register(_print)
+
+
 def summarize_at_exit(ctx) -> None:
-    """Remember this host for the table; the first call registers the table's printing."""
+    """Remember this host for the table (and print the table at exit)."""
     from pyinfra import host
     from pyinfra.context import ctx_state
 
-    global _state
-    if _state is None:
-        _state = ctx_state.get()
-        atexit.register(_print)
+    print_at_exit(ctx_state.get())
     _rows[host.name] = row_facts(ctx)
+
+
+def deploy_run(argv=None) -> bool:
+    """This process runs one of the repository's deploy files (not `exec`, `fact`, debug-inventory)."""
+    return any(arg.endswith(".py") and Path(arg).parent.name == "deploys" for arg in (argv or sys.argv)[1:])
 
 
 def record_verdict(host_name: str, record: dict) -> None:
@@ -68,14 +85,22 @@ def row_facts(ctx) -> dict:
             "gpu_attached": bool(gpus), "last_check_ok": bool(last.get("ok"))}
 
 
-def outcome(facts: dict, failed: bool, failed_at: str | None, verdict: dict | None) -> tuple[str, str]:
-    """(result, cause) of one host. Pure."""
+def outcome(facts: dict, failed: bool, failed_at: str | None, verdict: dict | None,
+            fault: str | None = None, unfinished: str | None = None) -> tuple[str, str]:
+    """(result, cause) of one host. Pure.
+
+    fault: what happened to the host itself (gpuhost.run.faults: unreachable, no answer, lost);
+    unfinished: why its operations did not all run (the run was interrupted or stopped)."""
+    if fault:
+        return "failed", fault
     if verdict is not None and not verdict.get("ok"):
         return "failed", f"{verdict.get('cause')}: {verdict.get('fix')}"
     if facts["status"] in ("skipped", "failed"):
         return facts["status"], facts["reason"] or ""
     if failed:
         return "failed", f"at: {failed_at}" if failed_at else "see the errors above"
+    if unfinished:
+        return "failed", unfinished
     if verdict is not None:
         return "verified", "torch check passed"
     if not facts["gpu_attached"]:
@@ -94,23 +119,41 @@ def table(state) -> str:
     rows = []
     for host in state.inventory:
         facts = _rows.get(host.name)
+        fault = faults.causes.get(host.name)
         if facts is None:
+            if host.name in faults.attempted:  # never read: unreachable, or no snapshot
+                rows.append([host.name, "?", "-", "-", "0", "failed", fault or "not reached"])
             continue
-        changed, failed_at = 0, None
+        changed, failed_at, waiting = 0, None, None
         for op_hash in state.get_op_order():
             data = state.ops.get(host, {}).get(op_hash)
-            if data is None or not data.operation_meta.is_complete():
+            if data is None:
                 continue
             meta = data.operation_meta
+            if not meta.is_complete():
+                waiting = waiting or ", ".join(sorted(state.op_meta[op_hash].names))
+                continue
             changed += meta.did_change()
             if meta.did_error() and failed_at is None:
                 failed_at = ", ".join(sorted(state.op_meta[op_hash].names))
-        result, cause = outcome(facts, host in state.failed_hosts, failed_at, _verdicts.get(host.name))
+        result, cause = outcome(facts, host in state.failed_hosts, failed_at, _verdicts.get(host.name),
+                                fault, _unfinished(host.name, waiting))
         driver = driver_cell(facts["driver"], _drivers_in_place.get(host.name))
         rows.append([host.name, facts["gpus"], driver, facts["image"], str(changed), result, cause])
     return render(rows)
 
 
+def _unfinished(name: str, waiting: str | None) -> str | None:
+    """Why a host's operations did not all run, when they did not."""
+    if waiting is None:
+        return None
+    if faults.interrupted:
+        return f"interrupted (Ctrl-C) during {faults.steps.get(name) or waiting}"
+    return f"the run stopped before {waiting} (see the error above)"
+
+
 def _print() -> None:
-    if _state is not None and _rows and _state.is_executing:
-        print("\n" + table(_state), flush=True)
+    never_reached = faults.attempted and all(name in faults.causes for name in faults.attempted)
+    if _state is None or not (_state.is_executing and _rows or never_reached and deploy_run()):
+        return
+    print("\n" + table(_state), flush=True)

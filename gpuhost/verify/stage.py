@@ -174,7 +174,8 @@ def verify_stage(ctx, after=(), always: bool = False) -> list:
         logger.info(f"[{host.name}] {why}")
         return []
     check = dict(name="torch check in the plan's image", image=ctx.host_plan.plan.image.tag,
-                 expect_gpus=len(ctx.host_plan.gpus) or None, gpus=current_inputs(ctx)["gpus"])
+                 expect_gpus=len(ctx.host_plan.gpus) or None, gpus=current_inputs(ctx)["gpus"],
+                 _timeout=ctx.settings.bounds.check_timeout)
     if due == "if-changed":
         return [torch_check(**check, _if=any_changed(*after))]
     return [torch_check(**check)]

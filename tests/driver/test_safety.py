@@ -77,12 +77,17 @@ def test_missing_headers_block_a_gpu_host_but_not_an_image_build():
     assert decision.blockers == [] and any("preparing an image" in n for n in decision.notes)
 
 
-def test_interrupted_dpkg_blocks_and_held_lock_is_noted():
-    host = with_(HOST, package_lock={"held": True, "dpkg_interrupted": True,
-                                     "holders": [{"command": "unattended-upgr", "pid": 812}]})
-    decision = gate(host, data={"apt_lock_timeout": 30})
-    assert any("dpkg --configure -a" in b for b in decision.blockers)
-    assert any("unattended-upgr (pid 812)" in n and "30s" in n for n in decision.notes)
+def test_interrupted_dpkg_is_repaired_first_and_a_running_one_waited_for():
+    interrupted = gate(with_(HOST, package_lock={"held": False, "dpkg_interrupted": True, "holders": []}))
+    assert interrupted.blockers == []  # gpuhost.run.dpkg repairs it before the stage runs
+    assert any("dpkg --configure -a runs first" in n for n in interrupted.notes)
+    running = gate(with_(HOST, package_lock={"held": True, "dpkg_running": True, "dpkg_interrupted": False,
+                                             "holders": [{"command": "unattended-upgr", "pid": 812}]}),
+                   data={"apt_lock_timeout": 30})
+    assert running.blockers == []
+    assert not any("configure -a" in n for n in running.notes)  # never while dpkg really runs
+    assert any(n.startswith("dpkg is busy") and "unattended-upgr (pid 812)" in n and "30s" in n
+               for n in running.notes)
 
 
 def test_mismatch_and_pending_reboot_are_reported():

@@ -355,3 +355,16 @@ def test_sections_and_small_parsers():
         "PRETTY_NAME": "Ubuntu 24.04.3 LTS", "ID": "ubuntu"}
     values, tail = key_values_with_tail("pid=3 comm=apt cmdline=apt-get install -y x", "cmdline")
     assert values == {"pid": "3", "comm": "apt"} and tail == "apt-get install -y x"
+
+
+def test_a_running_dpkg_is_not_interrupted_and_a_killed_one_is():
+    """Real output (tests/fixtures/README.md): dpkg mid-configure, then the same host after kill -9."""
+    from facts.host import process_host_sections
+    from facts.sections import Sections
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "debian12-lab-host"
+    running, killed = (process_host_sections(Sections((fixtures / name).read_text().splitlines()))["package_lock"]
+                       for name in ("host-dpkg-running.out", "host-dpkg-interrupted.out"))
+    assert (running["dpkg_running"], running["dpkg_interrupted"]) == (True, False)
+    assert (killed["dpkg_running"], killed["dpkg_interrupted"]) == (False, True)
+    assert killed["unfinished_packages"] == ["gpuhost-fixture-slow"]

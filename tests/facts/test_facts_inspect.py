@@ -88,11 +88,13 @@ def test_command_on_local_and_an_unreachable_host(tmp_path):
     inventory.write_text(
         'hosts = [("down", {"ssh_hostname": "127.0.0.1", "ssh_port": 1}), ("@local", {})]\n')
     result = run("inspect", str(inventory), "--json")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # a host was not read: exit 1 (each row says why)
+    assert "1 of 2 host(s) not read: down" in result.stderr
     doc = json.loads(result.stdout)
     assert doc["commands_per_host"] == COMMANDS_PER_HOST == 1
     hosts = {h["host"]: h for h in doc["hosts"]}
-    assert hosts["down"]["reachable"] is False and "127.0.0.1" in hosts["down"]["error"]
+    assert hosts["down"]["reachable"] is False
+    assert hosts["down"]["error"] == "connection refused: nothing listens on 127.0.0.1:1"
     local = hosts["@local"]
     assert local["reachable"] is True
     assert set(local["facts"]) == {"gpu", "host", "container", "managed", "workspace"}
@@ -101,7 +103,7 @@ def test_command_on_local_and_an_unreachable_host(tmp_path):
         assert local["summary"]["plan"].startswith("skipped: no NVIDIA GPU")
 
     table = run("inspect", str(inventory), "--limit", "down")
-    assert table.returncode == 0 and "unreachable" in table.stdout and "@local" not in table.stdout
+    assert table.returncode == 1 and "unreachable" in table.stdout and "@local" not in table.stdout
 
 
 @pytest.mark.parametrize("content, args, message", [

@@ -1,0 +1,15 @@
+"""pyinfra's config for this repository's deploys: pyinfra's CLI loads ./config.py before it connects.
+
+For runs of deploys/*.py, every host gets its connect bound, keepalives, a bound on each command
+and its failure said in one line (gpuhost.run.faults), and the fleet table covers every host, also
+one never reached. Other pyinfra commands (exec, fact, debug-inventory) are left as pyinfra has them.
+"""
+
+from pyinfra.context import ctx_state
+
+from gpuhost.run import faults, summary
+
+if summary.deploy_run():
+    state = ctx_state.get()
+    faults.install(state)
+    summary.print_at_exit(state)
