@@ -24,6 +24,7 @@ from pyinfra.operations import apt, server, systemd
 from gpuhost.containers import daemon_json as dj
 from gpuhost.containers.settings import repos
 from gpuhost.run.converged import file_current, installed, unit_ok
+from gpuhost.run.keys import choose_source, keyring_trusted
 from gpuhost.errors import GpuhostError
 from gpuhost.containers import operations as docker_ops
 from gpuhost.run.stop import stop_host
@@ -67,6 +68,23 @@ def container_runtime_stage(ctx) -> list:
     if not container_pending(ctx):
         logger.info(f"[{host.name}] Docker, the NVIDIA runtime and daemon.json: in place")
         return []
+    repositories = {"docker": _docker_repo_args(ctx) if _docker_install(ctx) == "docker" else None,
+                    "toolkit": _toolkit_repo_args(settings) if settings.toolkit_source == "nvidia" else None}
+    for args in filter(None, repositories.values()):
+        choice = _source_choice(ctx.managed, args)
+        if choice.blocker:
+            stop_host(choice.blocker, name="Conflicting apt source")
+            return []
+        if choice.line:
+            logger.warning(f"[{host.name}] {choice.line}")
+        args.update(adopt=choice.adopt, set_aside=choice.set_aside)
+    legacy = state["toolkit"].get("legacy") or []
+    if legacy and settings.toolkit_source == "nvidia":
+        logger.warning(f"[{host.name}] replacing the deprecated {', '.join(legacy)} with nvidia-container-toolkit "
+                       f"{settings.toolkit_version}: removed in the same apt run, not purged (conffiles such as "
+                       "nvidia-docker2's /etc/docker/daemon.json stay)")
+    elif legacy:
+        logger.warning(f"[{host.name}] keeping the deprecated {', '.join(legacy)} (toolkit_source: keep)")
 
     # 1. Docker.
     ops = []
@@ -77,7 +95,7 @@ def container_runtime_stage(ctx) -> list:
     elif install == "docker":
         repo = repos()["docker"]
         ops += [docker_ops.signed_apt_repo(name="Docker's apt repository (pinned key)",
-                                           **_docker_repo_args(ctx)),
+                                           **repositories["docker"]),
                 apt.packages(name="Install Docker CE", packages=repo["packages"], update=True,
                              extra_install_args=apt_lock)]
     elif settings.docker_source != "keep":
@@ -91,9 +109,11 @@ def container_runtime_stage(ctx) -> list:
     if settings.toolkit_source == "nvidia":
         repo = repos()["nvidia_container_toolkit"]
         ops += [docker_ops.signed_apt_repo(name="NVIDIA container toolkit repository (pinned key)",
-                                           **_toolkit_repo_args(settings)),
+                                           **repositories["toolkit"]),
                 apt.packages(name=f"Install NVIDIA container toolkit {settings.toolkit_version}",
-                             packages=[f"{p}={settings.toolkit_version}" for p in repo["packages"]],
+                             # apt's "name-" removes a package in the same transaction
+                             packages=[f"{p}={settings.toolkit_version}" for p in repo["packages"]]
+                             + [f"{p}-" for p in legacy],
                              update=True, extra_install_args=apt_lock)]
 
     # 3. daemon.json: merged, validated, backed up; Docker restarted only when safe.
@@ -131,6 +151,7 @@ def container_pending(ctx) -> list[str]:
         repo = repos()["nvidia_container_toolkit"]
         pending += _repo_pending(managed, _toolkit_repo_args(settings))
         pending += [p for p in repo["packages"] if not installed(managed, p, settings.toolkit_version)]
+        pending += ctx.container_state["toolkit"].get("legacy") or []
     path, wanted = _daemon_json_wanted(ctx)
     if not _daemon_json_current(ctx.container_state["docker"]["daemon_json"], wanted):
         pending.append(path)
@@ -173,10 +194,20 @@ def _toolkit_repo_args(settings) -> dict:
     return args
 
 
+def _source_choice(managed: dict, args: dict):
+    return choose_source(managed, args["uri"], args["fingerprint"].replace(" ", "").upper(),
+                         f"/etc/apt/sources.list.d/{args['filename']}.sources", args["keyring"])
+
+
 def _repo_pending(managed: dict, args: dict) -> list[str]:
+    """The repository's keyring (exactly the pinned key) and source, or an adopted source of another tool."""
+    choice = _source_choice(managed, args)
+    if choice.adopt:
+        return list(choice.set_aside)
     sources = f"/etc/apt/sources.list.d/{args['filename']}.sources"
     text = docker_ops.deb822(args["uri"], args["suite"], args["components"], args["keyring"])
-    return ([args["keyring"]] if args["keyring"] not in managed["keyrings"] else []) \
+    return list(choice.set_aside) \
+        + ([args["keyring"]] if not keyring_trusted(managed, args["keyring"], args["fingerprint"]) else []) \
         + ([sources] if not file_current(managed, sources, text) else [])
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gpuhost.errors import UsageError
 
@@ -53,3 +56,23 @@ def text_value(data, key):
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise UsageError(f"{key} must be a string, got {value!r}")
     return str(value)
+
+
+class ExistingDriverSettings(BaseModel):
+    """What the driver stage does with a driver it did not install (host data keys)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    runfile_driver: Literal["refuse", "replace"] = Field(
+        "refuse", description="a driver installed with NVIDIA's .run installer: refuse (the host stops, "
+                              "naming nvidia-uninstall) or replace (nvidia-uninstall --silent, then packages)")
+
+    @classmethod
+    def from_host_data(cls, data: dict) -> ExistingDriverSettings:
+        picked = {key: data[key] for key in cls.model_fields if key in data}
+        try:
+            return cls(**picked)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = error["loc"][0] if error["loc"] else "runfile_driver"
+            raise UsageError(f"{key} is {picked.get(key)!r}: use one of refuse, replace") from None

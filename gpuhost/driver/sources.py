@@ -44,6 +44,7 @@ class DriverSource:
     fabric_manager: str | None
     module_stream: str | None = None
     flavour_package: str | None = None  # dnf: installed only with this flavour's stream
+    install_recommends: bool = True  # apt: False installs with --no-install-recommends
     warnings: tuple[str, ...] = field(default=())
 
     def replaced(self, installed) -> list[str]:
@@ -126,6 +127,7 @@ def select_source(host_state: dict, branch: str, flavour: str, source: str | Non
         fabric_manager=entry["fabric_manager"].format(**values) if entry.get("fabric_manager") else None,
         module_stream=stream.format(**values) if stream else None,
         flavour_package=(entry.get("flavour_package") or {}).get(flavour),
+        install_recommends=entry.get("install_recommends", True),
     )
 
 

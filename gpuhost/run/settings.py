@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gpuhost.containers.settings import ContainerSettings, container_settings
-from gpuhost.driver.settings import DriverSettings, driver_settings_from, text_value as _text
+from gpuhost.driver.settings import DriverSettings, ExistingDriverSettings, driver_settings_from, text_value as _text
 from gpuhost.errors import GpuhostError, UsageError
 from gpuhost.plan.gpus import Gpu, identify
 from gpuhost.plan.resolver import Policy
@@ -31,6 +31,7 @@ class HostSettings:
     driver: DriverSettings = field(default_factory=lambda: DriverSettings())  # the driver stage's keys
     container: ContainerSettings = field(default_factory=lambda: ContainerSettings())  # Docker, toolkit, pull
     verify: str = "auto"  # auto | always | never: when gpu_host.py runs the torch check
+    existing_driver: ExistingDriverSettings = ExistingDriverSettings()  # runfile_driver
 
 
 def settings_from(data) -> HostSettings:
@@ -60,7 +61,8 @@ def settings_from(data) -> HostSettings:
     ).validated()
     return HostSettings(policy, gpus, data.get("no_gpu") or DEFAULTS["no_gpu"],
                         data.get("reboot") or DEFAULTS["reboot"], driver_settings_from(data),
-                        container_settings(data), data.get("verify") or DEFAULTS["verify"])
+                        container_settings(data), data.get("verify") or DEFAULTS["verify"],
+                        ExistingDriverSettings.from_host_data(data))
 
 
 def check_hosts(hosts) -> list[str]:
