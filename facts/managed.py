@@ -46,8 +46,8 @@ ONE_LINE = re.compile(r"^deb\s+(?:\[(?P<options>[^\]]*)\]\s+)?(?P<uri>\S+)\s+(?P
 FILES = ("/var/lib/gpuhost/*.json /etc/modprobe.d/*.conf /etc/apt/sources.list.d/* "
          "/etc/yum.repos.d/*.repo")
 KEYRINGS = "/etc/apt/keyrings/* /usr/share/keyrings/* /etc/pki/rpm-gpg/*"
-# Package names gpuhost installs or checks (driver, headers, DKMS, Docker, toolkit).
-PACKAGE_FAMILIES = "nvidia|cuda|docker|containerd|moby|linux-headers|kernel-devel|dkms|runc"
+# Package names gpuhost installs or checks (driver, headers, DKMS, Debian's firmware, Docker, toolkit).
+PACKAGE_FAMILIES = "nvidia|cuda|docker|containerd|moby|linux-headers|kernel-devel|dkms|runc|firmware-misc-nonfree"
 UNITS = "docker nvidia-persistenced nvidia-fabricmanager"
 APT_SOURCES = "/etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources"
 # Keyrings whose fingerprints are read even when no source names them yet: gpuhost's own, and the

@@ -18,7 +18,7 @@ from pyinfra import host
 from pyinfra.api import StringCommand, operation
 from pyinfra.api.exceptions import OperationError
 from pyinfra.facts.docker import DockerImage
-from pyinfra.facts.files import File, FileContents
+from pyinfra.facts.files import FileContents
 from pyinfra.operations import files
 
 from gpuhost.containers import daemon_json as dj

@@ -72,3 +72,10 @@ def test_runfile_driver_is_refused_unless_asked_to_replace():
 def test_a_clean_host_has_no_other_driver():
     assert other_driver(NO_PACKAGES, DEBIAN_HOST | {"runfile_driver": None}, {}, "580") is None
     assert existing_driver_decision(None, settings_from({}), "R580").blockers == []
+
+
+def test_bad_runfile_driver_value_is_one_line_before_any_host():
+    from gpuhost.run.settings import check_hosts
+
+    assert check_hosts([("gpu-01", {"runfile_driver": "remove"})]) == [
+        "host gpu-01: runfile_driver is 'remove': use one of refuse, replace"]
