@@ -28,6 +28,7 @@ vendor's real layout and only proves gpuhost's own behaviour):
 - a runfile driver: /usr/bin/nvidia-uninstall and nvidia-installer (scripts), nvidia-smi failing as
   the real one does without a loaded module, libnvidia-ml.so.550.54.14;
 - a user's nvidia-driver-pinning-550 + nvidia-open 550.163.01, installed with dpkg and held.
+Real, as a user has it: Debian's nvidia-driver 535 installed from non-free without Recommends and held.
 
 Docker installed per Docker's docs (docker.list + docker.asc) is not run here: gpuhost's Docker
 repository has no mirror setting, and the lab may not reach download.docker.com. Its source is
@@ -51,7 +52,11 @@ from gpuhost.lab.results import changed, host_statuses, summary_rows
 
 pytestmark = pytest.mark.e2e
 DRIVER_URL, TOOLKIT_URL = "http://driver-repo:8080/", "http://toolkit-repo:8080/"
-DRIVER_HOSTS = ("cudakeyring", "runfile", "pin550", "debian")
+DRIVER_HOSTS = ("cudakeyring", "runfile", "pin550", "debheld", "debian")
+# Debian's own driver as a user installs it: non-free enabled, no Recommends (which would pull
+# linux-headers-amd64 and build the module for a kernel that is not running), then held.
+DEBIAN_NONFREE = "deb http://deb.debian.org/debian bookworm contrib non-free non-free-firmware"
+DEBIAN_DRIVER = "nvidia-driver nvidia-kernel-dkms firmware-misc-nonfree nvidia-persistenced"
 TOOLKIT_HOSTS = ("toolkitdocs", "toolkitkey")
 CUDA_LIST = "/etc/apt/sources.list.d/cuda-debian12-x86_64.list"
 CUDA_KEYRING = "/usr/share/keyrings/cuda-archive-keyring.gpg"
@@ -118,6 +123,7 @@ def brownfield(engine, tmp_path_factory):
         HostSpec("cudakeyring", driver),
         HostSpec("runfile", driver),
         HostSpec("pin550", driver),
+        HostSpec("debheld", driver),
         # Debian's own packages: a V100 is planned proprietary, the only flavour Debian has (R535)
         HostSpec("debian", {"target_gpus": ["V100"], "driver_source": "debian", "driver_branch": "535",
                             "reboot": "never"}),
@@ -145,6 +151,11 @@ def brownfield(engine, tmp_path_factory):
         _dpkg_install(pinned, {"nvidia-driver-pinning-550": _deb(debs, "nvidia-driver-pinning-550", "550.163.01-1", {}),
                                "nvidia-open": _deb(debs, "nvidia-open", "550.163.01-1", {})})
         pinned.exec("apt-mark hold nvidia-driver-pinning-550 nvidia-open", check=True)
+
+        held = lab.host("debheld")  # Debian's own nvidia-driver 535, installed for real and held
+        held.exec(f"echo '{DEBIAN_NONFREE}' > /etc/apt/sources.list.d/non-free.list && apt-get update -q && "
+                  f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {DEBIAN_DRIVER} && "
+                  "apt-mark hold nvidia-driver nvidia-kernel-dkms", check=True, timeout=900)
 
         docs = lab.host("toolkitdocs")  # NVIDIA's documented toolkit source + legacy packages
         _put(docs, TOOLKIT_LIST, f"deb [signed-by={TOOLKIT_KEYRING}] {TOOLKIT_URL} /\n".encode())
@@ -227,7 +238,7 @@ def test_held_r550_is_moved_and_named(brownfield, first, second):
     assert changed(second[0].stdout, "pin550") == 0, second[0].stdout[-3000:]
 
 
-def test_debian_nvidia_driver_installed_for_real_held_then_moved(brownfield, first, second):
+def test_debian_nvidia_driver_installed_for_real_and_held(brownfield, first, second):
     drivers, _ = first
     host = brownfield.host("debian")
     assert _errors(drivers, "debian") == 0, drivers.stdout[-5000:]
@@ -240,19 +251,20 @@ def test_debian_nvidia_driver_installed_for_real_held_then_moved(brownfield, fir
     assert changed(second[0].stdout, "debian") == 0, second[0].stdout[-3000:]
     assert "[debian] driver R535 proprietary from debian: in place" in second[0].stdout
 
-    # The same host, now planned for R580 open from the CUDA repository: Debian's held stack is named
-    # and purged, never left beside the new driver.
-    move = brownfield.pyinfra("deploys/driver.py", "-y", "--limit", "debian", "--data", "driver_source=cuda",
-                              "--data", "driver_branch=lts", "--data", "target_gpus=H100",
-                              *[f"--data={k}={v}" for k, v in repository_data(brownfield.driver_fpr, DRIVER_URL).items()
-                                if k.startswith("driver_repository")])
-    assert move.returncode == 0, move.stdout[-5000:]
-    assert "[debian] moving from the installed R535 packages 535.261.03-1 (" in move.stdout, move.stdout[-5000:]
-    assert "held: nvidia-driver, nvidia-kernel-dkms" in move.stdout
+
+def test_held_debian_driver_is_moved_never_left_beside(brownfield, first, second):
+    """Debian's held 535 on a host planned for R580 open from the CUDA repository: named and purged."""
+    drivers, _ = first
+    host = brownfield.host("debheld")
+    assert _errors(drivers, "debheld") == 0, drivers.stdout[-5000:]
+    assert "[debheld] moving from the installed R535 packages 535.261.03-1 (" in drivers.stdout, drivers.stdout[-5000:]
+    assert "held: nvidia-driver, nvidia-kernel-dkms) to R580 open from cuda" in drivers.stdout
+    assert summary_rows(drivers.stdout)["debheld"]["DRIVER"] == "R535 pkgs held -> R580 open"
     left = host.exec("dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\\n' | awk '$1 ~ /^.i/'").stdout
     assert " 535." not in left, left  # one driver stack
     assert "nvidia-open 580.95.05-1" in left
     assert host.exec("dpkg --audit").stdout == ""
+    assert changed(second[0].stdout, "debheld") == 0, second[0].stdout[-3000:]
 
 
 def test_toolkit_source_adopted_and_legacy_packages_replaced(brownfield, first, second):
