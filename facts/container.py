@@ -75,9 +75,10 @@ TOOLKIT_PACKAGES = {
     "nvidia-docker2",
     "nvidia-container-runtime",
 }
-# NVIDIA's deprecated packages, superseded by nvidia-container-toolkit (NVIDIA Container Toolkit
-# install guide; NVIDIA/nvidia-docker README: "deprecated"): nvidia-docker2 is a wrapper script
-# plus a daemon.json conffile, nvidia-container-runtime a meta package in its last releases.
+# NVIDIA's deprecated packages, superseded by nvidia-container-toolkit: nvidia-docker2 shipped a
+# wrapper script and /etc/docker/daemon.json (NVIDIA/nvidia-docker debian/nvidia-docker2.install,
+# commit fe18749), and is now a meta package whose "wrapper script ... should be considered
+# deprecated" (debian/control, commit 0706626; read 2026-12-01); nvidia-container-runtime likewise.
 LEGACY_TOOLKIT_PACKAGES = ("nvidia-docker2", "nvidia-container-runtime")
 SNAP_DAEMON_JSON = "/var/snap/docker/current/config/daemon.json"
 INFO_FORMAT = (

@@ -152,7 +152,8 @@ def existing_driver_decision(existing: InstalledDriver | None, settings, wanted:
     A runfile driver is never mixed with packages: refused with nvidia-uninstall as the fix,
     unless host data says runfile_driver: replace. Packages of another branch (or another
     source's stack) are moved to the plan's driver when allow_driver_change is true (the
-    default), named with their holds; otherwise the host is refused with what to set."""
+    default), named with their holds; otherwise kept: the stage changes nothing and says how
+    to plan for them."""
     decision = Decision()
     if existing is None:
         return decision

@@ -93,16 +93,17 @@ def choose_source(managed: dict, uri: str, fingerprint: str, own_file: str, own_
             adopt=adopted["file"], keyring=adopted["signed_by"], set_aside=tuple(own + others),
             line=(f"adopting {adopted['file']} for {uri}: its keyring {adopted['signed_by']} holds exactly the "
                   f"pinned key {fingerprint}, so gpuhost writes no second source"),
-            blocker=_mixed_blocker(mixed, uri, [f for f in mixed if f != adopted["file"]]))
+            blocker=_mixed_blocker([f for f in mixed if f != adopted["file"]], uri))
     why = "; ".join(f"{e['file']}: Signed-By {e['signed_by']} does not hold exactly the pinned key" for e in theirs)
     return SourceChoice(
         keyring=own_keyring, set_aside=tuple(files),
         line=(f"replacing the existing source for {uri} ({why}) with gpuhost's {own_file}, keyring checked "
               f"against {fingerprint}; the old file is kept in {BACKUP_DIR}"),
-        blocker=_mixed_blocker(mixed, uri, mixed))
+        blocker=_mixed_blocker(mixed, uri))
 
 
-def _mixed_blocker(mixed: list[str], uri: str, blocking: list[str]) -> str | None:
+def _mixed_blocker(blocking: list[str], uri: str) -> str | None:
+    """Shared files (other entries too) that name `uri` with another key: gpuhost does not edit them."""
     if not blocking:
         return None
     return (f"{', '.join(blocking)} also holds other entries and names {uri} with another key: remove that "
