@@ -52,7 +52,7 @@ from gpuhost.lab.results import changed, host_statuses, summary_rows
 
 pytestmark = pytest.mark.e2e
 DRIVER_URL, TOOLKIT_URL = "http://driver-repo:8080/", "http://toolkit-repo:8080/"
-DRIVER_HOSTS = ("cudakeyring", "runfile", "pin550", "debheld", "debian")
+DRIVER_HOSTS = ("cudakeyring", "runfile", "runfilereplace", "pin550", "debheld", "debian")
 # Debian's own driver as a user installs it: non-free enabled, no Recommends (which would pull
 # linux-headers-amd64 and build the module for a kernel that is not running), then held.
 DEBIAN_NONFREE = "deb http://deb.debian.org/debian bookworm contrib non-free non-free-firmware"
@@ -122,6 +122,7 @@ def brownfield(engine, tmp_path_factory):
     hosts = [
         HostSpec("cudakeyring", driver),
         HostSpec("runfile", driver),
+        HostSpec("runfilereplace", {**driver, "runfile_driver": "replace"}),
         HostSpec("pin550", driver),
         HostSpec("debheld", driver),
         # Debian's own packages: a V100 is planned proprietary, the only flavour Debian has (R535)
@@ -141,11 +142,11 @@ def brownfield(engine, tmp_path_factory):
             CUDA_LIST[1:]: f"deb [signed-by={CUDA_KEYRING}] {DRIVER_URL} /\n".encode(),
             CUDA_KEYRING[1:]: _binary_key(root / "driver")})})
 
-        runfile = lab.host("runfile")  # a driver from NVIDIA's .run installer, no packages
-        for path, text in {"/usr/bin/nvidia-smi": NVIDIA_SMI_NO_DRIVER, "/usr/bin/nvidia-uninstall": NVIDIA_UNINSTALL,
-                           "/usr/bin/nvidia-installer": NVIDIA_UNINSTALL}.items():
-            _put(runfile, path, text.encode(), mode="755")
-        _put(runfile, "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.550.54.14", b"TEST FIXTURE\n")
+        for runfile in (lab.host("runfile"), lab.host("runfilereplace")):  # NVIDIA's .run installer, no packages
+            for path, text in {"/usr/bin/nvidia-smi": NVIDIA_SMI_NO_DRIVER, "/usr/bin/nvidia-uninstall": NVIDIA_UNINSTALL,
+                               "/usr/bin/nvidia-installer": NVIDIA_UNINSTALL}.items():
+                _put(runfile, path, text.encode(), mode="755")
+            _put(runfile, "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.550.54.14", b"TEST FIXTURE\n")
 
         pinned = lab.host("pin550")  # a user's R550 from NVIDIA's repository, held
         _dpkg_install(pinned, {"nvidia-driver-pinning-550": _deb(debs, "nvidia-driver-pinning-550", "550.163.01-1", {}),
@@ -224,6 +225,18 @@ def test_runfile_driver_is_refused_naming_nvidia_uninstall(brownfield, first, se
         assert summary_rows(run.stdout)["runfile"]["DRIVER"] == "550.54.14 runfile -> R580 open"
     assert host.exec("dpkg-query -W nvidia-open").returncode != 0  # no package mixed in
     assert host.exec("test -e /etc/apt/sources.list.d/gpuhost-nvidia-cuda.sources").returncode != 0
+
+
+def test_runfile_driver_is_replaced_when_asked(brownfield, first, second):
+    drivers, _ = first
+    host = brownfield.host("runfilereplace")
+    assert _errors(drivers, "runfilereplace") == 0, drivers.stdout[-5000:]
+    assert ("[runfilereplace] replacing the runfile driver 550.54.14 (/usr/bin/nvidia-uninstall) with R580 open from "
+            "cuda (runfile_driver: replace): /usr/bin/nvidia-uninstall --silent first") in drivers.stdout
+    assert host.exec("test -e /usr/bin/nvidia-uninstall || test -e /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.550.54.14"
+                     ).returncode != 0  # the fixture uninstaller ran
+    assert host.exec("dpkg-query -W nvidia-open").stdout.split() == ["nvidia-open", "580.95.05-1"]
+    assert changed(second[0].stdout, "runfilereplace") == 0, second[0].stdout[-3000:]
 
 
 def test_held_r550_is_moved_and_named(brownfield, first, second):
