@@ -13,6 +13,7 @@ from io import StringIO
 from pyinfra import host, logger
 from pyinfra.operations import files
 
+from gpuhost.driver.safety import other_driver
 from gpuhost.run.context import host_context
 from gpuhost.run.converged import file_current
 from gpuhost.run.report import REPORT_DIR, REPORT_PATH, build_report, render_report
@@ -33,7 +34,10 @@ if ctx.host_plan.status == "skipped":
     logger.warning(f"[{host.name}] skipped: {ctx.host_plan.reason}")
 
 # 3. Report: what was found and planned, written for every host before any stage can stop it.
-report = render_report(build_report(host.name, ctx.gpu_state, ctx.host_state, ctx.host_plan))
+plan = ctx.host_plan.plan
+installed = other_driver(ctx.managed, ctx.host_state, ctx.gpu_state, plan.driver.branch) if plan else None
+report = render_report(build_report(host.name, ctx.gpu_state, ctx.host_state, ctx.host_plan,
+                                    installed.describe() if installed else None))
 if not file_current(ctx.managed, REPORT_PATH, report):
     files.directory(name="gpuhost state directory", path=REPORT_DIR, mode="755")
     files.put(name="Write the gpuhost report", src=StringIO(report), dest=REPORT_PATH, mode="644")

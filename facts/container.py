@@ -40,7 +40,8 @@ Shape of the fact (all keys always present)::
                           "gpus": "all" | "0,1" | None, "via": ["device_requests"|"runtime"|"cdi"]}],
       "toolkit": {"installed": bool, "version": "1.17.8" | None,
                   "nvidia_ctk": path | None, "runtime_binary": path | None,
-                  "packages": {"nvidia-container-toolkit": "1.17.8-1", ...}},
+                  "packages": {"nvidia-container-toolkit": "1.17.8-1", ...},
+                  "legacy": ["nvidia-docker2", "nvidia-container-runtime"]},  # deprecated, installed
       "cdi": {"specs": [{"path": "/etc/cdi/nvidia.yaml", "kind": "nvidia.com/gpu",
                          "driver_version": "580.95.05" | None}],
               "driver_versions": ["580.95.05"]},
@@ -63,7 +64,7 @@ from facts.sections import Sections, key_values, key_values_with_tail, not_avail
 PACKAGES = (
     "docker.io docker-ce docker-ce-cli docker-ce-rootless-extras containerd.io moby-engine "
     "podman-docker docker nvidia-container-toolkit nvidia-container-toolkit-base "
-    "libnvidia-container-tools libnvidia-container1 nvidia-docker2"
+    "libnvidia-container-tools libnvidia-container1 nvidia-docker2 nvidia-container-runtime"
 )
 DOCKER_PACKAGES = {"docker.io", "docker-ce", "moby-engine", "docker"}
 TOOLKIT_PACKAGES = {
@@ -72,7 +73,13 @@ TOOLKIT_PACKAGES = {
     "libnvidia-container-tools",
     "libnvidia-container1",
     "nvidia-docker2",
+    "nvidia-container-runtime",
 }
+# NVIDIA's deprecated packages, superseded by nvidia-container-toolkit: nvidia-docker2 shipped a
+# wrapper script and /etc/docker/daemon.json (NVIDIA/nvidia-docker debian/nvidia-docker2.install,
+# commit fe18749), and is now a meta package whose "wrapper script ... should be considered
+# deprecated" (debian/control, commit 0706626; read 2026-12-01); nvidia-container-runtime likewise.
+LEGACY_TOOLKIT_PACKAGES = ("nvidia-docker2", "nvidia-container-runtime")
 SNAP_DAEMON_JSON = "/var/snap/docker/current/config/daemon.json"
 INFO_FORMAT = (
     "server_version={{.ServerVersion}}\n"
@@ -313,6 +320,7 @@ def process_container_sections(sections: Sections) -> dict[str, Any]:
             "nvidia_ctk": sections.header("ctk"),
             "runtime_binary": runtime_binary,
             "packages": toolkit_packages,
+            "legacy": sorted(p for p in toolkit_packages if p in LEGACY_TOOLKIT_PACKAGES),
         },
         "cdi": {
             "specs": specs,

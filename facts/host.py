@@ -35,6 +35,9 @@ Shape of the fact (all keys always present)::
                  "source": "reboot-required" | "needs-restarting" | None},
       "unattended_upgrades": bool,    # the unattended-upgrades package is installed
       "systemd": bool,                # systemd is PID 1 (services can be restarted)
+      "runfile_driver": {"uninstaller": "/usr/bin/nvidia-uninstall", "version": "550.54.14"} | None,
+                                      # a driver from NVIDIA's .run installer: its nvidia-uninstall
+                                      # (owned by no package) and its NVML library's version
       "warnings": ["..."],
     }
 """
@@ -111,6 +114,14 @@ uu=no; [ -e /usr/bin/unattended-upgrade ] && uu=yes
 echo "@@unattended_upgrades $uu"
 sd=no; [ -d /run/systemd/system ] && sd=yes
 echo "@@systemd $sd"
+# NVIDIA's runfile installs nvidia-uninstall (and nvidia-installer) outside any package, and its
+# libraries under the system library directory, e.g. libnvidia-ml.so.550.54.14.
+u=$(command -v nvidia-uninstall 2>/dev/null)
+if [ -n "$u" ] && ! { command -v dpkg-query >/dev/null 2>&1 && dpkg-query -S "$u" >/dev/null 2>&1; } \
+   && ! { command -v rpm >/dev/null 2>&1 && rpm -qf "$u" >/dev/null 2>&1; }; then
+  echo "@@runfile_driver $u"
+  ls -1 /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.*.* /usr/lib/aarch64-linux-gnu/libnvidia-ml.so.*.* /usr/lib64/libnvidia-ml.so.*.* /usr/lib/libnvidia-ml.so.*.* 2>/dev/null | head -n 1
+fi
 true
 """
 COMMAND = SCRIPT.strip().replace("__LOCK_FILES__", " ".join(LOCK_FILES))
@@ -203,8 +214,18 @@ def process_host_sections(sections: Sections) -> dict[str, Any]:
         "reboot": reboot,
         "unattended_upgrades": sections.header("unattended_upgrades") == "yes",
         "systemd": sections.header("systemd") == "yes",
+        "runfile_driver": _runfile_driver(sections),
         "warnings": warnings,
     }
+
+
+def _runfile_driver(sections: Sections) -> dict[str, Any] | None:
+    uninstaller = sections.header("runfile_driver")
+    if uninstaller is None:
+        return None
+    libraries = sections.lines("runfile_driver")
+    match = re.search(r"\.so\.(\d+\.\d+(?:\.\d+)?)$", libraries[0].strip()) if libraries else None
+    return {"uninstaller": uninstaller, "version": match.group(1) if match else None}
 
 
 def _headers(sections: Sections) -> dict[str, Any]:

@@ -16,18 +16,32 @@ Shape of the fact (all keys always present)::
       "verify": {...} | None,                                   # /var/lib/gpuhost/verify.json
       "pulled": ["registry:5000/pytorch/pytorch:..."] | None,   # /var/lib/gpuhost/pulled.json
       "warnings": ["..."],                                      # a damaged file of gpuhost's
+      "apt_sources": [{"file": "/etc/apt/sources.list.d/docker.list", "uri": "https://...",
+                       "suites": ["bookworm"], "signed_by": "/etc/apt/keyrings/docker.asc" | None}],
+      "keyring_fingerprints": {"/etc/apt/keyrings/docker.asc": ["9DC8...CD88"], ...} | None,
     }
+
+`apt_sources` is every deb entry of the host's apt sources (one-line `.list` and deb822
+`.sources`), whoever wrote them, so a stage sees a source for its repository that another tool
+(NVIDIA's cuda-keyring, Docker's install docs) already added. `keyring_fingerprints` gives the
+primary-key fingerprints of every keyring those sources name and of the keyrings gpuhost writes
+or adopts (KEYRING_PATHS), so a keyring is trusted only when it holds exactly the pinned key,
+whoever wrote it (None: no gpg on the host, nothing can be proven).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from typing import Any
 
 from pyinfra.api import FactBase
 
 from facts.sections import Sections
 
+# A one-line apt entry: deb [options] uri suite [components...]
+ONE_LINE = re.compile(r"^deb\s+(?:\[(?P<options>[^\]]*)\]\s+)?(?P<uri>\S+)\s+(?P<suite>\S+)")
 # Globs of the files gpuhost writes or compares (sha1 each).
 FILES = ("/var/lib/gpuhost/*.json /etc/modprobe.d/*.conf /etc/apt/sources.list.d/* "
          "/etc/yum.repos.d/*.repo "
@@ -35,13 +49,21 @@ FILES = ("/var/lib/gpuhost/*.json /etc/modprobe.d/*.conf /etc/apt/sources.list.d
          "/var/lib/prometheus/node-exporter/gpuhost_*.prom /etc/systemd/system/gpuhost-* "
          "/etc/systemd/system/prometheus-node-exporter.service.d/*.conf /etc/gpuhost/*/* /usr/local/lib/gpuhost/*")
 KEYRINGS = "/etc/apt/keyrings/* /usr/share/keyrings/* /etc/pki/rpm-gpg/*"
-# Package names gpuhost installs or checks (driver, headers, DKMS, Docker, toolkit, exporters).
-PACKAGE_FAMILIES = "nvidia|cuda|docker|containerd|moby|linux-headers|kernel-devel|dkms|runc|prometheus"
+# Package names gpuhost installs or checks (driver, headers, DKMS, Debian's firmware, Docker, toolkit, exporters).
+PACKAGE_FAMILIES = ("nvidia|cuda|docker|containerd|moby|linux-headers|kernel-devel|dkms|runc|firmware-misc-nonfree"
+                    "|prometheus")
 # Units: the driver's, Docker, the exporters, the registry mirror's (the package's own, and one
 # instance per config file, gpuhost/mirror).
 UNITS = ("docker nvidia-persistenced nvidia-fabricmanager "
          "prometheus-node-exporter gpuhost-dcgm-exporter gpuhost-gpu-metrics.timer docker-registry "
          "$(ls /etc/gpuhost/mirror 2>/dev/null | sed -n 's/^\\(.*\\)\\.yml$/gpuhost-mirror@\\1/p')")
+APT_SOURCES = "/etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources"
+# Keyrings whose fingerprints are read even when no source names them yet: gpuhost's own, and the
+# vendors' documented paths that gpuhost writes or adopts (gpuhost/containers/data/container_repos.yaml,
+# gpuhost/driver/data/driver_sources.yaml; NVIDIA's cuda-keyring package; Docker's install docs).
+KEYRING_PATHS = ("/usr/share/keyrings/gpuhost-* /usr/share/keyrings/cuda-archive-keyring.gpg "
+                 "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg /etc/apt/keyrings/docker.* "
+                 "/etc/pki/rpm-gpg/RPM-GPG-KEY-gpuhost-*")
 
 SCRIPT = r"""
 echo '@@gpuhost managed 1'
@@ -66,10 +88,27 @@ echo '@@verify'
 head -c 262144 /var/lib/gpuhost/verify.json 2>/dev/null; echo
 echo '@@pulled'
 head -c 65536 /var/lib/gpuhost/pulled.json 2>/dev/null; echo
+echo '@@apt_sources'
+for f in __APT_SOURCES__; do
+  [ -f "$f" ] && grep -v '^[[:space:]]*#' "$f" 2>/dev/null | sed "s|^|$f	|"; echo "$f	"
+done
+if command -v gpg >/dev/null 2>&1; then
+  echo '@@keyring_fingerprints'
+  # One line per keyring: its path, then the fingerprint of each primary key it holds.
+  for k in $( { sed -n 's/.*signed-by=\([^] ]*\).*/\1/p' /etc/apt/sources.list /etc/apt/sources.list.d/*.list
+                sed -n 's/^Signed-By:[[:space:]]*\(\/[^[:space:]]*\)[[:space:]]*$/\1/p' /etc/apt/sources.list.d/*.sources
+                ls -1d __KEYRING_PATHS__; } 2>/dev/null | sort -u); do
+    [ -f "$k" ] || continue
+    g=$(mktemp -d)
+    printf '%s' "$k"; gpg --homedir "$g" --batch --show-keys --with-colons "$k" 2>/dev/null | awk -F: '$1 == "pub" { p = 1; next } p && $1 == "fpr" { printf " %s", $10; p = 0 }'; echo
+    rm -rf "$g"
+  done
+fi
 true
 """
 COMMAND = (SCRIPT.strip().replace("__FILES__", FILES).replace("__KEYRINGS__", KEYRINGS)
-           .replace("__FAMILIES__", PACKAGE_FAMILIES).replace("__UNITS__", UNITS))
+           .replace("__FAMILIES__", PACKAGE_FAMILIES).replace("__UNITS__", UNITS)
+           .replace("__APT_SOURCES__", APT_SOURCES).replace("__KEYRING_PATHS__", KEYRING_PATHS))
 
 
 class ManagedState(FactBase):
@@ -117,7 +156,43 @@ def process_managed_sections(sections: Sections) -> dict[str, Any]:
         "units": units,
         **parsed,
         "warnings": warnings,
+        "apt_sources": apt_source_entries(sections.lines("apt_sources")),
+        "keyring_fingerprints": {words[0]: words[1:] for words in map(str.split, sections.lines("keyring_fingerprints"))
+                                 if words} if sections.first("keyring_fingerprints") is not None else None,
     }
+
+
+def apt_source_entries(lines: list[str]) -> list[dict]:
+    """The `deb` entries of 'FILE<TAB>line' lines: one-line `.list` entries and deb822 `.sources`
+    stanzas (blank-line separated), each as {file, uri, suites, signed_by}; deb-src is skipped."""
+    entries, stanza, stanza_file = [], {}, None
+
+    def close():
+        if stanza and "deb" in stanza.get("types", "").split():
+            for uri in stanza.get("uris", "").split():
+                entries.append({"file": stanza_file, "uri": uri, "suites": stanza.get("suites", "").split(),
+                                "signed_by": stanza.get("signed-by", "").strip() or None})
+        stanza.clear()
+
+    for line in lines:
+        path, _, text = line.partition("\t")
+        if path != stanza_file or not text.strip():
+            close()
+            stanza_file = path
+        if not text.strip():
+            continue
+        if path.endswith(".sources"):
+            key, sep, value = text.partition(":")
+            if sep and not text[:1].isspace():
+                stanza[key.strip().lower()] = value.strip()
+            continue
+        match = ONE_LINE.match(text.strip())
+        if match:
+            options = dict(o.split("=", 1) for o in (match["options"] or "").split() if "=" in o)
+            entries.append({"file": path, "uri": match["uri"], "suites": [match["suite"]],
+                            "signed_by": options.get("signed-by")})
+    close()
+    return entries
 
 
 def _json(text: str | None, kind: type):
@@ -129,3 +204,20 @@ def _json(text: str | None, kind: type):
     except json.JSONDecodeError:
         return None
     return value if isinstance(value, kind) else None
+
+
+class KeyringFingerprints(FactBase):
+    """Primary-key fingerprints in one keyring file ([] when it is absent or holds no key).
+
+    Operations read it before trusting a keyring that is already there, whoever wrote it.
+    """
+
+    default = list
+
+    def command(self, path: str) -> str:
+        q = shlex.quote(path)
+        return (f"g=$(mktemp -d); [ -f {q} ] && gpg --homedir \"$g\" --batch --show-keys --with-colons {q} 2>/dev/null "
+                "| awk -F: '$1 == \"pub\" { p = 1; next } p && $1 == \"fpr\" { print $10; p = 0 }'; rm -rf \"$g\"; true")
+
+    def process(self, output: list[str]) -> list[str]:
+        return [line.strip() for line in output if line.strip()]

@@ -18,20 +18,22 @@ from pyinfra import host
 from pyinfra.api import StringCommand, operation
 from pyinfra.api.exceptions import OperationError
 from pyinfra.facts.docker import DockerImage
-from pyinfra.facts.files import File, FileContents
+from pyinfra.facts.files import FileContents
 from pyinfra.operations import files
 
 from gpuhost.containers import daemon_json as dj
 from gpuhost.errors import GpuhostError
+from facts.managed import KeyringFingerprints
 from gpuhost.run.stop import stop_command
-from gpuhost.run.keys import pinned_key_script
+from gpuhost.run.keys import pinned_key_script, set_aside_script
 
 PULLED_RECORD = "/var/lib/gpuhost/pulled.json"
 
 
 @operation()
 def signed_apt_repo(filename: str, key_url: str, fingerprint: str, keyring: str, uri: str,
-                    suite: str, components: list[str] | None = None, allow_http: bool = False):
+                    suite: str, components: list[str] | None = None, allow_http: bool = False,
+                    adopt: str | None = None, set_aside: tuple[str, ...] = ()):
     """An apt repository whose signing key is pinned by fingerprint (deb822, Signed-By).
 
     + filename: base name of /etc/apt/sources.list.d/<filename>.sources
@@ -41,6 +43,9 @@ def signed_apt_repo(filename: str, key_url: str, fingerprint: str, keyring: str,
     + fingerprint: the 40-hex fingerprint the key must have; any other key is refused
     + keyring: where the dearmored key goes (never apt's trusted.gpg)
     + uri, suite, components: the repository line; suite "/" for a flat repository
+    + adopt: a source file another tool wrote for `uri` whose keyring holds exactly the pinned key
+      (gpuhost.run.keys.choose_source): used as is, gpuhost writes no second source
+    + set_aside: others' source files for `uri` that would conflict; moved to /var/lib/gpuhost/backup
 
     **Example:**
 
@@ -53,10 +58,18 @@ def signed_apt_repo(filename: str, key_url: str, fingerprint: str, keyring: str,
                         components=["stable"])
     """
     fingerprint = fingerprint.replace(" ", "").upper()
-    if not host.get_fact(File, path=keyring):
+    if set_aside:
+        yield set_aside_script(set_aside)
+    if adopt:
+        if not set_aside:
+            host.noop(f"repository {uri}: {adopt} adopted")
+        return
+    # A keyring already at the path (the vendor's documented one, say) counts only when it holds
+    # exactly the pinned key: else the key is fetched and checked like on a clean host.
+    if host.get_fact(KeyringFingerprints, path=keyring) != [fingerprint]:
         yield StringCommand(pinned_key_script(key_url, fingerprint, keyring, allow_http=allow_http))
     else:
-        host.noop(f"keyring {keyring} present")
+        host.noop(f"keyring {keyring} holds exactly the pinned key {fingerprint}")
     yield from files.put._inner(
         src=StringIO(deb822(uri, suite, components or [], keyring)),
         dest=f"/etc/apt/sources.list.d/{filename}.sources", mode="644",

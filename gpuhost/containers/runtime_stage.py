@@ -26,6 +26,7 @@ from gpuhost.containers.settings import repos
 from gpuhost.driver.operations import apt_get
 from gpuhost.mirror.config import daemon_json_lists
 from gpuhost.run.converged import file_current, installed, unit_ok
+from gpuhost.run.keys import choose_source, keyring_trusted
 from gpuhost.errors import GpuhostError
 from gpuhost.containers import operations as docker_ops
 from gpuhost.run.stop import stop_host
@@ -71,19 +72,38 @@ def container_runtime_stage(ctx) -> list:
         logger.info(f"[{host.name}] Docker, the NVIDIA runtime and daemon.json: in place")
         return []
     install_bound = {"_timeout": ctx.settings.bounds.install_timeout + ctx.settings.driver.lock_timeout}
+    # Sources another tool wrote for the same repository (NVIDIA's cuda-keyring, Docker's docs):
+    # adopted when their keyring holds exactly the pinned key, else set aside (backed up).
+    repositories = {"docker": _docker_repo_args(ctx) if _docker_install(ctx) == "docker" else None,
+                    "toolkit": _toolkit_repo_args(settings) if settings.toolkit_source == "nvidia" else None}
+    for args in filter(None, repositories.values()):
+        choice = _source_choice(ctx.managed, args)
+        if choice.blocker:
+            stop_host(choice.blocker, name="Conflicting apt source")
+            return []
+        if choice.line:
+            logger.warning(f"[{host.name}] {choice.line}")
+        args.update(adopt=choice.adopt, set_aside=choice.set_aside)
+    legacy = state["toolkit"].get("legacy") or []
+    if legacy and settings.toolkit_source == "nvidia":
+        logger.warning(f"[{host.name}] replacing the deprecated {', '.join(legacy)} with nvidia-container-toolkit "
+                       f"{settings.toolkit_version}: removed in the same apt run, not purged (conffiles such as "
+                       "nvidia-docker2's /etc/docker/daemon.json stay)")
+    elif legacy:
+        logger.warning(f"[{host.name}] keeping the deprecated {', '.join(legacy)} (toolkit_source: keep)")
 
     # 1. Docker and 2. the NVIDIA container toolkit (four packages, one version): the repositories,
     # one `apt-get update` that waits for the apt locks, then the packages.
     ops = []
     install = _docker_install(ctx) if pending["docker"] else None
     if install == "docker":
-        ops.append(docker_ops.signed_apt_repo(name="Docker's apt repository (pinned key)", **_docker_repo_args(ctx)))
+        ops.append(docker_ops.signed_apt_repo(name="Docker's apt repository (pinned key)", **repositories["docker"]))
     elif settings.docker_source != "keep" and _docker_install(ctx) is None:
         logger.warning(f"[{host.name}] Docker already installed from another source "
                        f"({', '.join(sorted(docker['packages']))}): kept")
     if pending["toolkit"]:
         ops.append(docker_ops.signed_apt_repo(name="NVIDIA container toolkit repository (pinned key)",
-                                              **_toolkit_repo_args(settings)))
+                                              **repositories["toolkit"]))
     if install or pending["toolkit"]:
         ops.append(server.shell(name="apt-get update (waits for the apt lock)",
                                 commands=[apt_get("update", ctx.settings.driver.lock_timeout)], **install_bound))
@@ -97,7 +117,9 @@ def container_runtime_stage(ctx) -> list:
     if pending["toolkit"]:
         repo = repos()["nvidia_container_toolkit"]
         ops.append(apt.packages(name=f"Install NVIDIA container toolkit {settings.toolkit_version}",
-                                packages=[f"{p}={settings.toolkit_version}" for p in repo["packages"]],
+                                # apt's "name-" removes a package in the same transaction
+                                packages=[f"{p}={settings.toolkit_version}" for p in repo["packages"]]
+                                + [f"{p}-" for p in legacy],
                                 extra_install_args=apt_lock, **install_bound))
 
     # 3. daemon.json: merged, validated, backed up; Docker restarted only when safe.
@@ -143,6 +165,7 @@ def pending_parts(ctx) -> dict[str, list[str]]:
         repo = repos()["nvidia_container_toolkit"]
         parts["toolkit"] += _repo_pending(managed, _toolkit_repo_args(settings))
         parts["toolkit"] += [p for p in repo["packages"] if not installed(managed, p, settings.toolkit_version)]
+        parts["toolkit"] += ctx.container_state["toolkit"].get("legacy") or []
     path, wanted = _daemon_json_wanted(ctx)
     if not _daemon_json_current(ctx.container_state["docker"]["daemon_json"], wanted):
         parts["daemon.json"].append(path)
@@ -185,10 +208,20 @@ def _toolkit_repo_args(settings) -> dict:
     return args
 
 
+def _source_choice(managed: dict, args: dict):
+    return choose_source(managed, args["uri"], args["fingerprint"].replace(" ", "").upper(),
+                         f"/etc/apt/sources.list.d/{args['filename']}.sources", args["keyring"])
+
+
 def _repo_pending(managed: dict, args: dict) -> list[str]:
+    """The repository's keyring (exactly the pinned key) and source, or an adopted source of another tool."""
+    choice = _source_choice(managed, args)
+    if choice.adopt:
+        return list(choice.set_aside)
     sources = f"/etc/apt/sources.list.d/{args['filename']}.sources"
     text = docker_ops.deb822(args["uri"], args["suite"], args["components"], args["keyring"])
-    return ([args["keyring"]] if args["keyring"] not in managed["keyrings"] else []) \
+    return list(choice.set_aside) \
+        + ([args["keyring"]] if not keyring_trusted(managed, args["keyring"], args["fingerprint"]) else []) \
         + ([sources] if not file_current(managed, sources, text) else [])
 
 

@@ -18,8 +18,9 @@ from pyinfra.facts.files import File, Sha1File
 from pyinfra.facts.rpm import RpmPackages
 from pyinfra.operations import systemd
 
+from facts.managed import KeyringFingerprints
 from gpuhost.driver.sources import DriverSource, Repository
-from gpuhost.run.keys import pinned_key_script
+from gpuhost.run.keys import pinned_key_script, set_aside_script
 
 NOUVEAU_BLACKLIST_PATH = "/etc/modprobe.d/blacklist-nouveau.conf"
 NOUVEAU_BLACKLIST = "# written by gpuhost: the NVIDIA driver needs nouveau unloaded\nblacklist nouveau\noptions nouveau modeset=0\n"
@@ -76,11 +77,14 @@ def _yum_repo_text(repo: Repository) -> str:
 
 
 @operation()
-def repository(source: DriverSource):
+def repository(source: DriverSource, adopt: str | None = None, set_aside: tuple[str, ...] = ()):
     """
     Add the driver's package repository, trusting only its pinned key.
 
     + source: the host's `DriverSource` (gpuhost.driver.sources.select_source)
+    + adopt: a source file another tool wrote for this repository whose keyring holds exactly the
+      pinned key (gpuhost.run.keys.choose_source): used as is, no second source is written
+    + set_aside: others' conflicting source files, moved to /var/lib/gpuhost/backup first
 
     The key is fetched, checked against the pinned fingerprint and written as its own keyring
     (its name carries the key id, so a rotated pin installs a new keyring); the repository is a
@@ -97,8 +101,15 @@ def repository(source: DriverSource):
     if repo is None:
         host.noop(f"driver source {source.name}: the distribution's own repositories")
         return
-    changed = False
-    if repo.fingerprint and not host.get_fact(File, path=repo.keyring):
+    changed = bool(set_aside)
+    if set_aside:
+        yield set_aside_script(set_aside)
+    if adopt:
+        if not changed:
+            host.noop(f"repository {repo.url}: {adopt} adopted")
+        return
+    # A keyring already at the path is trusted only when it holds exactly the pinned key.
+    if repo.fingerprint and host.get_fact(KeyringFingerprints, path=repo.keyring) != [repo.fingerprint]:
         changed = True
         # The distribution's and NVIDIA's own key URLs are https; any other was configured by the user.
         yield StringCommand(pinned_key_script(repo.key_url, repo.fingerprint, repo.keyring,
@@ -114,13 +125,15 @@ def repository(source: DriverSource):
 
 
 @operation()
-def packages(source: DriverSource, held: list[str] | tuple[str, ...] = (), lock_timeout: int = 300):
+def packages(source: DriverSource, held: list[str] | tuple[str, ...] = (), lock_timeout: int = 300,
+             remove: tuple[str, ...] = ()):
     """
     Install the driver packages of the source's branch and flavour, and hold them.
 
     + source: the host's `DriverSource`
     + held: packages currently held (HostState's held_packages)
     + lock_timeout: seconds to wait for the apt/dpkg lock before failing
+    + remove: packages of another driver stack to purge first (named by the stage beforehand)
 
     Packages of another branch or flavour of the same source are removed in the same run; our
     own holds are moved, not broken: unhold, remove/install, hold. `apt-get update` runs only
@@ -134,20 +147,23 @@ def packages(source: DriverSource, held: list[str] | tuple[str, ...] = (), lock_
 
         driver.packages(name="NVIDIA driver packages", source=src, held=["nvidia-open"])
     """
-    commands = package_commands(source, _installed(source.package_manager), held, lock_timeout)
+    commands = package_commands(source, _installed(source.package_manager), held, lock_timeout, remove)
     if not commands:
         host.noop(f"driver module stream {source.module_stream} installed and locked" if source.package_manager == "dnf"
                   else f"driver packages installed and held: {', '.join(source.packages)}")
     yield from commands
 
 
-def package_commands(source: DriverSource, installed: dict, held, lock_timeout: int = 300) -> list[str]:
-    """What `packages` runs, from the installed packages and holds ([] when converged). Pure."""
+def package_commands(source: DriverSource, installed: dict, held, lock_timeout: int = 300,
+                     remove: tuple[str, ...] = ()) -> list[str]:
+    """What `packages` runs, from the installed packages and holds ([] when converged). Pure.
+
+    `remove`: another driver stack's packages to purge in the same run (gpuhost.driver.safety)."""
     held = set(held)
     if source.package_manager == "dnf":
         return _dnf_packages(source, installed, held)
     missing = [p for p in source.packages if p not in installed]
-    replaced = source.replaced(installed)
+    replaced = sorted(set(source.replaced(installed)) | {p for p in remove if p in installed})
     if not missing and not replaced:
         unheld = [p for p in source.packages if p not in held]
         return [f"apt-mark hold {' '.join(unheld)}"] if unheld else []
@@ -156,11 +172,12 @@ def package_commands(source: DriverSource, installed: dict, held, lock_timeout: 
     if replaced:
         commands.append(apt_get(f"purge {' '.join(replaced)}", lock_timeout))
     commands.append(apt_get("update", lock_timeout))
+    options = "" if source.install_recommends else "--no-install-recommends "
     pin = source.pin_package
     if pin and (pin in missing or pin in replaced):
-        commands.append(apt_get(f"install {pin}", lock_timeout))
+        commands.append(apt_get(f"install {options}{pin}", lock_timeout))
     driver = [p for p in source.packages if p != pin]
-    return commands + [apt_get(f"install {' '.join(driver)}", lock_timeout),
+    return commands + [apt_get(f"install {options}{' '.join(driver)}", lock_timeout),
                        f"apt-mark hold {' '.join(source.packages)}"]
 
 
@@ -175,6 +192,28 @@ def _dnf_packages(source: DriverSource, installed: dict, held: set) -> list[str]
     return ((["dnf -y versionlock delete 'nvidia-*' 'cuda-drivers*' || true"] if held else [])
             + ["dnf -y module reset nvidia-driver", f"dnf -y module install {shlex.quote(stream)}",
                "dnf -y versionlock add 'nvidia-*' 'cuda-drivers*'"])
+
+
+@operation()
+def runfile_uninstall(uninstaller: str = "/usr/bin/nvidia-uninstall"):
+    """
+    Remove a driver installed with NVIDIA's .run installer, with its own uninstaller.
+
+    + uninstaller: HostState's runfile_driver.uninstaller
+
+    Only on request (host data runfile_driver: replace): packages are never mixed with a
+    runfile driver. `--silent` answers the uninstaller's questions with their defaults.
+
+    **Example:**
+
+    .. code:: python
+
+        driver.runfile_uninstall(name="Remove the runfile driver", uninstaller="/usr/bin/nvidia-uninstall")
+    """
+    if not host.get_fact(File, path=uninstaller):
+        host.noop(f"{uninstaller} is gone: no runfile driver to remove")
+        return
+    yield f"{shlex.quote(uninstaller)} --silent"
 
 
 @operation()

@@ -6,6 +6,8 @@ the host with them, one line each, naming the fix) and notes (reported, nothing 
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 from gpuhost.driver.sources import DriverSource
@@ -22,6 +24,7 @@ SECURE_BOOT_OPTIONS = (
 class Decision:
     blockers: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    keep: bool = False  # leave the installed driver as it is (policy), changing nothing
 
     @property
     def ok(self) -> bool:
@@ -78,4 +81,101 @@ def decide(settings, gpu_state: dict, host_state: dict, plan, source: DriverSour
         running = "dpkg is busy: " if lock.get("dpkg_running") else ""
         notes.append(f"{running}the apt/dpkg lock is held by {holders or 'another process'}: waiting up to "
                      f"{settings.driver.lock_timeout}s for it")
+    return decision
+
+
+# Driver packages whose version is the driver's own (535.261.03-1, 580.95.05-1): the driver stack.
+# Toolkit (1.17.8-1), CUDA libraries (12.4.x) and Debian's helper packages (20220217+3) do not match.
+DRIVER_VERSION_RE = re.compile(r"^(?:\d+:)?(\d{3})\.\d+")
+DRIVER_PACKAGE_RE = re.compile(r"^(nvidia|libnvidia|cuda-drivers|xserver-xorg-video-nvidia|firmware-nvidia|"
+                               r"linux-modules-nvidia|libegl-nvidia|libglx-nvidia|libgl1-nvidia|libcuda|libxnvctrl)")
+PINNING_RE = re.compile(r"^nvidia-driver-pinning-(\d+)$")
+
+
+@dataclass(frozen=True)
+class InstalledDriver:
+    """A driver on the host that the plan did not put there: a runfile install, or packages of
+    another branch (a user's held pinning package, Debian's own nvidia-driver)."""
+
+    kind: str  # runfile | packages
+    branches: tuple[str, ...]
+    version: str | None = None
+    packages: tuple[str, ...] = ()
+    held: tuple[str, ...] = ()
+    uninstaller: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "runfile":
+            return f"runfile driver {self.version or '(version unknown)'} ({self.uninstaller})"
+        shown = ", ".join(self.packages[:4]) + (f" and {len(self.packages) - 4} more" if len(self.packages) > 4 else "")
+        held = f", held: {', '.join(self.held)}" if self.held else ""
+        return f"R{'/R'.join(self.branches)} packages {self.version or ''} ({shown}{held})".replace("  ", " ")
+
+    def label(self) -> str:
+        """Short form for the fleet table."""
+        if self.kind == "runfile":
+            return f"{self.version or '?'} runfile"
+        return f"R{'/R'.join(self.branches)} pkgs" + (" held" if self.held else "")
+
+
+def package_branch(name: str, version: str) -> str | None:
+    """The driver branch a package belongs to ('535'), or None for packages that are no driver's."""
+    pinning = PINNING_RE.match(name)
+    if pinning:
+        return pinning.group(1)
+    match = DRIVER_VERSION_RE.match(version)
+    return match.group(1) if match and DRIVER_PACKAGE_RE.match(name) else None
+
+
+def other_driver(managed: dict, host_state: dict, gpu_state: dict, branch: str | None) -> InstalledDriver | None:
+    """What driver is installed that is not of `branch` (the plan's): a runfile driver first. Pure."""
+    runfile = (host_state or {}).get("runfile_driver")
+    if runfile:
+        version = runfile.get("version") or (gpu_state.get("driver") or {}).get("version")
+        return InstalledDriver("runfile", (version.split(".")[0],) if version else (), version,
+                               uninstaller=runfile.get("uninstaller"))
+    found = {}
+    for name, versions in (managed.get("packages") or {}).items():
+        for version in versions:
+            other = package_branch(name, version)
+            if other and other != branch:
+                found[name] = (other, version)
+    if not found:
+        return None
+    held = set((host_state or {}).get("held_packages") or [])
+    branches = tuple(sorted({b for b, _ in found.values()}))
+    # the driver's version: the one most of its packages have (Debian's helpers lag behind)
+    versions = Counter(v for name, (_, v) in found.items() if not PINNING_RE.match(name)).most_common(1)
+    return InstalledDriver("packages", branches, versions[0][0] if versions else None,
+                           tuple(sorted(found)), tuple(sorted(p for p in found if p in held)))
+
+
+def existing_driver_decision(existing: InstalledDriver | None, settings, wanted: str) -> Decision:
+    """Refuse, replace or move the driver already there, saying which in one line. Pure.
+
+    A runfile driver is never mixed with packages: refused with nvidia-uninstall as the fix,
+    unless host data says runfile_driver: replace. Packages of another branch (or another
+    source's stack) are moved to the plan's driver when allow_driver_change is true (the
+    default), named with their holds; otherwise kept: the stage changes nothing and says how
+    to plan for them."""
+    decision = Decision()
+    if existing is None:
+        return decision
+    if existing.kind == "runfile":
+        if settings.driver.runfile_driver == "replace":
+            decision.notes.append(f"replacing the {existing.describe()} with {wanted} (runfile_driver: replace): "
+                                  f"{existing.uninstaller} --silent first")
+        else:
+            decision.blockers.append(
+                f"a driver installed with NVIDIA's runfile is present: {existing.describe()}; gpuhost does not "
+                f"install packages over it: run '{existing.uninstaller or 'nvidia-uninstall'}' on the host and "
+                f"re-run, or set host data runfile_driver: replace")
+    elif settings.policy.allow_driver_change:
+        decision.notes.append(f"moving from the installed {existing.describe()} to {wanted}: unhold and purge them, "
+                              f"then install and hold the new packages")
+    else:
+        decision.keep = True
+        decision.notes.append(
+            f"keeping the installed {existing.describe()} (allow_driver_change: false), not {wanted}: set "
+            f"driver_branch: \"{existing.branches[0]}\" to plan for it, or allow_driver_change: true to move")
     return decision

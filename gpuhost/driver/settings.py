@@ -39,3 +39,6 @@ class DriverSettings(HostDataModel):
         300, alias="apt_lock_timeout", ge=0, le=3600, description="seconds to wait for a busy apt/dpkg lock",
         json_schema_extra={"values": "seconds, 0 to 3600", "fix": "use whole seconds from 0 to 3600"})
     secure_boot_mok: bool = Field(False, description="a MOK that signs DKMS modules is enrolled (Secure Boot)")
+    runfile_driver: Literal["refuse", "replace"] = Field(
+        "refuse", description="a driver installed with NVIDIA's .run installer: `refuse` (the host stops, naming "
+                              "nvidia-uninstall) or `replace` (nvidia-uninstall --silent, then packages)")

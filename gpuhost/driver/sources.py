@@ -46,6 +46,7 @@ class DriverSource:
     pin_package: str | None = None  # apt: installed alone, before the driver packages
     module_stream: str | None = None
     flavour_package: str | None = None  # dnf: installed only with this flavour's stream
+    install_recommends: bool = True  # apt: False installs with --no-install-recommends
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -147,6 +148,7 @@ def select_source(host_state: dict, branch: str, flavour: str, source: str | Non
         pin_package=pin,
         module_stream=stream.format(**values) if stream else None,
         flavour_package=(entry.get("flavour_package") or {}).get(flavour),
+        install_recommends=entry.get("install_recommends", True),
     )
 
 

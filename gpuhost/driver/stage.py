@@ -11,7 +11,8 @@ from pyinfra import host, logger
 from pyinfra.operations import server
 
 from gpuhost.run.converged import file_current, installed, unit_ok
-from gpuhost.driver.safety import decide, gpu_attached
+from gpuhost.run.keys import choose_source, keyring_trusted
+from gpuhost.driver.safety import decide, existing_driver_decision, gpu_attached, other_driver
 from gpuhost.driver.sources import select_source
 from gpuhost.errors import GpuhostError
 from gpuhost.driver import operations as driver
@@ -46,19 +47,34 @@ def driver_stage(ctx) -> list:
         if gpu_attached(ctx.gpu_state) and not (ctx.gpu_state.get("driver") or {}).get("loaded"):
             logger.warning(f"[{host.name}] the driver is installed but not loaded: reboot the host")
         return []
+    existing = other_driver(ctx.managed, ctx.host_state, ctx.gpu_state, source.branch)
     decision = decide(ctx.settings, ctx.gpu_state, ctx.host_state, plan, source,
                       ctx.container_state.get("gpu_containers") or ())
+    found = existing_driver_decision(existing, ctx.settings, f"R{source.branch} {source.flavour} from {source.name}")
+    decision.blockers += found.blockers
+    decision.notes += found.notes
+    choice = _repository_choice(ctx, source)
+    if choice and choice.line:
+        decision.notes.append(choice.line)
+    if choice and choice.blocker:
+        decision.blockers.append(choice.blocker)
     for note in decision.notes:
         logger.warning(f"[{host.name}] {note}")
     if decision.blockers:
         stop_host("; ".join(decision.blockers))
+        return []
+    if found.keep:
         return []
 
     lock_timeout = settings.lock_timeout
     paused = exporters_stopped(ctx)  # GPU exporters hold GPU handles: stopped around the change
     bounds = ctx.settings.bounds
     install = bounds.install_timeout + lock_timeout  # the long steps: apt waits for the lock, then installs
-    ops = [driver.repository(name=f"Driver repository ({source.name})", source=source)]
+    ops = [driver.repository(name=f"Driver repository ({source.name})", source=source,
+                             adopt=choice.adopt if choice else None, set_aside=choice.set_aside if choice else ())]
+    if existing and existing.kind == "runfile":
+        ops.append(driver.runfile_uninstall(name=f"Remove the runfile driver {existing.version or ''}".strip(),
+                                            uninstaller=existing.uninstaller, _timeout=install))
     headers = _headers_package(ctx, source)
     if headers:
         ops.append(driver.headers(name="Kernel headers and DKMS", package=headers, lock_timeout=lock_timeout,
@@ -66,7 +82,7 @@ def driver_stage(ctx) -> list:
     packages = driver.packages(
         name=f"Driver packages R{source.branch} {source.flavour} (installed and held)",
         source=source, held=list(ctx.host_state.get("held_packages") or []), lock_timeout=lock_timeout,
-        _timeout=install)
+        remove=existing.packages if existing else (), _timeout=install)
     ops += [packages, driver.nouveau_blacklist(name="Blacklist nouveau (initramfs rebuilt when changed)",
                                                package_manager=source.package_manager)]
     if source.persistenced:
@@ -96,15 +112,29 @@ def driver_stage(ctx) -> list:
     return ops
 
 
+def _repository_choice(ctx, source):
+    """Adopt or replace a source another tool wrote for the driver's repository (pinned keys only)."""
+    repo = source.repository
+    if repo is None or not repo.fingerprint or source.package_manager != "apt":
+        return None
+    return choose_source(ctx.managed, repo.url, repo.fingerprint, repo.sources_file, repo.keyring)
+
+
 def driver_pending(ctx, source) -> list[str]:
     """What the snapshot does not show in place yet ([]: the stage has nothing to do)."""
     managed, pending = ctx.managed, []
     repo = source.repository
-    if repo is not None:
-        if repo.fingerprint and repo.keyring not in managed["keyrings"]:
+    choice = _repository_choice(ctx, source)
+    if choice and choice.set_aside:
+        pending += [f"set aside {path}" for path in choice.set_aside]
+    if repo is not None and not (choice and choice.adopt):
+        if repo.fingerprint and not keyring_trusted(managed, repo.keyring, repo.fingerprint):
             pending.append(f"keyring {repo.keyring}")
         if not file_current(managed, repo.sources_file, driver.repository_text(source)):
             pending.append(repo.sources_file)
+    existing = other_driver(managed, ctx.host_state, ctx.gpu_state, source.branch)
+    if existing:
+        pending.append(existing.describe())
     headers = _headers_package(ctx, source)
     if headers and not (installed(managed, headers) and installed(managed, "dkms")):
         pending.append(f"{headers} and dkms")

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import posixpath
 import shlex
+from dataclasses import dataclass
+
+BACKUP_DIR = "/var/lib/gpuhost/backup"
 
 
 def pinned_key_script(key_url: str, fingerprint: str, keyring: str, allow_http: bool = False) -> str:
@@ -36,6 +39,80 @@ def pinned_key_script(key_url: str, fingerprint: str, keyring: str, allow_http: 
         f"echo \"gpuhost: key from {key_url} has fingerprint ${{had:-none}}, expected {fingerprint}: "
         "refusing to trust it (check the fingerprint its publisher gives)\" >&2; exit 1; fi; "
         f"mkdir -p {q(posixpath.dirname(keyring))}; "
+        # a keyring already there held another key (it was checked): kept aside, never lost
+        f"if [ -e {q(keyring)} ]; then mkdir -p {BACKUP_DIR}; "
+        f"cp -p {q(keyring)} {BACKUP_DIR}/{q(posixpath.basename(keyring))}.$(date -u +%Y%m%dT%H%M%SZ); fi; "
         f"install -m 644 \"$t/keyring\" {q(keyring)}.tmp; "
         f"mv -f {q(keyring)}.tmp {q(keyring)}"
     )
+
+
+def keyring_trusted(managed: dict, keyring: str, fingerprint: str) -> bool:
+    """The keyring holds exactly the pinned key, as the snapshot read it (whoever wrote the file). Pure."""
+    found = (managed.get("keyring_fingerprints") or {}).get(keyring)
+    return found == [fingerprint.replace(" ", "").upper()]
+
+
+@dataclass(frozen=True)
+class SourceChoice:
+    """How gpuhost uses a repository that may already have a source on the host.
+
+    adopt: a source another tool wrote (NVIDIA's cuda-keyring, Docker's install docs) for the
+    same URI whose keyring holds exactly the pinned key: gpuhost writes no source of its own.
+    set_aside: others' source files for the URI that would conflict with gpuhost's
+    ("Conflicting values set for option Signed-By"): moved to BACKUP_DIR. blocker: a file that
+    also holds other entries, which gpuhost does not edit. line: the one line saying which."""
+
+    adopt: str | None = None  # the adopted source file
+    keyring: str | None = None  # the keyring apt uses for the repository
+    set_aside: tuple[str, ...] = ()
+    line: str | None = None
+    blocker: str | None = None
+
+
+def _same_uri(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def choose_source(managed: dict, uri: str, fingerprint: str, own_file: str, own_keyring: str) -> SourceChoice:
+    """Adopt another tool's source for `uri` when its keyring holds exactly the pinned key, else
+    replace it with gpuhost's own (set aside). Pure: reads the snapshot's apt sources and keyrings."""
+    entries = managed.get("apt_sources") or []
+    # Entries without Signed-By do not conflict (apt takes the one that is set) and are left alone.
+    theirs = [e for e in entries if _same_uri(e["uri"], uri) and e["file"] != own_file and e["signed_by"]]
+    if not theirs:
+        return SourceChoice(keyring=own_keyring)
+    files = sorted({e["file"] for e in theirs})
+    mixed = [f for f in files if any(e["file"] == f and not _same_uri(e["uri"], uri) for e in entries)]
+    trusted = [e for e in theirs if keyring_trusted(managed, e["signed_by"], fingerprint)]
+    if trusted:
+        adopted = trusted[0]
+        others = [f for f in files if f != adopted["file"]]
+        own = [own_file] if any(e["file"] == own_file for e in entries) else []
+        return SourceChoice(
+            adopt=adopted["file"], keyring=adopted["signed_by"], set_aside=tuple(own + others),
+            line=(f"adopting {adopted['file']} for {uri}: its keyring {adopted['signed_by']} holds exactly the "
+                  f"pinned key {fingerprint}, so gpuhost writes no second source"),
+            blocker=_mixed_blocker([f for f in mixed if f != adopted["file"]], uri))
+    why = "; ".join(f"{e['file']}: Signed-By {e['signed_by']} does not hold exactly the pinned key" for e in theirs)
+    return SourceChoice(
+        keyring=own_keyring, set_aside=tuple(files),
+        line=(f"replacing the existing source for {uri} ({why}) with gpuhost's {own_file}, keyring checked "
+              f"against {fingerprint}; the old file is kept in {BACKUP_DIR}"),
+        blocker=_mixed_blocker(mixed, uri))
+
+
+def _mixed_blocker(blocking: list[str], uri: str) -> str | None:
+    """Shared files (other entries too) that name `uri` with another key: gpuhost does not edit them."""
+    if not blocking:
+        return None
+    return (f"{', '.join(blocking)} also holds other entries and names {uri} with another key: remove that "
+            f"line by hand (gpuhost does not edit shared source files), then re-run")
+
+
+def set_aside_script(paths) -> str:
+    """Move others' conflicting source files into BACKUP_DIR (kept, never deleted)."""
+    q = shlex.quote
+    moves = "; ".join(f"mv -f {q(p)} {BACKUP_DIR}/{q(posixpath.basename(p))}.$(date -u +%Y%m%dT%H%M%SZ)"
+                      for p in paths)
+    return f"mkdir -p {BACKUP_DIR}; {moves}"

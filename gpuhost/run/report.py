@@ -15,7 +15,9 @@ REPORT_DIR = "/var/lib/gpuhost"
 REPORT_PATH = f"{REPORT_DIR}/report.json"
 
 
-def build_report(host_name: str, gpu_state: dict, host_state: dict | None, host_plan: HostPlan) -> dict:
+def build_report(host_name: str, gpu_state: dict, host_state: dict | None, host_plan: HostPlan,
+                 installed_driver: str | None = None) -> dict:
+    """`installed_driver`: a driver the plan did not see loaded (gpuhost.driver.safety.other_driver)."""
     driver = gpu_state.get("driver") or {}
     os_info = (host_state or {}).get("os") or {}
     return {
@@ -29,6 +31,7 @@ def build_report(host_name: str, gpu_state: dict, host_state: dict | None, host_
             "driver": {k: driver.get(k) for k in ("version", "flavour", "library_version", "mismatch")},
             "os": os_info.get("pretty_name"),
             "kernel": (host_state or {}).get("kernel"),
+            **({"installed_driver": installed_driver} if installed_driver else {}),
         },
     }
 

@@ -76,9 +76,14 @@ def row_facts(ctx) -> dict:
         gpu_text = "none"
     driver = "-"
     if plan is not None:
-        current = plan.driver.current or "none"
-        driver = (f"{current} keep" if plan.driver.action == "keep"
-                  else f"{current} -> R{plan.driver.branch} {plan.driver.kernel_module}")
+        from gpuhost.driver.safety import other_driver  # noqa: PLC0415
+        # What is installed, even when no loaded driver told the plan (a runfile, held packages)
+        existing = None if plan.driver.current else other_driver(ctx.managed, ctx.host_state, ctx.gpu_state,
+                                                                 plan.driver.branch)
+        current = plan.driver.current or (existing.label() if existing else "none")
+        kept = plan.driver.action == "keep" or (existing and existing.kind == "packages"
+                                                and not ctx.settings.policy.allow_driver_change)
+        driver = f"{current} keep" if kept else f"{current} -> R{plan.driver.branch} {plan.driver.kernel_module}"
     last = ctx.managed.get("verify") or {}
     return {"gpus": gpu_text, "driver": driver, "image": plan.image.tag if plan else "-",
             "status": ctx.host_plan.status, "reason": ctx.host_plan.reason,

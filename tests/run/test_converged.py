@@ -91,7 +91,7 @@ def test_held_packages_are_part_of_converged():
 def test_verdict_inputs_come_from_the_snapshot(converged):
     inputs = current_inputs(converged)
     assert inputs["image"] == converged.host_plan.plan.image.tag
-    assert inputs["digest"] == "sha256:3ba36647782f6593c77e8502401e686b9aa87a4fdbea528d2ff04f696eb8168a"
+    assert inputs["digest"] == "sha256:455bc40f5d33d4a8a21e82f941d6de66a16ee5e9b57e249bc881a82fec943d9a"
     assert inputs["driver"] is None and inputs["gpus"] == []
     assert len(inputs["script"]) == 40
 
