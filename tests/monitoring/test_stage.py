@@ -6,23 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from facts.snapshot import HostSnapshot
 from gpuhost.monitoring.stage import monitoring_pending
-from gpuhost.plan.host_plan import plan_host
 from gpuhost.run.context import HostContext
-from gpuhost.run.settings import settings_from
+from tests.fixtures.snapshot_context import snapshot_context
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "debian12-lab-host"
 DATA = json.loads((FIXTURES / "monitoring-host-data.json").read_text())
-# The snapshots were captured when the defaults planned R580 and torch 2.13 (2026-12-01).
-CAPTURED_WITH = {"driver_branch": "580", "torch": "2.13"}
-
-
 def context(fixture: str, **changes) -> HostContext:
-    snap = HostSnapshot().process((FIXTURES / fixture).read_text().splitlines())
-    settings = settings_from({**DATA, **CAPTURED_WITH, **changes})
-    return HostContext(settings, snap["gpu"], snap["host"], plan_host(snap["gpu"], snap["host"], settings),
-                       snap["container"], snap["managed"])
+    return snapshot_context(FIXTURES / fixture, {**DATA, **changes})
 
 
 def test_converged_host_has_nothing_pending():

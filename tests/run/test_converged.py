@@ -11,6 +11,7 @@ import pytest
 
 from facts.snapshot import HostSnapshot
 from gpuhost.run.context import HostContext
+from tests.fixtures.snapshot_context import snapshot_context
 from gpuhost.driver.sources import select_source
 from gpuhost.plan.host_plan import plan_host
 from gpuhost.run.settings import settings_from
@@ -26,15 +27,8 @@ DRIVER_KEY = DATA["driver_repository_fingerprint"][-16:]
 TOOLKIT_KEY = DATA["toolkit_repository_fingerprint"][-16:]
 
 
-# The snapshots were captured when the defaults planned R580 and torch 2.13 (2026-11-23).
-CAPTURED_WITH = {"driver_branch": "580", "torch": "2.13"}
-
-
 def context(fixture: str, **changes) -> HostContext:
-    snap = HostSnapshot().process((FIXTURES / fixture).read_text().splitlines())
-    settings = settings_from({**DATA, **CAPTURED_WITH, **changes})
-    return HostContext(settings, snap["gpu"], snap["host"], plan_host(snap["gpu"], snap["host"], settings),
-                       snap["container"], snap["managed"])
+    return snapshot_context(FIXTURES / fixture, {**DATA, **changes})
 
 
 def source_of(ctx):
