@@ -1,0 +1,1 @@
+"""Workspaces: JupyterLab and SSH containers on the verified image, one systemd unit each."""
