@@ -23,7 +23,7 @@ import pytest
 
 from gpuhost.lab import HostSpec, Lab
 from gpuhost.lab.engine import docker
-from gpuhost.lab.fixture_repos import (TOOLKIT_PACKAGES, TOOLKIT_VERSION, build_repository, repository_data,
+from gpuhost.lab.fixture_repos import (TOOLKIT_PACKAGES, TOOLKIT_VERSION, build_repository, planned_branch, repository_data,
                                        toolkit_repository_data)
 from gpuhost.lab.results import summary_rows
 
@@ -132,7 +132,7 @@ def test_frozen_and_killed_hosts_fail_with_their_cause_and_the_fleet_goes_on(fau
         for name in CONVERGE:
             assert rows[name]["RESULT"] == "ok", out[-4000:]
             _converged(faults_lab, name)
-        step = "Driver packages R580 open (installed and held)"
+        step = f"Driver packages R{planned_branch()} open (installed and held)"
         assert rows["frozen"]["RESULT"] == "failed"
         assert rows["frozen"]["CAUSE"] == f"no answer for {LOST_AFTER} s during {step}", out[-4000:]
         assert rows["killed"]["RESULT"] == "failed"
@@ -291,4 +291,4 @@ def test_ctrl_c_mid_step_stops_with_exit_130_and_the_table_says_where(faults_lab
     assert "gpuhost: interrupted (Ctrl-C)" in out and "Traceback" not in out, out[-4000:]
     row = summary_rows(out)["ctrlc"]
     assert (row["RESULT"], row["CAUSE"]) == (
-        "failed", "interrupted (Ctrl-C) during Driver packages R580 open (installed and held)"), out[-4000:]
+        "failed", f"interrupted (Ctrl-C) during Driver packages R{planned_branch()} open (installed and held)"), out[-4000:]
