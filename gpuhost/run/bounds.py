@@ -8,44 +8,31 @@ keepalive_interval x keepalive_count seconds, whatever the step's own bound.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from gpuhost.errors import UsageError
+from gpuhost.run.host_data import HostDataModel
 
 
-class Bounds(BaseModel):
+def _seconds(default: int, most: int, description: str):
+    return Field(default, ge=1, le=most, description=description,
+                 json_schema_extra={"values": f"seconds, 1 to {most}", "fix": f"use whole seconds from 1 to {most}"})
+
+
+class Bounds(HostDataModel):
     """Host-data keys (all optional): seconds gpuhost waits for a host before failing it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    connect_timeout: int = Field(10, ge=1, le=600, description=(
-        "TCP connect, the SSH banner and authentication, each (pyinfra's CONNECT_TIMEOUT is 10)"))
-    command_timeout: int = Field(300, ge=1, le=86400, description=(
-        "each command of an operation, and the snapshot, unless the step has its own bound below"))
-    install_timeout: int = Field(1800, ge=1, le=86400, description=(
-        "package installs: driver, kernel headers, Docker, the container toolkit (plus apt_lock_timeout)"))
-    pull_timeout: int = Field(1800, ge=1, le=86400, description="pulling the plan's image")
-    check_timeout: int = Field(900, ge=1, le=86400, description="the torch check in the image")
-    reboot_timeout: int = Field(600, ge=1, le=86400, description="a reboot, until the host answers again")
-    keepalive_interval: int = Field(5, ge=1, le=600, description=(
-        "seconds between SSH keepalives; each must be answered within interval x count"))
-    keepalive_count: int = Field(3, ge=1, le=100, description=(
-        "unanswered keepalive intervals before the connection counts as lost"))
-
-    @classmethod
-    def from_host_data(cls, data) -> Bounds:
-        """This model's keys from a host's data; UsageError names the key and the fix."""
-        values = {key: data.get(key) for key in cls.model_fields if data.get(key) is not None}
-        for key, value in values.items():
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise UsageError(f"{key} is {value!r}: use a whole number, e.g. {key}: "
-                                 f"{cls.model_fields[key].default}")
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            key = error["loc"][0]
-            raise UsageError(f"{key} is {values.get(key)!r}: {error['msg'].lower()}") from None
+    connect_timeout: int = _seconds(10, 600, "TCP connect, the SSH banner and authentication, each "
+                                             "(pyinfra's CONNECT_TIMEOUT is 10)")
+    command_timeout: int = _seconds(300, 86400, "each command of an operation, and the snapshot, unless the "
+                                                "step has its own bound below")
+    install_timeout: int = _seconds(1800, 86400, "package installs: driver, kernel headers, Docker, the container "
+                                                 "toolkit (plus apt_lock_timeout)")
+    pull_timeout: int = _seconds(1800, 86400, "pulling the plan's image")
+    check_timeout: int = _seconds(900, 86400, "the torch check in the image")
+    reboot_timeout: int = _seconds(600, 86400, "a reboot, until the host answers again")
+    keepalive_interval: int = _seconds(5, 600, "seconds between SSH keepalives; each must be answered within "
+                                               "interval x count")
+    keepalive_count: int = _seconds(3, 100, "unanswered keepalive intervals before the connection counts as lost")
 
     @property
     def lost_after(self) -> int:

@@ -65,9 +65,9 @@ def test_bounds_defaults_and_refusals():
     bounds = Bounds.from_host_data({})
     assert (bounds.connect_timeout, bounds.command_timeout, bounds.lost_after) == (10, 300, 15)
     assert Bounds.from_host_data({"keepalive_interval": 2, "keepalive_count": 4}).lost_after == 8
-    for data, words in [({"command_timeout": "60"}, "command_timeout is '60': use a whole number"),
-                        ({"pull_timeout": 0}, "pull_timeout is 0: input should be greater than or equal to 1"),
-                        ({"keepalive_count": True}, "keepalive_count is True: use a whole number")]:
+    for data, words in [({"command_timeout": "60"}, "command_timeout is '60': use whole seconds from 1 to 86400"),
+                        ({"pull_timeout": 0}, "pull_timeout is the number 0: use whole seconds from 1 to 86400"),
+                        ({"keepalive_count": True}, "keepalive_count is true: use whole seconds from 1 to 100")]:
         with pytest.raises(UsageError, match=words):
             Bounds.from_host_data(data)
 
@@ -76,7 +76,7 @@ def test_bad_bounds_are_refused_before_any_host_is_contacted():
     from gpuhost.run.settings import check_hosts
 
     assert check_hosts([("gpu-01", {"command_timeout": "5m"}), ("gpu-02", {"connect_timeout": 5})]) == [
-        "host gpu-01: command_timeout is '5m': use a whole number, e.g. command_timeout: 300"]
+        "host gpu-01: command_timeout is '5m': use whole seconds from 1 to 86400"]
 
 
 def test_a_host_fault_or_an_unfinished_run_is_never_ok():
