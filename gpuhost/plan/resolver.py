@@ -216,9 +216,9 @@ def _image_family(matrix: Matrix, policy: Policy, platform: str, reasons: list[s
     return ngc
 
 
-def _ngc_releases(matrix: Matrix, torch: str | None, gpus: list[Gpu], family: ImageFamily, reasons: list[str]):
-    """NGC releases for the requested torch minor (any when none), newest first, that every GPU's
-    architecture is still supported at (their CUDA's driver branch)."""
+def _ngc_releases(matrix: Matrix, torch: str | None, gpus: list[Gpu], reasons: list[str]):
+    """NGC releases for the requested torch minor (any when none), newest first, whose CUDA still
+    supports every GPU: its toolkit's driver branch drives them (CUDA 13.1+: no Volta)."""
     if torch is not None and torch.count(".") == 2:
         raise Unresolvable(f"torch {torch}: NGC images carry NVIDIA's own torch builds, not PyPI patch releases: "
                            f"give torch as X.Y, e.g. {'.'.join(torch.split('.')[:2])}")
@@ -227,7 +227,7 @@ def _ngc_releases(matrix: Matrix, torch: str | None, gpus: list[Gpu], family: Im
     if not releases:
         raise Unresolvable(f"no NGC PyTorch release in the matrix is built on torch {torch}: releases are "
                            f"{known}: choose one of those torch releases or leave torch unset")
-    fitting = [n for n in releases if _supports_all(matrix, _image_driver_min(matrix, n, family).major, gpus)]
+    fitting = [n for n in releases if _supports_all(matrix, matrix.toolkit_drivers[n.cuda].major, gpus)]
     if not fitting:
         raise Unresolvable(f"no NGC PyTorch release in the matrix runs on {_describe(gpus)} (releases: {known})")
     reasons.append("torch: " + (f"{torch}, requested" if torch else f"{fitting[0].torch}, the newest NGC release's")
@@ -329,7 +329,7 @@ def resolve(gpus: list[Gpu], current_driver: str | None = None, policy: Policy =
     family = _image_family(matrix, policy, platform, reasons)
     if family.family == "ngc":
         release = None
-        covering = _ngc_releases(matrix, policy.torch, gpus, family, reasons)
+        covering = _ngc_releases(matrix, policy.torch, gpus, reasons)
         images = "NGC PyTorch image in the matrix"
     else:
         release, patch = _release(matrix, policy.torch, reasons, gpus)

@@ -182,3 +182,9 @@ def test_resolve_shows_the_architecture_and_the_image_that_will_run():
     assert next(line for line in table if line.startswith("image")).split()[1] == plan["image"]["tag"]
     refused = run("resolve", "--gpu", "GB200", "--arch", "aarch64", "--image-source", "pytorch")
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_ngc_releases_skip_gpus_their_cuda_dropped():
+    # CUDA 13.1+ needs R590+, past Volta's last branch (R580): no NGC release in the matrix fits
+    with pytest.raises(Unresolvable, match=r"no NGC PyTorch release in the matrix runs on V100 \(cc 7\.0\)"):
+        resolve([identify("V100")], today=TODAY, policy=Policy(image_source="ngc"))
