@@ -197,6 +197,7 @@ def summarize(name: str, facts: dict[str, Any], plan: dict[str, Any], mirror=Non
         "host": name,
         "status": plan["status"],
         "os": " ".join(filter(None, [os_info.get("id"), os_info.get("version_id")])) or None,
+        "arch": host.get("arch"),
         "gpus": gpu_groups(gpu["gpus"]),
         "nvswitches": len(gpu["nvswitches"]),
         "driver": driver["version"],
@@ -243,8 +244,9 @@ def plan_line(plan: dict[str, Any]) -> str:
         return f"{plan['status']}: {plan['reason']}"
     driver, image = plan["plan"]["driver"], plan["plan"]["image"]
     current = f" (now {driver['current']})" if driver.get("current") else ""
+    platform = image.get("platform") or "linux/amd64"  # arm64 hosts run an image with an arm64 manifest
     return (f"driver {driver['action']} R{driver['branch']} {driver['kernel_module']}{current}, "
-            f"image {image['tag']}")
+            f"image {image['tag']}" + ("" if platform == "linux/amd64" else f" ({platform})"))
 
 
 def render_table(readings: list[HostReading]) -> str:
@@ -262,7 +264,8 @@ def render_table(readings: list[HostReading]) -> str:
         driver = f"{s['driver']} {s['flavour'] or ''}".strip() if s["driver"] else "none"
         docker = "absent" if not s["docker"] else s["docker"] + (" +nvidia" if s["nvidia_runtime"] else "")
         image = "-" if s["image_present"] is None else ("present" if s["image_present"] else "missing")
-        rows.append([s["host"], s["os"] or "?", gpus, driver, s["toolkit"] or "-", docker, image,
+        os_arch = " ".join(filter(None, [s["os"] or "?", s["arch"]]))  # "ubuntu 24.04 aarch64"
+        rows.append([s["host"], os_arch, gpus, driver, s["toolkit"] or "-", docker, image,
                      warnings_cell(s["flags"], s["warnings"])])
     widths = [max(len(str(r[i])) for r in [columns] + rows) for i in range(len(columns))]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [columns] + rows]

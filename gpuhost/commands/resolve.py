@@ -28,6 +28,7 @@ def render_plan(plan: Plan) -> str:
     rows = [("GPUs", "; ".join(text if n == 1 else f"{n} x {text}" for text, n in gpus.items())),
             ("driver", f"{d.action} R{d.branch} ({d.kernel_module} modules)"
                        + (f", current {d.current}" if d.current else "")),
+            ("arch", f"{plan.arch} ({plan.image.platform})"),
             ("image", f"{plan.image.tag} (needs driver >= {plan.image.driver_min})")]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
@@ -46,6 +47,10 @@ def resolve_command(
     driver_branch: str = typer.Option("lts", metavar="BRANCH", help="lts, production or a branch number such as 580."),
     flavour: str = typer.Option("runtime", metavar="FLAVOUR", help="Image flavour: runtime or devel."),
     registry: Optional[str] = typer.Option(None, metavar="PREFIX", help="Registry or mirror prefix for the image."),
+    arch: str = typer.Option("x86_64", metavar="ARCH", help="The host's CPU architecture (uname -m): x86_64 or "
+                                                            "aarch64 (Grace: GH200, GB200, GB300, GB10)."),
+    image_source: str = typer.Option("auto", metavar="SOURCE", help="auto (pytorch/pytorch where it has the "
+                                                                    "architecture, else NGC), pytorch or ngc."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Resolve the driver branch, kernel module and PyTorch image for a set of GPUs.
@@ -53,8 +58,8 @@ def resolve_command(
     Exit status: 0 with a plan; 2 without one (bad flag, unknown GPU, no plan fits): one line on stderr.
     """
     policy = Policy(torch=torch, allow_driver_change=not no_driver_upgrade, driver_branch=driver_branch,
-                    image_flavour=flavour, registry=registry)
-    plan = resolve([identify(g) for g in gpu], current_driver=driver, policy=policy)
+                    image_flavour=flavour, registry=registry, image_source=image_source)
+    plan = resolve([identify(g) for g in gpu], current_driver=driver, policy=policy, arch=arch)
     if as_json:
         typer.echo(json.dumps(plan.to_dict(), indent=2))
     else:

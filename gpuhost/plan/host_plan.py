@@ -71,7 +71,8 @@ def plan_host(gpu_state: dict, host_state: dict | None, settings: HostSettings, 
     try:
         plan = resolve(gpus, current_driver=driver.get("version"), policy=settings.policy,
                        current_kernel_module=driver.get("flavour"), os=_os_name(host_state), today=today,
-                       served_branches=served_branches(host_state or {}, getattr(getattr(settings, "driver", None), "source", None)))
+                       served_branches=served_branches(host_state or {}, getattr(getattr(settings, "driver", None), "source", None)),
+                       arch=(host_state or {}).get("arch"))
     except GpuhostError as exc:
         return HostPlan("failed", str(exc), gpus, warnings=warnings)
     mirrored = through_mirror(plan.image.tag, settings.mirror)  # the image's registry, cached by the mirror

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -21,6 +21,7 @@ from gpuhost import yamlfile
 from gpuhost.errors import MatrixError
 
 DATA_FILES = ("cuda.yaml", "drivers.yaml", "architectures.yaml", "gpus.yaml", "pytorch.yaml")
+PLATFORMS = {"x86_64": "linux/amd64", "amd64": "linux/amd64", "aarch64": "linux/arm64", "arm64": "linux/arm64"}
 MERGED_KEYS = ("notes", "citations")  # keys that several files may carry
 
 
@@ -63,9 +64,14 @@ class Architecture:
     last_branch: int | None
     kernel_modules: tuple[str, ...]
     source: str
+    first_branch_by_cc: dict[str, int] = field(default_factory=dict)  # later compute capabilities (10.3: 575)
 
-    def supported_by(self, branch: int) -> bool:
-        return branch >= self.first_branch and (self.last_branch is None or branch <= self.last_branch)
+    def first_branch_for(self, cc: str | None = None) -> int:
+        return self.first_branch_by_cc.get(cc, self.first_branch)
+
+    def supported_by(self, branch: int, cc: str | None = None) -> bool:
+        """Whether the branch drives this architecture (a GPU of compute capability `cc`, when given)."""
+        return branch >= self.first_branch_for(cc) and (self.last_branch is None or branch <= self.last_branch)
 
 
 @dataclass(frozen=True)
@@ -92,17 +98,22 @@ class Branch:
     first_version: DriverVersion  # "<branch>.0" when the first release is not known
     newest_cuda: str
     source: str
+    end_of_life_conflict: str | None = None  # a later date another source gives (end_of_life is the earlier)
 
 
 @dataclass(frozen=True)
 class Variant:
     cuda: str
     arch_list: tuple[str, ...]
+    arch_list_aarch64: tuple[str, ...] | None = None  # None: the same as x86_64's, or not published
 
-    def covers(self, cc: str) -> bool:
+    def arch_list_for(self, platform: str = "linux/amd64") -> tuple[str, ...]:
+        return self.arch_list_aarch64 if platform == "linux/arm64" and self.arch_list_aarch64 else self.arch_list
+
+    def covers(self, cc: str, platform: str = "linux/amd64") -> bool:
         """An arch entry X.z covers compute capability X.y when z <= y (same major only)."""
         major, minor = cc_key(cc)
-        return any(cc_key(a)[0] == major and cc_key(a)[1] <= minor for a in self.arch_list)
+        return any(cc_key(a)[0] == major and cc_key(a)[1] <= minor for a in self.arch_list_for(platform))
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,17 @@ class ImageFamily:
     tag: str
     driver_rule: str
     source: str
+    platforms: tuple[str, ...] = ("linux/amd64",)  # the OCI platforms it publishes manifests for
+
+
+@dataclass(frozen=True)
+class NgcRelease:
+    """One NGC PyTorch container release (nvcr.io/nvidia/pytorch:YY.MM-py3)."""
+
+    release: str  # "26.09"
+    torch: str  # the upstream minor NVIDIA's build is based on: "2.14"
+    cuda: str
+    source: str
 
 
 @dataclass(frozen=True)
@@ -137,6 +159,7 @@ class Matrix:
     releases: dict[str, Release]  # "2.9" -> Release
     images: dict[str, ImageFamily]
     supported_os: dict[str, tuple[str, ...]]  # "ubuntu" -> ("22.04", "24.04")
+    ngc_releases: tuple[NgcRelease, ...] = ()  # oldest first
 
     def architecture_of(self, cc: str) -> Architecture | None:
         for arch in self.architectures.values():
@@ -167,7 +190,8 @@ def _check_sources(merged: dict, origin: dict[str, str]) -> None:
         if section in MERGED_KEYS or not isinstance(entries, list):
             continue
         for i, entry in enumerate(entries):
-            for ref in source_ids(entry.get("source", [])):
+            nested = [v["source"] for v in entry.values() if isinstance(v, dict) and "source" in v]
+            for ref in [r for s in [entry.get("source", []), *nested] for r in source_ids(s)]:
                 if ref not in catalogue:
                     raise MatrixError(f"matrix file {origin.get(section, 'matrix')}: entry {section}[{i}]: "
                                       f"source '{ref}' is not in any file's citations")
@@ -217,13 +241,15 @@ def _build(raw: dict) -> Matrix:
         a["name"]: Architecture(
             a["name"], tuple(a["compute_capabilities"]), a["first_branch"], a["last_branch"],
             tuple(a["kernel_modules"]), _source_text(a["source"], catalogue),
+            dict(a.get("first_branch_by_cc") or {}),
         )
         for a in raw["architectures"]
     }
     known_cc = {cc for a in architectures.values() for cc in a.compute_capabilities}
     branches = tuple(sorted(
         (Branch(b["branch"], b["kind"], b["end_of_life"], DriverVersion(b["first_version"] or f"{b['branch']}.0"),
-                b["newest_cuda"], _source_text(b["source"], catalogue)) for b in raw["branches"]),
+                b["newest_cuda"], _source_text(b["source"], catalogue),
+                (b.get("end_of_life_conflict") or {}).get("date")) for b in raw["branches"]),
         key=lambda b: b.branch))
     first_of = {b.branch: b.first_version for b in branches}
     toolkit_drivers = {}
@@ -263,8 +289,16 @@ def _build(raw: dict) -> Matrix:
                                   f"release of torch {r['torch']}")
         releases[r["torch"]] = Release(
             r["torch"], tuple(r["patches"]), r["cudnn"],
-            tuple(Variant(v["cuda"], tuple(v["arch_list"])) for v in r["variants"]),
+            tuple(Variant(v["cuda"], tuple(v["arch_list"]),
+                          tuple(v["arch_list_aarch64"]) if "arch_list_aarch64" in v else None)
+                  for v in r["variants"]),
         )
+    ngc_releases = []
+    for i, n in enumerate(raw["ngc_releases"]):
+        if n["cuda"] not in toolkit_drivers:
+            raise MatrixError(f"matrix file pytorch.yaml: entry ngc_releases[{i}] (NGC {n['release']}): CUDA "
+                              f"{n['cuda']} has no toolkit entry in cuda.yaml")
+        ngc_releases.append(NgcRelease(n["release"], n["torch"], n["cuda"], _source_text(n["source"], catalogue)))
     return Matrix(
         toolkit_drivers=toolkit_drivers,
         minor_version_floors={f["cuda_major"]: DriverVersion(f["driver"]) for f in raw["minor_version_floors"]},
@@ -274,7 +308,9 @@ def _build(raw: dict) -> Matrix:
         gpus=tuple(gpus),
         releases=releases,
         images={i["family"]: ImageFamily(i["family"], i["repository"], i["tag"], i["driver_rule"],
-                                         _source_text(i["source"], catalogue)) for i in raw["images"]},
+                                         _source_text(i["source"], catalogue), tuple(i["platforms"]))
+                for i in raw["images"]},
+        ngc_releases=tuple(sorted(ngc_releases, key=lambda n: Version(n.release))),
         supported_os={o["id"]: tuple(o["versions"]) for o in raw["supported_os"]},
     )
 

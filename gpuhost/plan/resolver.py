@@ -6,7 +6,8 @@ The choices, in order:
 2. torch release: the requested minor (default the newest in the matrix with a build for every
    GPU), newest patch;
 3. image: the newest CUDA variant of that release whose arch list covers every GPU and whose
-   driver minimum the planned driver meets;
+   driver minimum the planned driver meets; where pytorch/pytorch publishes no image for the
+   host's CPU architecture (arm64: Grace hosts), the newest NGC PyTorch release instead;
 4. driver: keep the current one when it drives every GPU and gives an image at least as new as
    the policy's branch would; else install or move to the policy's branch (newest LTS by default).
 """
@@ -14,17 +15,18 @@ The choices, in order:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from packaging.version import Version
 
 from gpuhost.errors import Unresolvable, UsageError
 from gpuhost.plan.gpus import Gpu
-from gpuhost.plan.matrix import Branch, DriverVersion, Matrix, Variant, load_matrix
+from gpuhost.plan.matrix import PLATFORMS, Branch, DriverVersion, ImageFamily, Matrix, Variant, load_matrix
 
 BRANCH_POLICIES = ("lts", "production")
 IMAGE_FLAVOURS = ("runtime", "devel")
+IMAGE_SOURCES = ("auto", "pytorch", "ngc")  # auto: pytorch/pytorch where it has the host's platform, else NGC
 EOL_WARNING_DAYS = 180
 _DRIVER_RE = re.compile(r"^\d{3}\.\d{1,3}(\.\d{1,3})?$")
 TORCH_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
@@ -51,6 +53,7 @@ class Policy:
     driver_branch: str = "lts"  # "lts", "production" or a branch number such as "580"
     image_flavour: str = "runtime"  # "runtime" or "devel"
     registry: str | None = None  # mirror prefix, e.g. "registry.lab:5000"
+    image_source: str = "auto"  # "auto", "pytorch" (pytorch/pytorch) or "ngc" (nvcr.io/nvidia/pytorch)
 
     def validated(self) -> Policy:
         if self.torch is not None and not TORCH_RE.match(self.torch):
@@ -59,6 +62,8 @@ class Policy:
             raise UsageError(f"unknown driver branch policy '{self.driver_branch}': {branch_fix(self.driver_branch)}")
         if self.image_flavour not in IMAGE_FLAVOURS:
             raise UsageError(f"unknown image flavour '{self.image_flavour}': use runtime or devel")
+        if self.image_source not in IMAGE_SOURCES:
+            raise UsageError(f"unknown image source '{self.image_source}': use auto, pytorch or ngc")
         if self.registry is not None and not REGISTRY_RE.match(self.registry):
             raise UsageError(f"malformed registry prefix '{self.registry}': use host[:port][/path], "
                              f"e.g. registry.example.com:5000/mirror")
@@ -78,11 +83,12 @@ class DriverPlan:
 class ImagePlan:
     torch: str
     cuda: str
-    cudnn: str
+    cudnn: str | None  # None for NGC images (NVIDIA's cuDNN build, not in the matrix)
     flavour: str
     tag: str
     driver_min: str
     origin: str | None = None  # the upstream reference when `tag` was rewritten to go through a mirror
+    platform: str = "linux/amd64"  # the OCI platform of the host's CPU, which the image has a manifest for
 
 
 @dataclass
@@ -91,6 +97,7 @@ class Plan:
     driver: DriverPlan
     image: ImagePlan
     os: str | None = None
+    arch: str = "x86_64"  # the host's CPU architecture (uname -m)
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -98,11 +105,13 @@ class Plan:
         return {
             "gpus": [g.to_dict() for g in self.gpus],
             "os": self.os,
+            "arch": self.arch,
             "driver": {"action": self.driver.action, "branch": self.driver.branch,
                        "min_version": self.driver.min_version, "kernel_module": self.driver.kernel_module,
                        "current": self.driver.current},
             "image": {"torch": self.image.torch, "cuda": self.image.cuda, "cudnn": self.image.cudnn,
                       "flavour": self.image.flavour, "tag": self.image.tag, "driver_min": self.image.driver_min,
+                      "platform": self.image.platform,
                       **({"origin": self.image.origin} if self.image.origin else {})},
             "reasons": list(self.reasons),
             "warnings": list(self.warnings),
@@ -137,9 +146,9 @@ def _kernel_module(gpus: list[Gpu], reasons: list[str]) -> tuple[str, set[str]]:
     return "proprietary", allowed
 
 
-def _covering(release, gpus: list[Gpu]) -> list[Variant]:
-    """The release's CUDA variants whose arch list covers every GPU, newest CUDA first."""
-    return sorted((v for v in release.variants if all(v.covers(g.compute_capability) for g in gpus)),
+def _covering(release, gpus: list[Gpu], platform: str = "linux/amd64") -> list[Variant]:
+    """The release's CUDA variants whose arch list (the platform's) covers every GPU, newest CUDA first."""
+    return sorted((v for v in release.variants if all(v.covers(g.compute_capability, platform) for g in gpus)),
                   key=lambda v: Version(v.cuda), reverse=True)
 
 
@@ -169,14 +178,61 @@ def _release(matrix: Matrix, torch: str | None, reasons: list[str], gpus: list[G
     return release, patch
 
 
-def _image_driver_min(matrix: Matrix, variant: Variant, flavour: str) -> DriverVersion:
-    if matrix.images[flavour].driver_rule == "toolkit":
-        return matrix.toolkit_drivers[variant.cuda]
-    return matrix.minor_version_floors[int(variant.cuda.split(".")[0])]
+def _image_driver_min(matrix: Matrix, image, family: ImageFamily) -> DriverVersion:
+    """The driver an image (a torch variant or an NGC release: anything with a `cuda`) needs."""
+    if family.driver_rule == "toolkit":
+        return matrix.toolkit_drivers[image.cuda]
+    return matrix.minor_version_floors[int(image.cuda.split(".")[0])]
 
 
 def _supports_all(matrix: Matrix, branch: int, gpus: list[Gpu]) -> bool:
-    return all(matrix.architectures[g.architecture].supported_by(branch) for g in gpus)
+    return all(matrix.architectures[g.architecture].supported_by(branch, g.compute_capability) for g in gpus)
+
+
+def _platform(arch: str | None) -> str:
+    """The OCI platform of a CPU architecture as `uname -m` prints it (x86_64, aarch64)."""
+    platform = PLATFORMS.get((arch or "x86_64").strip().lower())
+    if platform is None:
+        raise Unresolvable(f"CPU architecture {arch!r}: no PyTorch image is published for it (gpuhost plans "
+                           f"x86_64 and aarch64 hosts)")
+    return platform
+
+
+def _image_family(matrix: Matrix, policy: Policy, platform: str, reasons: list[str]) -> ImageFamily:
+    """pytorch/pytorch's family of the policy's flavour where it has the platform, else NGC's."""
+    wanted = matrix.images[policy.image_flavour]
+    ngc = matrix.images["ngc"]
+    arch = platform.split("/")[1]
+    if policy.image_source == "ngc":
+        reasons.append(f"image source: NGC ({ngc.repository}), as image_source says")
+        return ngc
+    if platform in wanted.platforms:
+        return wanted
+    if policy.image_source == "pytorch":
+        raise Unresolvable(f"{wanted.repository} publishes no {arch} image (only "
+                           f"{', '.join(p.split('/')[1] for p in wanted.platforms)}): set image_source: ngc "
+                           f"(NVIDIA's NGC PyTorch container, published for arm64 and amd64) or auto")
+    reasons.append(f"image source: NGC ({ngc.repository}), since {wanted.repository} publishes no {arch} image")
+    return ngc
+
+
+def _ngc_releases(matrix: Matrix, torch: str | None, gpus: list[Gpu], reasons: list[str]):
+    """NGC releases for the requested torch minor (any when none), newest first, whose CUDA still
+    supports every GPU: its toolkit's driver branch drives them (CUDA 13.1+: no Volta)."""
+    if torch is not None and torch.count(".") == 2:
+        raise Unresolvable(f"torch {torch}: NGC images carry NVIDIA's own torch builds, not PyPI patch releases: "
+                           f"give torch as X.Y, e.g. {'.'.join(torch.split('.')[:2])}")
+    known = ", ".join(f"{n.release} (torch {n.torch})" for n in matrix.ngc_releases)
+    releases = [n for n in reversed(matrix.ngc_releases) if torch is None or n.torch == torch]
+    if not releases:
+        raise Unresolvable(f"no NGC PyTorch release in the matrix is built on torch {torch}: releases are "
+                           f"{known}: choose one of those torch releases or leave torch unset")
+    fitting = [n for n in releases if _supports_all(matrix, matrix.toolkit_drivers[n.cuda].major, gpus)]
+    if not fitting:
+        raise Unresolvable(f"no NGC PyTorch release in the matrix runs on {_describe(gpus)} (releases: {known})")
+    reasons.append("torch: " + (f"{torch}, requested" if torch else f"{fitting[0].torch}, the newest NGC release's")
+                   + " (NVIDIA's build)")
+    return fitting
 
 
 def _target_branch(matrix: Matrix, gpus: list[Gpu], policy: Policy, warnings: list[str],
@@ -194,9 +250,9 @@ def _target_branch(matrix: Matrix, gpus: list[Gpu], policy: Policy, warnings: li
     if served is not None and any(b.branch in served for b in fitting):
         fitting = [b for b in fitting if b.branch in served]
     if not fitting:
-        spans = "; ".join(
-            f"{a.name} from R{a.first_branch}" + (f" to R{a.last_branch}" if a.last_branch else "")
-            for a in {matrix.architectures[g.architecture] for g in gpus})
+        spans = "; ".join(dict.fromkeys(
+            f"{a.name} from R{a.first_branch_for(g.compute_capability)}" + (f" to R{a.last_branch}" if a.last_branch else "")
+            for g in gpus for a in [matrix.architectures[g.architecture]]))
         raise Unresolvable(f"no driver branch supports every GPU ({spans}): put these GPUs in separate hosts")
     of_kind = [b for b in fitting if b.kind == policy.driver_branch]
     if of_kind:
@@ -207,8 +263,8 @@ def _target_branch(matrix: Matrix, gpus: list[Gpu], policy: Policy, warnings: li
     return fallback[-1]
 
 
-def _newest_variant(matrix, covering, flavour, driver: DriverVersion) -> Variant | None:
-    return next((v for v in covering if _image_driver_min(matrix, v, flavour) <= driver), None)
+def _newest_variant(matrix, covering, family: ImageFamily, driver: DriverVersion):
+    return next((v for v in covering if _image_driver_min(matrix, v, family) <= driver), None)
 
 
 def _branch_warnings(matrix: Matrix, branch: int, today: date, warnings: list[str]) -> None:
@@ -253,28 +309,37 @@ def _os_warning(matrix: Matrix, os_name: str | None, warnings: list[str]) -> Non
 def resolve(gpus: list[Gpu], current_driver: str | None = None, policy: Policy = Policy(),
             current_kernel_module: str | None = None, os: str | None = None,
             today: date | None = None, matrix: Matrix | None = None,
-            served_branches: frozenset[int] | None = None) -> Plan:
+            served_branches: frozenset[int] | None = None, arch: str | None = None) -> Plan:
     """Decide driver, kernel module and image for one host. Raises Unresolvable with the reason.
 
     served_branches: the branches the host's driver source can install (None: any); the lts and
-    production policies choose among them."""
+    production policies choose among them. arch: the host's CPU architecture as `uname -m` prints
+    it (None: x86_64); an image is planned only from a repository with a manifest for it."""
     matrix = matrix or load_matrix()
     policy = policy.validated()
     today = today or date.today()
     if not gpus:
         raise Unresolvable("no NVIDIA GPU to plan for: give at least one GPU (or declare target_gpus for the host)")
     current = parse_driver_version(current_driver) if current_driver else None
+    platform = _platform(arch)
     reasons: list[str] = []
     warnings: list[str] = []
 
     module, allowed_modules = _kernel_module(gpus, reasons)
-    release, patch = _release(matrix, policy.torch, reasons, gpus)
-    flavour = policy.image_flavour
-    covering = _covering(release, gpus)
-    if not covering:
-        builds = "; ".join(f"cu{v.cuda.replace('.', '')}: {','.join(v.arch_list)}" for v in release.variants)
-        raise Unresolvable(f"torch {release.torch} has no CUDA build for {_describe(gpus)} (its builds cover "
-                           f"{builds}): choose an older --torch")
+    family = _image_family(matrix, policy, platform, reasons)
+    if family.family == "ngc":
+        release = None
+        covering = _ngc_releases(matrix, policy.torch, gpus, reasons)
+        images = "NGC PyTorch image in the matrix"
+    else:
+        release, patch = _release(matrix, policy.torch, reasons, gpus)
+        covering = _covering(release, gpus, platform)
+        images = f"torch {release.torch} {family.family} image"
+        if not covering:
+            builds = "; ".join(f"cu{v.cuda.replace('.', '')}: {','.join(v.arch_list_for(platform))}"
+                               for v in release.variants)
+            raise Unresolvable(f"torch {release.torch} has no CUDA build for {_describe(gpus)} (its builds cover "
+                               f"{builds}): choose an older --torch")
 
     if not policy.allow_driver_change:
         if current is None:
@@ -283,31 +348,35 @@ def resolve(gpus: list[Gpu], current_driver: str | None = None, policy: Policy =
         if not _supports_all(matrix, current.major, gpus):
             raise Unresolvable(f"driver {current} does not support {_describe(gpus)} and driver changes are not "
                                f"allowed: allow a driver upgrade")
-        variant = _newest_variant(matrix, covering, flavour, current)
+        variant = _newest_variant(matrix, covering, family, current)
         if variant is None:
-            needed = min(_image_driver_min(matrix, v, flavour) for v in covering)
-            raise Unresolvable(f"driver {current} is too old for every torch {release.torch} {flavour} image "
-                               f"(the oldest needs {needed}): allow a driver upgrade or choose an older --torch")
+            needed = min(_image_driver_min(matrix, v, family) for v in covering)
+            raise Unresolvable(f"driver {current} is too old for every {images} (the oldest needs {needed}): "
+                               f"allow a driver upgrade" + (" or choose an older --torch" if release else ""))
         action, branch = "keep", current.major
         reasons.append(f"driver: keep {current}, since driver changes are not allowed")
     else:
         target = _target_branch(matrix, gpus, policy, warnings, served_branches)
-        target_variant = _newest_variant(matrix, covering, flavour, target.first_version)
+        target_variant = _newest_variant(matrix, covering, family, target.first_version)
         if target_variant is None:
-            raise Unresolvable(f"driver branch {target.branch} is too old for every torch {release.torch} "
-                               f"{flavour} image: choose a newer --driver-branch or an older --torch")
+            raise Unresolvable(f"driver branch {target.branch} is too old for every {images}: choose a newer "
+                               f"--driver-branch or an older --torch")
         keepable = (current is not None and _supports_all(matrix, current.major, gpus)
                     and (current_kernel_module is None or current_kernel_module in allowed_modules)
                     and (policy.driver_branch in BRANCH_POLICIES or current.major == target.branch))
-        current_variant = _newest_variant(matrix, covering, flavour, current) if keepable else None
+        current_variant = _newest_variant(matrix, covering, family, current) if keepable else None
         if current_variant and Version(current_variant.cuda) >= Version(target_variant.cuda):
             action, branch, variant = "keep", current.major, current_variant
             reasons.append(f"driver: keep {current}: it drives every GPU and meets the image's minimum")
         else:
             action = "install" if current is None else "upgrade"
             branch, variant = target.branch, target_variant
-            why = {"lts": "the newest LTS branch", "production": "the newest production branch"}.get(
-                policy.driver_branch, "the requested branch")
+            if policy.driver_branch not in BRANCH_POLICIES:
+                why = "the requested branch"
+            elif target.kind == policy.driver_branch:
+                why = f"the newest {'LTS' if target.kind == 'lts' else target.kind} branch"
+            else:  # no branch of the policy's kind drives these GPUs (K80: R470 legacy)
+                why = f"the newest branch that supports {_describe(gpus)}"
             if current is not None:
                 why += f"; current {current} " + (
                     "cannot drive every GPU" if not _supports_all(matrix, current.major, gpus) else
@@ -321,23 +390,26 @@ def resolve(gpus: list[Gpu], current_driver: str | None = None, policy: Policy =
             warnings.append(f"the current driver uses the {current_kernel_module} kernel modules; {module} is "
                             f"recommended at the next driver change")
 
-    driver_min = _image_driver_min(matrix, variant, flavour)
-    rule = matrix.images[flavour].driver_rule
-    reasons.append(
-        f"image: CUDA {variant.cuda}, the newest torch {release.torch} build covering {_describe(gpus)} "
-        f"whose driver minimum ({driver_min}, "
-        + ("CUDA minor-version compatibility" if rule == "minor-version" else "the toolkit's driver")
-        + ") the planned driver meets")
-    family = matrix.images[flavour]
-    tag = family.repository + ":" + family.tag.format(torch=patch, cuda=variant.cuda, cudnn=release.cudnn)
+    driver_min = _image_driver_min(matrix, variant, family)
+    rule = ("CUDA minor-version compatibility" if family.driver_rule == "minor-version" else "the toolkit's driver")
+    if release is None:
+        tag = family.repository + ":" + family.tag.format(release=variant.release)
+        reasons.append(f"image: NGC PyTorch {variant.release} (NVIDIA's torch {variant.torch} build, CUDA "
+                       f"{variant.cuda}), the newest NGC release in the matrix whose driver minimum ({driver_min}, "
+                       f"{rule}) the planned driver meets")
+        image = ImagePlan(variant.torch, variant.cuda, None, family.family, tag, str(driver_min), platform=platform)
+    else:
+        tag = family.repository + ":" + family.tag.format(torch=patch, cuda=variant.cuda, cudnn=release.cudnn)
+        reasons.append(f"image: CUDA {variant.cuda}, the newest torch {release.torch} build covering "
+                       f"{_describe(gpus)} whose driver minimum ({driver_min}, {rule}) the planned driver meets")
+        image = ImagePlan(patch, variant.cuda, release.cudnn, family.family, tag, str(driver_min), platform=platform)
     if policy.registry:
-        tag = f"{policy.registry}/{tag}"
+        image = replace(image, tag=f"{policy.registry}/{tag}")
     _branch_warnings(matrix, branch, today, warnings)
     _gpu_warnings(matrix, gpus, today, warnings)
     _os_warning(matrix, os, warnings)
     return Plan(
         gpus=list(gpus),
         driver=DriverPlan(action, str(branch), str(driver_min), module, str(current) if current else None),
-        image=ImagePlan(patch, variant.cuda, release.cudnn, flavour, tag, str(driver_min)),
-        os=os, reasons=reasons, warnings=warnings,
+        image=image, os=os, arch=(arch or "x86_64").strip().lower(), reasons=reasons, warnings=warnings,
     )

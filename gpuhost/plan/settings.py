@@ -57,6 +57,10 @@ class PlanSettings(HostDataModel):
         json_schema_extra={"values": '`lts`, `production`, or a branch such as `"580"`'})
     allow_driver_change: bool = Field(True, description="`false`: never install, move or upgrade the driver")
     image_flavour: Literal["runtime", "devel"] = Field("runtime", description="the PyTorch image's flavour")
+    image_source: Literal["auto", "pytorch", "ngc"] = Field(
+        "auto", description="where the image comes from: pytorch/pytorch, or NVIDIA's NGC PyTorch container",
+        json_schema_extra={"values": "`auto` (pytorch/pytorch where it has the host's CPU architecture, NGC on "
+                                     "arm64), `pytorch` or `ngc`"})
     registry: str | None = Field(
         None, pattern=REGISTRY_RE.pattern,
         description="pull the image through this registry or mirror",
@@ -72,7 +76,8 @@ class PlanSettings(HostDataModel):
     @property
     def policy(self) -> Policy:
         return Policy(torch=self.torch, allow_driver_change=self.allow_driver_change,
-                      driver_branch=self.driver_branch, image_flavour=self.image_flavour, registry=self.registry)
+                      driver_branch=self.driver_branch, image_flavour=self.image_flavour, registry=self.registry,
+                      image_source=self.image_source)
 
     @cached_property
     def gpus(self) -> tuple[Gpu, ...]:

@@ -23,7 +23,8 @@ def test_json_is_one_object_with_the_documented_shape():
     assert plan["gpus"][0]["compute_capability"] == "9.0"
     assert plan["driver"]["action"] == "keep"
     assert plan["image"] == {"torch": "2.9.1", "cuda": "13.0", "cudnn": "9", "flavour": "runtime",
-                             "tag": "pytorch/pytorch:2.9.1-cuda13.0-cudnn9-runtime", "driver_min": "580.65.06"}
+                             "tag": "pytorch/pytorch:2.9.1-cuda13.0-cudnn9-runtime", "driver_min": "580.65.06",
+                             "platform": "linux/amd64"}
 
 
 def test_table_shows_plan_and_reasons():
