@@ -5,7 +5,7 @@ JupyterLab and/or SSH workspaces on the plan's image, one systemd unit each (hos
 when the host data lists workspaces; run alone, it expects Docker and the plan's image in place.
 """
 
-from gpuhost.run.context import host_context
+from gpuhost.fleet.context import host_context
 from gpuhost.workspace.stage import workspace_stage
 
 ctx = host_context()

@@ -18,7 +18,7 @@ README_END = "<!-- end of host-data keys -->"
 def sections():
     """(capability, module path, summary, rows) per registered model, in registration order."""
     from gpuhost.run.host_data import model_rows
-    from gpuhost.run.settings import CAPABILITIES
+    from gpuhost.compose.settings import CAPABILITIES
 
     root = Path(__file__).resolve().parents[2]
     out = []

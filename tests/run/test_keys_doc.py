@@ -9,7 +9,7 @@ import pytest
 from gpuhost import yamlfile
 from gpuhost.commands.keys import README_BEGIN, README_END, markdown
 from gpuhost.run.host_data import model_keys
-from gpuhost.run.settings import CAPABILITIES, gpuhost_keys, host_problems
+from gpuhost.compose.settings import CAPABILITIES, gpuhost_keys, host_problems
 
 REPO = Path(__file__).resolve().parents[2]
 
