@@ -1,4 +1,5 @@
-"""The one place that lists every key (README tables, inventory comments) agrees with the models."""
+"""The generated docs pages (host-data keys, the CLI) and the inventory's comments agree with the models
+and the CLI."""
 
 import ast
 import re
@@ -7,20 +8,24 @@ from pathlib import Path
 import pytest
 
 from gpuhost import yamlfile
-from gpuhost.commands.keys import README_BEGIN, README_END, markdown
+from gpuhost.commands.keys import CLI_PAGE, HOST_DATA_PAGE, cli_markdown, markdown
 from gpuhost.run.host_data import model_keys
 from gpuhost.compose.settings import CAPABILITIES, gpuhost_keys, host_problems
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_readme_key_tables_are_the_generated_ones():
-    readme = (REPO / "README.md").read_text()
-    start, end = readme.index(README_BEGIN), readme.index(README_END) + len(README_END)
-    assert readme[start:end] == markdown(), "README key tables differ: paste `gpuhost keys --markdown` into README.md"
+def test_host_data_page_is_the_generated_one():
+    assert (REPO / HOST_DATA_PAGE).read_text() == markdown(), \
+        f"{HOST_DATA_PAGE} differs from the models: run `gpuhost keys --markdown > {HOST_DATA_PAGE}`"
 
 
-def test_every_registered_key_is_in_the_readme_once():
+def test_cli_page_is_the_generated_one():
+    assert (REPO / CLI_PAGE).read_text() == cli_markdown(), \
+        f"{CLI_PAGE} differs from the CLI: run `gpuhost cli-reference > {CLI_PAGE}`"
+
+
+def test_every_registered_key_is_in_the_page_once():
     block = markdown()
     for key in gpuhost_keys():
         assert block.count(f"| `{key}` |") == 1, key
