@@ -8,21 +8,23 @@ from pathlib import Path
 import pytest
 
 from gpuhost import yamlfile
-from gpuhost.commands.keys import CLI_PAGE, HOST_DATA_PAGE, cli_markdown, markdown
+from gpuhost.commands.keys import markdown, pages
 from gpuhost.run.host_data import model_keys
 from gpuhost.compose.settings import CAPABILITIES, gpuhost_keys, host_problems
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_host_data_page_is_the_generated_one():
-    assert (REPO / HOST_DATA_PAGE).read_text() == markdown(), \
-        f"{HOST_DATA_PAGE} differs from the models: run `gpuhost keys --markdown > {HOST_DATA_PAGE}`"
+@pytest.mark.parametrize("path", list(pages()))
+def test_generated_docs_page_is_current(path):
+    assert (REPO / path).read_text() == pages()[path], \
+        f"{path} differs from what it is generated from: run `gpuhost reference-pages`"
 
 
-def test_cli_page_is_the_generated_one():
-    assert (REPO / CLI_PAGE).read_text() == cli_markdown(), \
-        f"{CLI_PAGE} differs from the CLI: run `gpuhost cli-reference > {CLI_PAGE}`"
+def test_generated_pages_are_in_the_site_nav():
+    nav = (REPO / "mkdocs.yml").read_text()
+    for path in pages():
+        assert path.removeprefix("docs/") in nav, f"{path} is not in mkdocs.yml's nav"
 
 
 def test_every_registered_key_is_in_the_page_once():
