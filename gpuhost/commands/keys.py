@@ -69,7 +69,7 @@ def cli_markdown() -> str:
 
     from gpuhost.cli import app
 
-    command = typer.main.get_command(app)  # a fresh click group: leave out the hidden commands (this one)
+    command = typer.main.get_command(app)  # a fresh click group: leave out hidden commands (reference-pages)
     command.commands = {name: each for name, each in command.commands.items() if not each.hidden}
     body = get_docs_for_click(obj=command, ctx=click.Context(command), name="gpuhost", title="CLI reference")
     title, _, rest = body.strip().partition("\n")
