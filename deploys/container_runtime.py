@@ -1,6 +1,6 @@
 """Run only the container runtime stage: pyinfra INVENTORY deploys/container_runtime.py"""
 
-from gpuhost.run.context import host_context
+from gpuhost.fleet.context import host_context
 from gpuhost.containers.runtime_stage import container_runtime_stage
 from gpuhost.run.dpkg import repair_stage
 

@@ -5,7 +5,7 @@
 Runs on its own or inside deploys/gpu_host.py: settings, facts and plan first, then the stage.
 """
 
-from gpuhost.run.context import host_context
+from gpuhost.fleet.context import host_context
 from gpuhost.driver.stage import driver_stage
 from gpuhost.run.dpkg import repair_stage
 

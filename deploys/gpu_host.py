@@ -14,9 +14,9 @@ from pyinfra import host, logger
 from pyinfra.operations import files
 
 from gpuhost.driver.safety import other_driver
-from gpuhost.run.context import host_context
+from gpuhost.fleet.context import host_context
 from gpuhost.run.converged import file_current
-from gpuhost.run.report import REPORT_DIR, REPORT_PATH, build_report, render_report
+from gpuhost.compose.report import REPORT_DIR, REPORT_PATH, build_report, render_report
 from gpuhost.run.summary import summarize_at_exit
 from gpuhost.containers.runtime_stage import container_runtime_stage
 from gpuhost.driver.stage import driver_stage
@@ -29,7 +29,7 @@ from gpuhost.workspace.stage import workspace_stage
 
 # 1-2. Settings, detection (one command) and the plan.
 ctx = host_context()
-summarize_at_exit(ctx)
+summarize_at_exit(ctx, other_driver)
 if ctx.host_plan.status == "skipped":
     logger.warning(f"[{host.name}] skipped: {ctx.host_plan.reason}")
 

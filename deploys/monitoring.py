@@ -5,7 +5,7 @@ node_exporter, gpuhost's own metrics and the GPU exporter, for hosts whose data 
 """
 
 from gpuhost.monitoring.stage import monitoring_stage
-from gpuhost.run.context import host_context
+from gpuhost.fleet.context import host_context
 
 ctx = host_context()
 monitoring_stage(ctx)

@@ -1,6 +1,6 @@
 """Run only the prepull stage: pyinfra INVENTORY deploys/prepull.py"""
 
-from gpuhost.run.context import host_context
+from gpuhost.fleet.context import host_context
 from gpuhost.containers.prepull_stage import prepull_stage
 
 ctx = host_context()

@@ -13,7 +13,7 @@ group (`mirror_group`) are left alone. GPU hosts then use it through `mirror_hos
 from pyinfra import host, logger
 
 from gpuhost.mirror.stage import mirror_stage
-from gpuhost.run.context import host_context
+from gpuhost.fleet.context import host_context
 
 # 1. Settings (every host's, checked before any is touched) and the one reading.
 ctx = host_context()

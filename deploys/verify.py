@@ -1,6 +1,6 @@
 """Run only the verify stage: pyinfra INVENTORY deploys/verify.py"""
 
-from gpuhost.run.context import host_context
+from gpuhost.fleet.context import host_context
 from gpuhost.verify.stage import verify_stage
 
 ctx = host_context()

@@ -1,11 +1,11 @@
 """Run only the workspace stage: pyinfra INVENTORY deploys/workspace.py
 
 JupyterLab and/or SSH workspaces on the plan's image, one systemd unit each (host data
-`workspaces:` and `workspace_users:`; see the README). deploys/gpu_host.py includes this stage
+`workspaces:` and `workspace_users:`; see docs/workspaces.md). deploys/gpu_host.py includes this stage
 when the host data lists workspaces; run alone, it expects Docker and the plan's image in place.
 """
 
-from gpuhost.run.context import host_context
+from gpuhost.fleet.context import host_context
 from gpuhost.workspace.stage import workspace_stage
 
 ctx = host_context()

@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout: gpuhost importable even wi
 import yaml  # noqa: E402
 
 from gpuhost.errors import GpuhostError  # noqa: E402
-from gpuhost.run.settings import check_hosts  # noqa: E402
+from gpuhost.compose.settings import check_hosts  # noqa: E402
 from gpuhost.fleet.inventory_file import load_hosts  # noqa: E402
 
 CONNECTION_KEYS = ("ssh_hostname", "ssh_port", "ssh_user", "ssh_key")

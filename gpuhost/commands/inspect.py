@@ -99,7 +99,7 @@ def checked_hosts(inventory: str, limit: list[str]):
     from pyinfra.api import Config, State
     from pyinfra.context import ctx_config, ctx_state
 
-    from gpuhost.run.settings import check_hosts, problems_text
+    from gpuhost.compose.settings import check_hosts, problems_text
 
     state, config = State(), Config()
     state.cwd = str(Path.cwd())
@@ -169,8 +169,8 @@ def gather(inventory: str, limit: list[str], fact_for=None, extra=None) -> list[
 
 def assess(reading: HostReading, today=None) -> HostReading:
     """Add the resolver's plan and the one-row summary to a reading."""
-    from gpuhost.plan.host_plan import plan_host
-    from gpuhost.run.settings import settings_from
+    from gpuhost.compose.host_plan import plan_host
+    from gpuhost.compose.settings import settings_from
 
     if reading.facts is None:
         reading.summary = {"host": reading.name, "status": "unreachable", "error": reading.error}

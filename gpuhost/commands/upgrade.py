@@ -160,7 +160,7 @@ def read_hosts(inventory: str, names: list[str]) -> dict[str, Any]:
 def expected_held(reading, target_branch: str, target_flavour: str) -> list[str] | None:
     """The packages the driver stage installs and holds on this host (None: not checkable)."""
     from gpuhost.driver.sources import select_source
-    from gpuhost.run.settings import settings_from
+    from gpuhost.compose.settings import settings_from
 
     if reading.facts is None:
         return None
@@ -339,7 +339,7 @@ class Rollout:
 
     @staticmethod
     def host_reboot_policy(reading) -> str:
-        from gpuhost.run.settings import settings_from
+        from gpuhost.compose.settings import settings_from
 
         return settings_from(reading.data).reboot
 

@@ -1,1 +1,1 @@
-"""Fleet: the inventory file, rolling upgrades, and cloud-init first boot."""
+"""Fleet: the inventory file, the deploy's host context (every host checked first), rolling upgrades, and cloud-init first boot."""

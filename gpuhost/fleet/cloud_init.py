@@ -30,7 +30,7 @@ from packaging.utils import canonicalize_name
 from gpuhost import __version__, yamlfile
 from gpuhost.errors import GpuhostError, UsageError
 from gpuhost.plan.gpus import identify
-from gpuhost.run.settings import host_problems
+from gpuhost.compose.settings import host_problems
 
 DATA_DIR = Path(__file__).with_name("data")
 FIRST_BOOT_SCRIPT = DATA_DIR / "cloud-init-first-boot.sh"

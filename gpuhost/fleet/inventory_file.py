@@ -26,7 +26,7 @@ from pathlib import Path
 from gpuhost import yamlfile
 
 from gpuhost.errors import GpuhostError, UsageError
-from gpuhost.run.settings import grouped, host_problems
+from gpuhost.compose.settings import grouped, host_problems
 
 SECTIONS = ("all", "groups", "hosts")
 GROUP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")  # a Python name: a group_data/<name>.py file, a --limit word
@@ -266,7 +266,7 @@ def merged(layers: list[Layer]) -> dict:
 
 
 def setting_problems(layers: list[Layer], local: bool = True) -> list[str]:
-    """The host's merged settings checked by gpuhost.run.settings, one line per problem; a line names,
+    """The host's merged settings checked by gpuhost.compose.settings, one line per problem; a line names,
     for each key at fault that is not the host's own, where it was set."""
     lines = []
     for problem in host_problems(merged(layers), local):

@@ -92,7 +92,7 @@ def main() -> int:
     left = docker("ps", "-a", "--filter", f"label={LABEL}={lab_id}", "-q").stdout.split()
     print(f"    lab {lab_id}: {len(left)} container(s) left (docker ps -a --filter label={LABEL})")
     print("    the engine and its image cache stay for the next run; ./dev clean removes them and puts back "
-          "what the lab changed (README: What stays on the machine)")
+          "what the lab changed (docs/test-lab.md: What stays on the machine)")
     return 1 if left else 0
 
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from gpuhost.errors import GpuhostError
-from gpuhost.lab.clean import record_before_engine, record_packages
+from gpuhost.lab.changes import record_before_engine, record_packages
 from gpuhost.lab.state import RECIPE, locked, progress, state_dir, step
 
 SYSTEM_SOCKET = "/var/run/docker.sock"

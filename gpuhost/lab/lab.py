@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gpuhost.errors import UsageError
-from gpuhost.lab.clean import record_sysctl
+from gpuhost.lab.changes import record_sysctl
 from gpuhost.lab.engine import docker, ensure_engine
 from gpuhost.lab.hosts import HostSpec, LabHost, start_host, wait_ready
 from gpuhost.lab.image import ensure_host_image, ensure_registry_image

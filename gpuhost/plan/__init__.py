@@ -1,1 +1,1 @@
-"""Plan: the compatibility matrix, GPU identification, the resolver and each host's plan (pure, no I/O)."""
+"""Plan: the compatibility matrix, GPU identification and the resolver (pure, no I/O; imports only its own modules, gpuhost.errors and gpuhost.yamlfile)."""

@@ -1,1 +1,1 @@
-"""Run: what every deploy shares: host settings, context, report, convergence checks, stop, run summary, pinned keys."""
+"""Run: what every stage shares: host-data models, bounds and faults, convergence checks, stop, the run summary, pinned keys."""

@@ -221,7 +221,7 @@ def env_problem(key: str, name: str) -> str | None:
 
 
 def model_rows(models: dict[str, type[BaseModel]]) -> list[tuple[str, str, str, str, str]]:
-    """(capability, key, values, default, description) for every declared key: the README tables."""
+    """(capability, key, values, default, description) for every declared key: the docs' key tables."""
     rows = []
     for capability, model in models.items():
         for key, name in model_keys(model).items():

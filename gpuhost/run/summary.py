@@ -36,13 +36,14 @@ def print_at_exit(state) -> None:
         atexit.register(_print)
 
 
-def summarize_at_exit(ctx) -> None:
-    """Remember this host for the table (and print the table at exit)."""
+def summarize_at_exit(ctx, other_driver) -> None:
+    """Remember this host for the table (and print the table at exit). `other_driver`:
+    gpuhost.driver.safety.other_driver, passed in (the shared runtime imports no capability)."""
     from pyinfra import host
     from pyinfra.context import ctx_state
 
     print_at_exit(ctx_state.get())
-    _rows[host.name] = row_facts(ctx)
+    _rows[host.name] = row_facts(ctx, other_driver)
 
 
 def deploy_run(argv=None) -> bool:
@@ -64,7 +65,7 @@ def driver_cell(planned: str, in_place: str | None) -> str:
     return f"{in_place} in place" if in_place else planned
 
 
-def row_facts(ctx) -> dict:
+def row_facts(ctx, other_driver) -> dict:
     """The columns known before anything runs. Pure."""
     plan = ctx.host_plan.plan
     gpus = Counter(g.get("model") or g.get("pci_id") or "?" for g in ctx.gpu_state.get("gpus", []))
@@ -76,7 +77,6 @@ def row_facts(ctx) -> dict:
         gpu_text = "none"
     driver = "-"
     if plan is not None:
-        from gpuhost.driver.safety import other_driver  # noqa: PLC0415
         # What is installed, even when no loaded driver told the plan (a runfile, held packages)
         existing = None if plan.driver.current else other_driver(ctx.managed, ctx.host_state, ctx.gpu_state,
                                                                  plan.driver.branch)

@@ -218,7 +218,7 @@ def one_line(exc: ValidationError) -> str:
             where += f".{part}" if where else str(part)
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        message = "unknown key: see the workspace keys in the README"
+        message = "unknown key: see the workspace keys in docs/workspaces.md"
     elif error["type"] == "missing":
         message = "missing: it is required"
     return f"{where}: {message}" if where else message

@@ -225,9 +225,9 @@ def test_the_stage_and_its_pending_check_use_the_same_mirror_args():
     from pathlib import Path
 
     from facts.snapshot import HostSnapshot
-    from gpuhost.run.context import HostContext
-    from gpuhost.plan.host_plan import plan_host
-    from gpuhost.run.settings import settings_from
+    from gpuhost.fleet.context import HostContext
+    from gpuhost.compose.host_plan import plan_host
+    from gpuhost.compose.settings import settings_from
     from gpuhost.containers.runtime_stage import container_pending
 
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "debian12-lab-host" / "snapshot-bench-converged.out"

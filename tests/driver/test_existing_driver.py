@@ -12,7 +12,7 @@ from pathlib import Path
 from facts import gpu, host, managed
 from facts.sections import Sections
 from gpuhost.driver.safety import existing_driver_decision, other_driver, package_branch
-from gpuhost.run.settings import settings_from
+from gpuhost.compose.settings import settings_from
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "debian12-brownfield"
 
@@ -75,7 +75,7 @@ def test_a_clean_host_has_no_other_driver():
 
 
 def test_bad_runfile_driver_value_is_one_line_before_any_host():
-    from gpuhost.run.settings import check_hosts
+    from gpuhost.compose.settings import check_hosts
 
     assert check_hosts([("gpu-01", {"runfile_driver": "remove"})]) == [
         "host gpu-01: runfile_driver is 'remove': use one of refuse, replace"]

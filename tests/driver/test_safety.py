@@ -9,7 +9,7 @@ import pytest
 from gpuhost.driver.safety import decide
 from gpuhost.driver.sources import select_source, served_branches
 from gpuhost.plan.gpus import identify
-from gpuhost.run.settings import settings_from
+from gpuhost.compose.settings import settings_from
 from gpuhost.plan.resolver import resolve
 
 # Shapes as facts/gpu.py and facts/host.py document them.

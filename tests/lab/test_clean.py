@@ -1,9 +1,9 @@
-"""`./dev clean` (gpuhost/lab/clean.py): what the lab records before it changes the machine, and how
-it puts it back. No Docker engine is started or stopped here: the recording and the sysctl restore
-run on a real temporary state directory, the iptables/link/IP-forwarding restore runs for real in a
-network namespace of its own (root only), where the Docker rules captured on this machine are
-applied first. The whole command against a real engine runs last in CI (`./dev test` under CI=true:
-`python -m gpuhost.lab clean --check`)."""
+"""`./dev clean` (gpuhost/lab/clean.py): what the lab records before it changes the machine
+(gpuhost/lab/changes.py), and how it puts it back. No Docker engine is started or stopped here: the
+recording and the sysctl restore run on a real temporary state directory, the iptables/link/IP-forwarding
+restore runs for real in a network namespace of its own (root only), where the Docker rules captured on
+this machine are applied first. The whole command against a real engine runs last in CI (`./dev test`
+under CI=true: `python -m gpuhost.lab clean --check`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuhost.lab import clean, engine
+from gpuhost.lab import changes, clean, engine
 
 # Real output, captured on this project's dev VM on 2026-12-01 (tests/fixtures/lab-machine/date.txt):
 # `iptables -S`, `iptables -t nat -S` and `ip -o link show` while the lab's dockerd ran with one lab
@@ -33,7 +33,7 @@ BEFORE = {"sysctl": {"net.ipv4.ip_forward": "0", "fs.inotify.max_user_instances"
           "iptables": {"filter": fixture_lines("iptables-filter-fresh.txt"),
                        "nat": fixture_lines("iptables-nat-fresh.txt")}}
 ENGINE = {"sysctl": {"net.ipv4.ip_forward": "1", "fs.inotify.max_user_instances": "192"},
-          "links": clean.link_names((FIXTURES / "ip-link-engine.txt").read_text()),
+          "links": changes.link_names((FIXTURES / "ip-link-engine.txt").read_text()),
           "iptables": {"filter": fixture_lines("iptables-filter-engine.txt"),
                        "nat": fixture_lines("iptables-nat-engine.txt")}}
 
@@ -50,20 +50,20 @@ def test_link_names_drop_the_peer_suffix():
 
 
 def test_first_record_wins(lab_dir):
-    clean.record_sysctl("fs.inotify.max_user_instances", "128")
-    clean.record_sysctl("fs.inotify.max_user_instances", "192")  # a second lab, after the first raised it
-    assert clean.read_changes()["sysctl"] == {"fs.inotify.max_user_instances": "128"}
-    clean.record_packages(["docker.io", "iptables"])
+    changes.record_sysctl("fs.inotify.max_user_instances", "128")
+    changes.record_sysctl("fs.inotify.max_user_instances", "192")  # a second lab, after the first raised it
+    assert changes.read_changes()["sysctl"] == {"fs.inotify.max_user_instances": "128"}
+    changes.record_packages(["docker.io", "iptables"])
     assert (lab_dir / "installed-packages").read_text() == "docker.io\niptables\n"
 
 
 def test_engine_record_keeps_the_machine_before_the_first_engine(lab_dir, monkeypatch):
     states = iter([{"sysctl": {"net.ipv4.ip_forward": "0"}, "links": ["lo"], "iptables": None},
                    {"sysctl": {"net.ipv4.ip_forward": "1"}, "links": ["docker0", "lo"], "iptables": None}])
-    monkeypatch.setattr(clean, "machine_state", lambda: next(states))
-    clean.record_before_engine()
-    clean.record_before_engine()
-    assert clean.read_changes()["before_engine"]["links"] == ["lo"]
+    monkeypatch.setattr(changes, "machine_state", lambda: next(states))
+    changes.record_before_engine()
+    changes.record_before_engine()
+    assert changes.read_changes()["before_engine"]["links"] == ["lo"]
 
 
 def test_restore_removes_dockers_rules_chains_and_bridges_and_resets_the_policy():
@@ -112,12 +112,12 @@ def test_clean_on_a_temp_state_dir_puts_the_sysctl_back_and_removes_the_dir(lab_
     proc_sys = tmp_path / "proc-sys"
     (proc_sys / "fs" / "inotify").mkdir(parents=True)
     (proc_sys / "fs" / "inotify" / "max_user_instances").write_text("192\n")
-    monkeypatch.setattr(clean, "PROC_SYS", proc_sys)
+    monkeypatch.setattr(changes, "PROC_SYS", proc_sys)
     monkeypatch.setattr(engine, "SYSTEM_SOCKET", str(tmp_path / "no-docker.sock"))
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.delenv("GPUHOST_LAB_QUIET", raising=False)
-    clean.record_sysctl("fs.inotify.max_user_instances", "128")
-    clean.record_packages(["docker.io"])
+    changes.record_sysctl("fs.inotify.max_user_instances", "128")
+    changes.record_packages(["docker.io"])
     (lab_dir / "images").mkdir()
     (lab_dir / "images" / "host-abc.tar").write_bytes(b"x" * 1000)
 
@@ -135,13 +135,13 @@ def test_clean_on_a_temp_state_dir_puts_the_sysctl_back_and_removes_the_dir(lab_
 NETNS_SCENARIO = r"""
 import json, shlex, subprocess, sys
 from pathlib import Path
-from gpuhost.lab import clean
+from gpuhost.lab import changes, clean
 
 def sh(*args):
     subprocess.run(args, check=True, capture_output=True)
 
 Path("/proc/sys/net/ipv4/ip_forward").write_text("0\n")
-before = clean.machine_state()
+before = changes.machine_state()
 # What the lab's dockerd did on this machine: its bridges, rules, chains, policy, IP forwarding.
 fixtures = Path(sys.argv[1])
 sh("ip", "link", "add", "docker0", "type", "bridge")
@@ -155,14 +155,14 @@ for table in ("filter", "nat"):
         if line.startswith("-A "):
             sh("iptables", "-t", table, *shlex.split(line))
 Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
-engine_state = clean.machine_state()
+engine_state = changes.machine_state()
 for command in clean.network_restore(before, engine_state):
     sh(*command)
-writes, _ = clean.sysctl_restore(before["sysctl"], clean.machine_state()["sysctl"])
+writes, _ = clean.sysctl_restore(before["sysctl"], changes.machine_state()["sysctl"])
 for name, value in writes.items():
     Path("/proc/sys", *name.split(".")).write_text(value + "\n")
 print(json.dumps({"engine": clean.differences(before, engine_state),
-                  "after": clean.differences(before, clean.machine_state())}))
+                  "after": clean.differences(before, changes.machine_state())}))
 """
 
 

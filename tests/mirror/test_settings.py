@@ -4,7 +4,7 @@ import pytest
 
 from gpuhost.errors import UsageError
 from gpuhost.mirror.settings import MirrorSettings
-from gpuhost.run.settings import check_hosts, settings_from
+from gpuhost.compose.settings import check_hosts, settings_from
 
 
 def test_defaults_use_no_mirror_and_cache_docker_hub():

@@ -6,7 +6,7 @@ import pytest
 
 from gpuhost.errors import UsageError
 from gpuhost.monitoring.settings import MonitoringSettings
-from gpuhost.run.settings import check_hosts, settings_from
+from gpuhost.compose.settings import check_hosts, settings_from
 
 PIN = "sha256:" + "ab" * 32
 

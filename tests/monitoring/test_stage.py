@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from gpuhost.monitoring.stage import monitoring_pending
-from gpuhost.run.context import HostContext
+from gpuhost.fleet.context import HostContext
 from tests.fixtures.snapshot_context import snapshot_context
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "debian12-lab-host"

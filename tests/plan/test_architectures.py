@@ -18,10 +18,10 @@ from facts.snapshot import HostSnapshot
 from gpuhost.commands.inspect import HostReading, assess, plan_line, render_table
 from gpuhost.errors import Unresolvable, UsageError
 from gpuhost.plan.gpus import identify
-from gpuhost.plan.host_plan import plan_host
+from gpuhost.compose.host_plan import plan_host
 from gpuhost.plan.matrix import load_matrix
 from gpuhost.plan.resolver import Policy, resolve
-from gpuhost.run.settings import host_problems, settings_from
+from gpuhost.compose.settings import host_problems, settings_from
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 TODAY = date(2026, 12, 6)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 from facts.gpu import GpuState
 from facts.host import HostState
-from gpuhost.plan.host_plan import NO_GPU, plan_host
-from gpuhost.run.settings import settings_from
-from gpuhost.run.report import build_report
+from gpuhost.compose.host_plan import NO_GPU, plan_host
+from gpuhost.compose.settings import settings_from
+from gpuhost.compose.report import build_report
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 TODAY = date(2026, 11, 23)

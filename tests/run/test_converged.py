@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from facts.snapshot import HostSnapshot
-from gpuhost.run.context import HostContext
+from gpuhost.fleet.context import HostContext
 from tests.fixtures.snapshot_context import snapshot_context
 from gpuhost.driver.sources import select_source
-from gpuhost.plan.host_plan import plan_host
-from gpuhost.run.settings import settings_from
+from gpuhost.compose.host_plan import plan_host
+from gpuhost.compose.settings import settings_from
 from gpuhost.containers.runtime_stage import container_pending
 from gpuhost.driver.stage import driver_pending
 from gpuhost.containers.prepull_stage import prepull_pending

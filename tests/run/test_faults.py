@@ -73,7 +73,7 @@ def test_bounds_defaults_and_refusals():
 
 
 def test_bad_bounds_are_refused_before_any_host_is_contacted():
-    from gpuhost.run.settings import check_hosts
+    from gpuhost.compose.settings import check_hosts
 
     assert check_hosts([("gpu-01", {"command_timeout": "5m"}), ("gpu-02", {"connect_timeout": 5})]) == [
         "host gpu-01: command_timeout is '5m': use whole seconds from 1 to 86400"]

@@ -1,4 +1,5 @@
-"""The one place that lists every key (README tables, inventory comments) agrees with the models."""
+"""The generated docs pages (host-data keys, the CLI) and the inventory's comments agree with the models
+and the CLI."""
 
 import ast
 import re
@@ -7,20 +8,26 @@ from pathlib import Path
 import pytest
 
 from gpuhost import yamlfile
-from gpuhost.commands.keys import README_BEGIN, README_END, markdown
+from gpuhost.commands.keys import markdown, pages
 from gpuhost.run.host_data import model_keys
-from gpuhost.run.settings import CAPABILITIES, gpuhost_keys, host_problems
+from gpuhost.compose.settings import CAPABILITIES, gpuhost_keys, host_problems
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_readme_key_tables_are_the_generated_ones():
-    readme = (REPO / "README.md").read_text()
-    start, end = readme.index(README_BEGIN), readme.index(README_END) + len(README_END)
-    assert readme[start:end] == markdown(), "README key tables differ: paste `gpuhost keys --markdown` into README.md"
+@pytest.mark.parametrize("path", list(pages()))
+def test_generated_docs_page_is_current(path):
+    assert (REPO / path).read_text() == pages()[path], \
+        f"{path} differs from what it is generated from: run `gpuhost reference-pages`"
 
 
-def test_every_registered_key_is_in_the_readme_once():
+def test_generated_pages_are_in_the_site_nav():
+    nav = (REPO / "mkdocs.yml").read_text()
+    for path in pages():
+        assert path.removeprefix("docs/") in nav, f"{path} is not in mkdocs.yml's nav"
+
+
+def test_every_registered_key_is_in_the_page_once():
     block = markdown()
     for key in gpuhost_keys():
         assert block.count(f"| `{key}` |") == 1, key

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from gpuhost.errors import UsageError
-from gpuhost.run.settings import check_hosts, settings_from
+from gpuhost.compose.settings import check_hosts, settings_from
 
 
 def test_defaults():
@@ -76,7 +76,7 @@ def test_toolkit_mirror_keys_are_part_of_the_settings_and_checked_per_host():
 from dataclasses import fields  # noqa: E402
 
 from gpuhost import yamlfile  # noqa: E402
-from gpuhost.run.settings import CAPABILITIES, HostSettings, grouped, host_problems  # noqa: E402
+from gpuhost.compose.settings import CAPABILITIES, HostSettings, grouped, host_problems  # noqa: E402
 
 
 def messages(data, local=True):

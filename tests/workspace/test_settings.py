@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gpuhost.errors import UsageError
-from gpuhost.run.settings import check_hosts
+from gpuhost.compose.settings import check_hosts
 from gpuhost.workspace.settings import WorkspaceSettings
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGm0bE2CgKm4gRFMM0yV7Ew6bZ5pP7fDq3Y1bC1o3yNd alice@laptop"

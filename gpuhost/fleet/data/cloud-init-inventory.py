@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from pyinfra.api.exceptions import InventoryError
 
-from gpuhost.run.settings import check_hosts
+from gpuhost.compose.settings import check_hosts
 
 _data = yaml.safe_load(Path(__file__).with_name("host-data.yaml").read_text()) or {}
 _problems = check_hosts([("@local", _data)])

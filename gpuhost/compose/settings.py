@@ -24,6 +24,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field
 
+from gpuhost.compose.plan_settings import PlanSettings
 from gpuhost.containers.settings import ContainerSettings
 from gpuhost.driver.settings import DriverSettings
 from gpuhost.errors import UsageError
@@ -31,7 +32,6 @@ from gpuhost.mirror.settings import MirrorSettings
 from gpuhost.monitoring.settings import MonitoringSettings
 from gpuhost.plan.gpus import Gpu
 from gpuhost.plan.resolver import Policy
-from gpuhost.plan.settings import PlanSettings
 from gpuhost.run.bounds import Bounds
 from gpuhost.run.host_data import HostDataModel, Problem, model_keys, shown, validated, values_text
 from gpuhost.verify.settings import VerifySettings

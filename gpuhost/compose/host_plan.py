@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from gpuhost.compose.settings import HostSettings
 from gpuhost.driver.sources import served_branches
 from gpuhost.errors import GpuhostError
 from gpuhost.mirror.config import through_mirror
 from gpuhost.plan.gpus import Gpu, identify_detected, identify_pci
-from gpuhost.run.settings import HostSettings
 from gpuhost.plan.resolver import Plan, resolve
 
 NO_GPU = "no NVIDIA GPU found on the PCI bus and no target_gpus declared"

@@ -12,10 +12,11 @@ from pyinfra import host, logger, state
 from pyinfra.api.exceptions import DeployError
 
 from facts.snapshot import HostSnapshot
+from gpuhost.compose.host_plan import HostPlan, plan_host
+from gpuhost.compose.settings import HostSettings, check_hosts, problems_text, settings_from
+from gpuhost.driver.safety import other_driver
 from gpuhost.fleet.inventory_file import cli_override_data
-from gpuhost.plan.host_plan import HostPlan, plan_host
 from gpuhost.run import faults
-from gpuhost.run.settings import HostSettings, check_hosts, problems_text, settings_from
 from gpuhost.run.summary import summarize_at_exit
 
 
@@ -55,5 +56,5 @@ def host_context() -> HostContext:
         _contexts[key] = HostContext(settings, gpu_state, host_state, host_plan,
                                      snapshot["container"], snapshot["managed"],
                                      snapshot.get("workspace"))
-        summarize_at_exit(_contexts[key])  # every deploy ends with the fleet table
+        summarize_at_exit(_contexts[key], other_driver)  # every deploy ends with the fleet table
     return _contexts[key]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from gpuhost import __version__
-from gpuhost.plan.host_plan import HostPlan
+from gpuhost.compose.host_plan import HostPlan
 
 REPORT_DIR = "/var/lib/gpuhost"
 REPORT_PATH = f"{REPORT_DIR}/report.json"
