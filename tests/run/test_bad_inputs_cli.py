@@ -1,0 +1,162 @@
+"""The last bad inputs (issue 28), through the real commands: one line naming the problem and the fix,
+before any host is touched, exit status 2 for gpuhost's commands, never a traceback.
+
+As in test_inputs_cli.py, every inventory points at 127.0.0.1 port 1, where nothing listens: a
+command that got past the check would try to connect ("Connecting", an "unreachable" row).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # the helpers of the issue-14 tests beside this file
+from test_inputs_cli import BIN, REPO, deploy, gpuhost, host, inventory, refused  # noqa: E402
+
+from gpuhost.plan.matrix import load_matrix  # noqa: E402
+
+
+def one_line_exit_2(result, *words):
+    """gpuhost's rule: exit 2, nothing on stdout, one stderr line holding every word, no traceback."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and all(w in lines[0] for w in words), result.stderr
+
+
+# --- Values that passed the check but were wrong ------------------------------------------------
+
+BAD_VALUES = [
+    ("registry: 'mirror.example.com:99999'", "registry is 'mirror.example.com:99999': port 99999 is out of range: "
+                                             "use a TCP port from 1 to 65535"),
+    ("toolkit_version: '1.17 .8-1'", "toolkit_version is '1.17 .8-1': use a package version as apt-cache policy "
+                                     "shows it"),
+    ("target_gpus: ['H100 !!']", "GPU name 'H100 !!' has '!': a GPU name has letters, digits"),
+    ('registry_user: "ci\\n"\nregistry_password_file: /etc/hostname', "registry_user is 'ci\\n': it holds the "
+                                                                       "control character '\\n': remove it"),
+    ('x_note: fine\nmirror_ttl: "168h\\n"', "mirror_ttl is '168h\\n': it holds the control character '\\n'"),
+    ('workspaces: [{user: "ann\\t"}]', "workspaces is [{'user': 'ann\\t'}]: it holds the control character '\\t' "
+                                       "(in 'ann\\t')"),
+    ("registry_user: ci\nregistry_password_env: ''", "registry_password_env is '': use a non-empty quoted string"),
+]
+BAD_CONNECTION = [
+    ("ssh_port: 70000", "ssh_port is the number 70000: use a TCP port from 1 to 65535"),
+    ("ssh_port: -22", "ssh_port is the number -22: use a TCP port from 1 to 65535"),
+    ("ssh_hostname: ''", "ssh_hostname is '': give the host's address or DNS name, or remove the key"),
+    ('ssh_user: "root\\n"', "ssh_user is 'root\\n': it holds the control character '\\n'"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_values_inspect(tmp_path_factory):
+    """One `gpuhost inspect` over a fleet whose every host has one of the wrong values above."""
+    folder = tmp_path_factory.mktemp("bad-values")
+    hosts = "".join(host(f"v{i:02d}", extra) for i, (extra, _) in enumerate(BAD_VALUES))
+    hosts += "".join(f"  - name: c{i:02d}\n    ssh_connect_retries: 0\n    {extra}\n"
+                     + ("" if "ssh_hostname" in extra else "    ssh_hostname: 127.0.0.1\n")
+                     + ("" if "ssh_port" in extra else "    ssh_port: 1\n")
+                     for i, (extra, _) in enumerate(BAD_CONNECTION))
+    (folder / "hosts.yaml").write_text("hosts:\n" + hosts)
+    return gpuhost("inspect", str(folder / "hosts.yaml"))
+
+
+@pytest.mark.parametrize("case", range(len(BAD_VALUES) + len(BAD_CONNECTION)),
+                         ids=[extra for extra, _ in BAD_VALUES + BAD_CONNECTION])
+def test_values_that_passed_the_check_are_refused_before_connecting(bad_values_inspect, case):
+    result = bad_values_inspect
+    assert result.returncode == 2 and "unreachable" not in result.stderr + result.stdout, result.stderr
+    name, words = (f"v{case:02d}", BAD_VALUES[case][1]) if case < len(BAD_VALUES) else \
+        (f"c{case - len(BAD_VALUES):02d}", BAD_CONNECTION[case - len(BAD_VALUES)][1])
+    assert any(line.startswith(f"host {name}: ") and words in line for line in result.stderr.splitlines()), \
+        result.stderr
+
+
+def test_a_trailing_newline_from_a_yaml_block_is_refused_in_the_deploy(tmp_path):
+    inv = inventory(tmp_path, host("h1", "registry_user: |\n      ci\nregistry_password_file: /etc/hostname"))
+    refused(deploy(inv), "host h1: registry_user is 'ci\\n': it holds the control character '\\n'",
+            "a YAML `|` block")
+
+
+def test_empty_registry_password_env_given_with_data_is_checked(tmp_path):
+    inv = inventory(tmp_path, host("h1", "registry_user: ci"))
+    refused(deploy(inv, "--data", "registry_password_env="), "registry_password_env is '': use a non-empty",
+            "(registry_password_env from --data)")
+
+
+# --- gpuhost resolve ---------------------------------------------------------------------------
+
+
+def test_resolve_refuses_an_empty_driver():
+    one_line_exit_2(gpuhost("resolve", "--gpu", "H100", "--driver", ""), "--driver is empty",
+                    "--driver 580.95.05", "leave --driver out")
+
+
+@pytest.mark.parametrize("name", ["H100 !!", "H100;", "H100\n"])
+def test_resolve_refuses_a_gpu_name_with_trailing_junk(name):
+    one_line_exit_2(gpuhost("resolve", "--gpu", name), f"GPU name {name!r} has", "use e.g. H100")
+
+
+def test_resolve_refuses_a_registry_port_out_of_range():
+    one_line_exit_2(gpuhost("resolve", "--gpu", "H100", "--registry", "mirror.example.com:0"),
+                    "port 0 is out of range: use a TCP port from 1 to 65535")
+
+
+def test_no_older_torch_is_advised_when_none_has_a_build():
+    """Kepler cc 3.5: no release of the matrix has a build for it; saying "an older --torch" misleads."""
+    matrix = load_matrix()
+    if any(v.covers("3.5") for r in matrix.releases.values() for v in r.variants):
+        pytest.skip("the matrix now has a release with a build for cc 3.5")
+    result = gpuhost("resolve", "--gpu", "3.5")
+    one_line_exit_2(result, "no torch release in the matrix", "has a CUDA build for compute capability 3.5")
+    assert "older --torch" not in result.stderr
+
+
+def test_an_older_torch_is_named_when_one_has_a_build():
+    matrix = load_matrix()
+    newest_first = sorted(matrix.releases, key=lambda t: tuple(map(int, t.split("."))), reverse=True)
+    covers_volta = [t for t in newest_first if any(v.covers("7.0") for v in matrix.releases[t].variants)]
+    if not covers_volta or covers_volta[0] == newest_first[0]:
+        pytest.skip("the newest release still covers Volta (cc 7.0), or none does")
+    one_line_exit_2(gpuhost("resolve", "--gpu", "7.0", "--torch", newest_first[0]), f"use --torch {covers_volta[0]}",
+                    "the newest release with a build for them")
+
+
+# --- Conventions and arguments -----------------------------------------------------------------
+
+
+def test_version():
+    from gpuhost import __version__
+
+    result = gpuhost("--version")
+    assert result.returncode == 0 and result.stdout == f"gpuhost {__version__}\n", result.stdout + result.stderr
+
+
+def test_a_missing_required_option_says_what_to_give():
+    one_line_exit_2(gpuhost("cloud-init", "render"), "Missing option '--package'",
+                    "gpuhost==X.Y.Z (with --index-url or --find-links)", "--package-sha256")
+
+
+def test_cloud_init_refuses_registry_password_env_no_first_boot_has_it(tmp_path):
+    (tmp_path / "host.yaml").write_text("registry_user: ci\nregistry_password_env: REGISTRY_PASSWORD\n")
+    result = gpuhost("cloud-init", "render", "--data", str(tmp_path / "host.yaml"), "--package", "gpuhost==0.1.0",
+                     "--index-url", "https://pypi.example/simple")
+    one_line_exit_2(result, "registry_password_env REGISTRY_PASSWORD cannot be read at first boot",
+                    "use registry_password_file")
+
+
+def test_ctrl_c_during_start_up_exits_130_without_a_traceback():
+    """SIGINT while `gpuhost resolve` still imports its commands (typer just imported: the import
+    times Python prints tell where it is)."""
+    proc = subprocess.Popen([str(BIN / "gpuhost"), "resolve", "--gpu", "H100"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    for line in proc.stderr:
+        if line.split("|")[-1].strip() == "typer":
+            proc.send_signal(signal.SIGINT)
+            break
+    _, rest = proc.communicate(timeout=60)
+    said = [line for line in rest.splitlines() if not line.startswith("import time:")]
+    assert proc.returncode == 130 and said == ["gpuhost: interrupted"], (proc.returncode, said)
