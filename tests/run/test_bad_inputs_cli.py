@@ -160,3 +160,64 @@ def test_ctrl_c_during_start_up_exits_130_without_a_traceback():
     _, rest = proc.communicate(timeout=60)
     said = [line for line in rest.splitlines() if not line.startswith("import time:")]
     assert proc.returncode == 130 and said == ["gpuhost: interrupted"], (proc.returncode, said)
+
+
+# --- gpuhost upgrade: its state file and --canary ------------------------------------------------
+
+
+def record_text(inventory: str, **changes) -> str:
+    """A record as `gpuhost upgrade` writes it (rollout.new_record), with some fields changed or removed."""
+    import json
+
+    from gpuhost.fleet import rollout
+
+    record = {**rollout.new_record(inventory, "2026-12-06T10:00:00Z"), **changes}
+    return json.dumps({k: v for k, v in record.items() if v is not ...})
+
+
+@pytest.mark.parametrize("state, words", [
+    ("a-directory/", ["--state", "is a directory: give a file in it, e.g. --state"]),
+    ('{"name": "my-app", "version": 3}', ["is not a gpuhost upgrade record", "choose another --state file"]),
+    ("[1, 2]", ["is not a gpuhost upgrade record"]),
+    ('{"kind": "gpuhost-upgrade", "version": 1, "hosts": {}}', ["is damaged: inventory is missing (and 5 more)",
+                                                                "--restart to start over"]),
+    ("RECORD canary_passed='no'", ["is damaged: canary_passed is 'no': input should be a valid boolean"]),
+    ("RECORD runs=5", ["is damaged: runs is 5: input should be a valid list"]),
+    ("RECORD hosts={'h1': {'result': 'done'}}", ["is damaged: hosts.h1.result is 'done': input should be"]),
+    ("RECORD created=...", ["is damaged: created is missing"]),
+    ('{"kind": "gpuhost-upgrade", "vers', ["is not JSON", "cut short: --restart to start over"]),
+])
+def test_upgrade_refuses_a_state_file_it_cannot_resume(tmp_path, state, words):
+    (tmp_path / "hosts.yaml").write_text("hosts:\n" + host("h1"))
+    path = tmp_path / "state.json"
+    if state.endswith("/"):
+        path = tmp_path / state
+        path.mkdir()
+    elif state.startswith("RECORD "):
+        path.write_text(record_text(str(tmp_path / "hosts.yaml"), **eval(f"dict({state[7:]})")))
+    else:
+        path.write_text(state)
+    one_line_exit_2(gpuhost("upgrade", str(tmp_path / "hosts.yaml"), "--state", str(path)), *words)
+
+
+def test_upgrade_restart_never_overwrites_a_file_that_is_not_its_record(tmp_path):
+    (tmp_path / "hosts.yaml").write_text("hosts:\n" + host("h1"))
+    (tmp_path / "app.json").write_text('{"name": "my-app"}')
+    one_line_exit_2(gpuhost("upgrade", str(tmp_path / "hosts.yaml"), "--state", str(tmp_path / "app.json"),
+                            "--restart"), "is not a gpuhost upgrade record", "never overwrites")
+    assert (tmp_path / "app.json").read_text() == '{"name": "my-app"}'
+
+
+def test_upgrade_refuses_a_state_location_it_cannot_write(tmp_path):
+    (tmp_path / "hosts.yaml").write_text("hosts:\n" + host("h1"))
+    one_line_exit_2(gpuhost("upgrade", str(tmp_path / "hosts.yaml"), "--state", "/proc/gpuhost-upgrade.json"),
+                    "--state /proc/gpuhost-upgrade.json: cannot write", "choose a --state file in a directory you "
+                                                                        "can write")
+
+
+def test_upgrade_refuses_a_canary_larger_than_the_fleet(tmp_path):
+    (tmp_path / "hosts.yaml").write_text("hosts:\n" + host("h1") + host("h2"))
+    state = tmp_path / "state.json"
+    one_line_exit_2(gpuhost("upgrade", str(tmp_path / "hosts.yaml"), "--canary", "3", "--state", str(state)),
+                    "--canary 3 is more than the 2 host(s) of this rollout: use --canary 2 or fewer")
+    assert not state.exists()
