@@ -221,3 +221,92 @@ def test_upgrade_refuses_a_canary_larger_than_the_fleet(tmp_path):
     one_line_exit_2(gpuhost("upgrade", str(tmp_path / "hosts.yaml"), "--canary", "3", "--state", str(state)),
                     "--canary 3 is more than the 2 host(s) of this rollout: use --canary 2 or fewer")
     assert not state.exists()
+
+
+# --- Inventories and group data that are Python; inventory files by name --------------------------
+
+PYTHON_FILES = [  # (file content, words of the one line)
+    ('hosts = [("h1", {"ssh_hostname": "127.0.0.1", "ssh_port": 1})]\nraise RuntimeError("rack 4 is gone")\n',
+     ["line 2: RuntimeError: rack 4 is gone: fix the file"]),
+    ("import sys\nhosts = ['h1']\nsys.exit(3)\n", ["line 3 calls sys.exit(3): remove it"]),
+    ('hosts = [("h1", {)]\n', ["line 1: Python syntax error: closing parenthesis ')' does not match"]),
+    (b"\x7fELF\x02\x01\x01\x00\xff\xfe", ["is not Python source: byte 0xff at offset 8 is not UTF-8 text"]),
+]
+
+
+def write(path, content):
+    (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
+    return path
+
+
+def pyinfra_deploy(inv, *args, cwd=None, env=None):
+    """The deploy with the repository's config.py (as from the repository root, the README's way)."""
+    return subprocess.run([str(BIN / "pyinfra"), "--config", str(REPO / "config.py"), str(inv),
+                           str(REPO / "deploys" / "gpu_host.py"), "-y", *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd or REPO, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("case", range(len(PYTHON_FILES)), ids=["raises", "sys.exit", "syntax", "binary"])
+def test_a_python_inventory_that_fails_is_one_line_naming_file_and_line(tmp_path, case):
+    content, words = PYTHON_FILES[case]
+    inv = write(tmp_path / "fleet.py", content)
+    one_line_exit_2(gpuhost("inspect", str(inv)), f"inventory {inv}", *words)
+    refused(pyinfra_deploy(inv), "--> pyinfra error: inventory", "fleet.py", *words)
+
+
+@pytest.mark.parametrize("case", range(len(PYTHON_FILES)), ids=["raises", "sys.exit", "syntax", "binary"])
+def test_a_group_data_file_that_fails_is_one_line_naming_file_and_line(tmp_path, case):
+    content, words = PYTHON_FILES[case]
+    inv = inventory(tmp_path, host("h1"))
+    (tmp_path / "group_data").mkdir()
+    write(tmp_path / "group_data" / "all.py", content.replace("hosts = ", "x_hosts = ") if isinstance(content, str)
+          else content)
+    refused(deploy(inv), "group_data/all.py", *words)
+    one_line_exit_2(gpuhost("inspect", str(tmp_path / "lab.yaml"), cwd=tmp_path), "group_data/all.py", *words)
+
+
+def test_a_yaml_inventory_given_to_pyinfra_says_how_to_read_it(tmp_path):
+    inv = write(tmp_path / "hosts.txt", "hosts:\n" + host("h1"))
+    refused(pyinfra_deploy(inv), "hosts.txt line 1: Python syntax error",
+            f"GPUHOST_INVENTORY={inv} pyinfra inventories/lab.py")
+    one_line_exit_2(gpuhost("inspect", str(inv)), "gpuhost reads a YAML inventory (.yaml or .yml",
+                    "rename it, e.g. to hosts.yaml")
+
+
+def test_a_yaml_inventory_named_in_capitals_is_read_as_yaml(tmp_path):
+    inv = write(tmp_path / "HOSTS.YAML", "hosts:\n" + host("h1", "reboots: auto"))
+    one_line_exit_2(gpuhost("inspect", str(inv)), "unknown key 'reboots': did you mean reboot?")
+
+
+def test_a_host_name_with_a_space_is_refused_saying_why(tmp_path):
+    (tmp_path / "hosts.yaml").write_text("hosts:\n" + host("'gpu 01'"))
+    one_line_exit_2(gpuhost("inspect", str(tmp_path / "hosts.yaml")), "host 'gpu 01' is not a usable host name",
+                    "pyinfra would take a name with a space, gpuhost does not", "use e.g. gpu-01")
+
+
+def test_an_empty_gpuhost_inventory_is_refused(tmp_path):
+    result = deploy(inventory(tmp_path, host("h1")), env={"GPUHOST_INVENTORY": ""})
+    refused(result, "GPUHOST_INVENTORY is set but empty", "or unset it to read")
+
+
+def test_an_alias_bomb_is_refused_early(tmp_path):
+    levels = "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdef", "bcdefg"))
+    (tmp_path / "hosts.yaml").write_text(f"a: &a [{', '.join(['x'] * 9)}]\n{levels}hosts:\n"
+                                         + host("h1", "target_gpus: *g"))
+    one_line_exit_2(gpuhost("inspect", str(tmp_path / "hosts.yaml")), "is not valid YAML at line 1",
+                    "expand to more than 100000 values (a YAML alias bomb?)")
+
+
+# --- pyinfra's own arguments -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--data", "torch"], ["--data 'torch' is not key=value: write --data torch=VALUE"]),
+    (["--data", "=2.9"], ["--data '=2.9' is not key=value: write --data KEY=VALUE"]),
+    (["--limit", "gpu-99"], ["--limit gpu-99: no host of the inventory has that name or group",
+                             "use a host name (h1, h2) or a group"]),
+    (["--limit", "h1", "--limit", "h3"], ["--limit h3: no host of the inventory"]),
+])
+def test_pyinfra_arguments_are_one_line_before_connecting(tmp_path, args, words):
+    inv = inventory(tmp_path, host("h1") + host("h2"))
+    refused(pyinfra_deploy(inv, *args), "--> pyinfra error: ", *words)
