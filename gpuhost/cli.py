@@ -17,7 +17,7 @@ signal.signal(signal.SIGINT, _interrupted_while_starting)  # until main() runs (
 import importlib  # noqa: E402
 
 import typer  # noqa: E402
-from typer.core import TyperArgument, TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup  # noqa: E402
 
 import gpuhost  # noqa: E402
 from gpuhost.errors import GpuhostError  # noqa: E402

@@ -72,8 +72,11 @@ class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
 def _expanded_size(node, sizes: dict) -> int:
     """How many values a node stands for with every alias expanded; each node counted once (memo)."""
     if id(node) in sizes:
+        if sizes[id(node)] is None:  # still being counted: the node contains itself
+            raise ConstructorError(None, None, "an alias refers to the value it is in (it would never end): write "
+                                               "the value out", node.start_mark)
         return sizes[id(node)]
-    sizes[id(node)] = 1  # a recursive alias counts once
+    sizes[id(node)] = None
     if isinstance(node, yaml.SequenceNode):
         size = 1 + sum(_expanded_size(child, sizes) for child in node.value)
     elif isinstance(node, yaml.MappingNode):

@@ -103,14 +103,16 @@ def control_character_problems(data: dict) -> list[Problem]:
     return problems
 
 
-def _control_character(value) -> tuple[str, str] | None:
+def _control_character(value, seen: frozenset = frozenset()) -> tuple[str, str] | None:
     """(the string, its first control character) somewhere in a value; None when there is none."""
     if isinstance(value, str):
         match = CONTROL_CHARACTER.search(value)
         return (value, match.group()) if match else None
+    if id(value) in seen:  # a list that contains itself (Python group data): looked at once
+        return None
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
     for key, item in items:
-        found = _control_character(key) or _control_character(item)
+        found = _control_character(key) or _control_character(item, seen | {id(value)})
         if found is not None:
             return found
     return None

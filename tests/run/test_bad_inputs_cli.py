@@ -310,3 +310,8 @@ def test_an_alias_bomb_is_refused_early(tmp_path):
 def test_pyinfra_arguments_are_one_line_before_connecting(tmp_path, args, words):
     inv = inventory(tmp_path, host("h1") + host("h2"))
     refused(pyinfra_deploy(inv, *args), "--> pyinfra error: ", *words)
+
+
+def test_an_alias_that_contains_itself_is_refused(tmp_path):
+    (tmp_path / "hosts.yaml").write_text("x: &loop [gpu, *loop]\nhosts:\n" + host("h1", "target_gpus: *loop"))
+    one_line_exit_2(gpuhost("inspect", str(tmp_path / "hosts.yaml")), "an alias refers to the value it is in")
