@@ -16,7 +16,7 @@ from pyinfra.operations import files
 from gpuhost.driver.safety import existing_driver_decision, other_driver
 from gpuhost.run.context import host_context
 from gpuhost.run.converged import file_current
-from gpuhost.run.report import REPORT_DIR, REPORT_PATH, build_report, render_report
+from gpuhost.run.report import REPORT_DIR, REPORT_PATH, build_report, driver_fields, render_report
 from gpuhost.run.summary import summarize_at_exit
 from gpuhost.containers.runtime_stage import container_runtime_stage
 from gpuhost.driver.stage import driver_stage
@@ -39,8 +39,7 @@ changing = plan is not None and plan.driver.action != "keep"
 installed = other_driver(ctx.managed, ctx.host_state, ctx.gpu_state, plan.driver.branch) if changing else None
 found = existing_driver_decision(installed, ctx.settings, "the plan's driver")  # refused, kept or moved off
 report = render_report(build_report(host.name, ctx.gpu_state, ctx.host_state, ctx.host_plan,
-                                    installed.describe() if installed and (found.keep or found.blockers) else None,
-                                    refusal="; ".join(found.blockers) or None))
+                                    **driver_fields(installed, found)))
 if not file_current(ctx.managed, REPORT_PATH, report):
     files.directory(name="gpuhost state directory", path=REPORT_DIR, mode="755")
     files.put(name="Write the gpuhost report", src=StringIO(report), dest=REPORT_PATH, mode="644")

@@ -41,5 +41,16 @@ def build_report(host_name: str, gpu_state: dict, host_state: dict | None, host_
     }
 
 
+def driver_fields(installed, decision) -> dict:
+    """build_report's installed_driver and refusal for a driver the plan did not put there (an
+    InstalledDriver and its gpuhost.driver.safety.existing_driver_decision). Pure.
+
+    A driver being moved off is not named: after the move the host no longer has it, and the next
+    run's report must be the same bytes (no rewrite on a converged host)."""
+    stays = installed is not None and (decision.keep or decision.blockers)
+    return {"installed_driver": installed.describe() if stays else None,
+            "refusal": "; ".join(decision.blockers) or None}
+
+
 def render_report(report: dict) -> str:
     return json.dumps(report, indent=2, sort_keys=True) + "\n"

@@ -8,11 +8,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "driver"))
-from test_existing_driver import NO_PACKAGES, RUNFILE_GPU, RUNFILE_HOST  # noqa: E402
+from test_existing_driver import DEBIAN_HOST, DEBIAN_MANAGED, NO_PACKAGES, RUNFILE_GPU, RUNFILE_HOST  # noqa: E402
 
 from gpuhost.driver.safety import existing_driver_decision, other_driver  # noqa: E402
 from gpuhost.plan.host_plan import plan_host  # noqa: E402
-from gpuhost.run.report import build_report  # noqa: E402
+from gpuhost.run.report import build_report, driver_fields  # noqa: E402
 from gpuhost.run.settings import settings_from  # noqa: E402
 from gpuhost.run.summary import outcome, row_facts  # noqa: E402
 
@@ -47,8 +47,18 @@ def test_the_report_of_a_host_refused_for_its_runfile_driver_says_refused():
     ctx = _runfile_context(False)
     installed = other_driver(ctx.managed, ctx.host_state, ctx.gpu_state, ctx.host_plan.plan.driver.branch)
     found = existing_driver_decision(installed, ctx.settings, "the plan's driver")
-    report = build_report("runfile", ctx.gpu_state, ctx.host_state, ctx.host_plan, installed.describe(),
-                          refusal="; ".join(found.blockers))
+    report = build_report("runfile", ctx.gpu_state, ctx.host_state, ctx.host_plan, **driver_fields(installed, found))
     assert report["status"] == "refused" and report["status"] != "planned"
     assert report["reason"].startswith("a driver installed with NVIDIA's runfile is present: runfile driver 550.54.14")
     assert report["detected"]["installed_driver"] == "runfile driver 550.54.14 (/usr/bin/nvidia-uninstall)"
+
+
+def test_a_driver_being_moved_off_is_not_in_the_report_so_the_next_run_writes_the_same():
+    """Debian's held 535 on a host planned for R580 (moved: allow_driver_change is true): the report
+    written before the move must equal the one after it, when the host no longer has R535."""
+    before = other_driver(DEBIAN_MANAGED, DEBIAN_HOST, {}, "580")
+    moving = driver_fields(before, existing_driver_decision(before, settings_from({}), "R580 open"))
+    after = driver_fields(None, existing_driver_decision(None, settings_from({}), "R580 open"))
+    assert moving == after == {"installed_driver": None, "refusal": None}
+    kept = existing_driver_decision(before, settings_from({"allow_driver_change": False}), "R580 open")
+    assert driver_fields(before, kept)["installed_driver"].startswith("R535 packages 535.261.03-1")
