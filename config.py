@@ -1,15 +1,18 @@
 """pyinfra's config for this repository's deploys: pyinfra's CLI loads ./config.py before it connects.
 
-For runs of deploys/*.py, every host gets its connect bound, keepalives, a bound on each command
-and its failure said in one line (gpuhost.run.faults), and the fleet table covers every host, also
-one never reached. Other pyinfra commands (exec, fact, debug-inventory) are left as pyinfra has them.
+For runs of deploys/*.py, --data, the inventory file and --limit are checked first, each refused in
+one line (gpuhost.fleet.cli_checks); every host gets its connect bound, keepalives, a bound on each
+command and its failure said in one line (gpuhost.run.faults), and the fleet table covers every host,
+also one never reached. Other pyinfra commands (exec, fact, debug-inventory) are left as pyinfra has them.
 """
 
 from pyinfra.context import ctx_state
 
+from gpuhost.fleet import cli_checks
 from gpuhost.run import faults, summary
 
 if summary.deploy_run():
+    cli_checks.install()  # --data, the inventory file and --limit, each refused in one line
     state = ctx_state.get()
     faults.install(state)
     summary.print_at_exit(state)

@@ -13,10 +13,10 @@ from io import StringIO
 from pyinfra import host, logger
 from pyinfra.operations import files
 
-from gpuhost.driver.safety import other_driver
+from gpuhost.driver.safety import existing_driver_decision, other_driver
 from gpuhost.fleet.context import host_context
 from gpuhost.run.converged import file_current
-from gpuhost.compose.report import REPORT_DIR, REPORT_PATH, build_report, render_report
+from gpuhost.compose.report import REPORT_DIR, REPORT_PATH, build_report, driver_fields, render_report
 from gpuhost.run.summary import summarize_at_exit
 from gpuhost.containers.runtime_stage import container_runtime_stage
 from gpuhost.driver.stage import driver_stage
@@ -35,9 +35,11 @@ if ctx.host_plan.status == "skipped":
 
 # 3. Report: what was found and planned, written for every host before any stage can stop it.
 plan = ctx.host_plan.plan
-installed = other_driver(ctx.managed, ctx.host_state, ctx.gpu_state, plan.driver.branch) if plan else None
+changing = plan is not None and plan.driver.action != "keep"
+installed = other_driver(ctx.managed, ctx.host_state, ctx.gpu_state, plan.driver.branch) if changing else None
+found = existing_driver_decision(installed, ctx.settings, "the plan's driver")  # refused, kept or moved off
 report = render_report(build_report(host.name, ctx.gpu_state, ctx.host_state, ctx.host_plan,
-                                    installed.describe() if installed else None))
+                                    **driver_fields(installed, found)))
 if not file_current(ctx.managed, REPORT_PATH, report):
     files.directory(name="gpuhost state directory", path=REPORT_DIR, mode="755")
     files.put(name="Write the gpuhost report", src=StringIO(report), dest=REPORT_PATH, mode="644")

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-import importlib
+import signal
 import sys
 
-import typer
-from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from gpuhost.errors import GpuhostError
+def _interrupted_while_starting(signum, frame):
+    """Ctrl-C while the commands are still being imported: the same line and status as later."""
+    print("gpuhost: interrupted", file=sys.stderr, flush=True)
+    raise SystemExit(130)
+
+
+signal.signal(signal.SIGINT, _interrupted_while_starting)  # until main() runs (start-up takes ~0.5 s)
+
+import importlib  # noqa: E402
+
+import typer  # noqa: E402
+from typer.core import TyperArgument, TyperCommand, TyperGroup  # noqa: E402
+
+import gpuhost  # noqa: E402
+from gpuhost.errors import GpuhostError  # noqa: E402
 
 # Each module defines register(app) and adds its own commands.
 COMMAND_MODULES = [
@@ -31,8 +43,15 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"gpuhost {gpuhost.__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _group() -> None:
+def _group(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                        help="Print gpuhost's version and exit.")) -> None:
     """Keep `gpuhost` a group of subcommands even while only one exists."""
 
 
@@ -101,6 +120,7 @@ def _is_usage_error(exc: Exception) -> bool:
 
 def main() -> None:
     """Entry point: bad flags and user-facing errors become one stderr line and exit status 2."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, KeyboardInterrupt below
     try:
         code = app(standalone_mode=False)
     except GpuhostError as exc:
@@ -114,7 +134,11 @@ def main() -> None:
         ctx = getattr(exc, "ctx", None)
         where = ("gpuhost " + ctx.command_path.split(" ", 1)[1] + " --help"
                  if ctx is not None and ctx.parent else "gpuhost --help")
-        print(f"gpuhost: error: {exc.format_message()} (see {where})", file=sys.stderr)
+        message = exc.format_message()
+        param = getattr(exc, "param", None)
+        if type(exc).__name__ == "MissingParameter" and getattr(param, "help", None):  # what to give, and how
+            message = f"{message.rstrip('.')}: {' '.join(param.help.split())}"
+        print(f"gpuhost: error: {message} (see {where})", file=sys.stderr)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         print("gpuhost: interrupted", file=sys.stderr)

@@ -27,8 +27,26 @@ class YamlFloat(float):
         return float, (float(self),)
 
 
+MOST_VALUES = 100_000  # a YAML file's values once its aliases are expanded (an inventory of 1000 hosts: ~20000)
+
+
 class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """The safe loader, refusing duplicate keys and keeping numbers' text."""
+    """The safe loader, refusing duplicate keys and alias bombs, keeping numbers' text."""
+
+    def get_single_data(self):
+        """An alias bomb ("billion laughs": aliases of aliases) is refused before anything is built."""
+        node = self.get_single_node()
+        if node is None:
+            return None
+        try:
+            size = _expanded_size(node, {})
+        except RecursionError:
+            raise ConstructorError(None, None, "it nests too deep: flatten it", node.start_mark) from None
+        if size > MOST_VALUES:
+            raise ConstructorError(None, None, f"its aliases (*name) expand to more than {MOST_VALUES} values "
+                                               f"(a YAML alias bomb?): write the values out, or use fewer aliases",
+                                   node.start_mark)
+        return self.construct_document(node)
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
@@ -49,6 +67,24 @@ class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
 
     def construct_yaml_float(self, node):
         return YamlFloat(super().construct_yaml_float(node), node.value)
+
+
+def _expanded_size(node, sizes: dict) -> int:
+    """How many values a node stands for with every alias expanded; each node counted once (memo)."""
+    if id(node) in sizes:
+        if sizes[id(node)] is None:  # still being counted: the node contains itself
+            raise ConstructorError(None, None, "an alias refers to the value it is in (it would never end): write "
+                                               "the value out", node.start_mark)
+        return sizes[id(node)]
+    sizes[id(node)] = None
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    else:
+        size = 1
+    sizes[id(node)] = size
+    return size
 
 
 Loader.add_constructor("tag:yaml.org,2002:float", Loader.construct_yaml_float)

@@ -11,7 +11,6 @@ so every host's merged settings, --data included, are checked before any host is
 line per problem (a problem many hosts share, once).
 """
 
-import os as _os
 from pathlib import Path as _Path
 
 from pyinfra.api.exceptions import InventoryError as _InventoryError
@@ -19,12 +18,12 @@ from pyinfra.context import ctx_state as _ctx_state
 
 from gpuhost.errors import GpuhostError as _GpuhostError
 from gpuhost.fleet.inventory_file import (cli_override_data as _cli_override_data, group_data_dirs as _group_data_dirs,
-                                         load_inventory as _load_inventory)
+                                         inventory_yaml as _inventory_yaml, load_inventory as _load_inventory)
 
 _here = _Path(__file__)
 _cwd = _ctx_state.get().cwd if _ctx_state.isset() else None  # pyinfra's CLI also reads <cwd>/group_data
 try:
-    _loaded = _load_inventory(_Path(_os.environ.get("GPUHOST_INVENTORY") or _here.with_name("lab.yaml")),
+    _loaded = _load_inventory(_inventory_yaml(_here),
                               _group_data_dirs(_here, _cwd), file_group=_here.stem, override_data=_cli_override_data())
 except _GpuhostError as _exc:
     raise _InventoryError(str(_exc)) from None

@@ -50,7 +50,10 @@ def inventory_entry(inventory: str) -> str:
     (GPUHOST_INVENTORY), exactly as `pyinfra inventories/lab.py` reads it, group_data included,
     so what inspect and upgrade read is what the deploy reads."""
     path = Path(inventory)
-    if path.suffix not in (".yaml", ".yml"):
+    if path.is_file() and path.suffix.lower() not in (".yaml", ".yml", ".py"):
+        raise UsageError(f"inventory {inventory}: gpuhost reads a YAML inventory (.yaml or .yml: hosts: ...) or "
+                         f"pyinfra's Python one (.py): rename it, e.g. to {path.with_suffix('.yaml').name}")
+    if path.suffix.lower() not in (".yaml", ".yml"):
         return inventory
     if not path.is_file():
         raise UsageError(f"inventory {inventory} not found: give an inventory file or a host list (a,b)")
@@ -67,7 +70,7 @@ def load_inventory(inventory: str, limit: list[str]):
 
     path = Path(inventory_entry(inventory))
     try:
-        if path.suffix in (".yaml", ".yml"):
+        if path.suffix.lower() in (".yaml", ".yml"):
             from gpuhost.fleet.inventory_file import load_hosts
 
             built = Inventory(([(name, data) for name, data in load_hosts(path)], {}))
@@ -80,7 +83,13 @@ def load_inventory(inventory: str, limit: list[str]):
             built = make_inventory_from_files(inventory)  # "a,b" or "@local": no name lookups
     except GpuhostError as exc:
         raise UsageError(str(exc)) from None
-    except Exception as exc:  # the inventory file's own error (syntax, InventoryError, ...)
+    except (Exception, SystemExit) as exc:  # the inventory file's own error (syntax, InventoryError, ...)
+        from pyinfra.api.exceptions import PyinfraError
+
+        from gpuhost.fleet.inventory_file import python_file_problem
+
+        if path.is_file() and not isinstance(exc, PyinfraError):
+            raise UsageError(f"inventory {python_file_problem(path, exc, 'define hosts and groups')}") from None
         message = "\n".join(" ".join(line.split()) for line in str(exc).splitlines()) or type(exc).__name__
         raise UsageError(f"inventory {inventory}: {message}") from None
     names = [host.name for host in built]

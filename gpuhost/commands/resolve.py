@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from gpuhost.errors import UsageError
 from gpuhost.plan.gpus import identify
 from gpuhost.plan.resolver import Plan, Policy, resolve
 
@@ -57,6 +58,9 @@ def resolve_command(
 
     Exit status: 0 with a plan; 2 without one (bad flag, unknown GPU, no plan fits): one line on stderr.
     """
+    if driver is not None and not driver.strip():
+        raise UsageError("--driver is empty: give the installed driver as nvidia-smi prints it, e.g. "
+                         "--driver 580.95.05, or leave --driver out when none is installed")
     policy = Policy(torch=torch, allow_driver_change=not no_driver_upgrade, driver_branch=driver_branch,
                     image_flavour=flavour, registry=registry, image_source=image_source)
     plan = resolve([identify(g) for g in gpu], current_driver=driver, policy=policy, arch=arch)

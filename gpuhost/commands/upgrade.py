@@ -48,7 +48,7 @@ from typing import Any, Optional
 import typer
 
 import gpuhost
-from gpuhost.fleet import rollout
+from gpuhost.fleet import rollout, upgrade_record
 from gpuhost.errors import GpuhostError, UsageError
 
 REPO_ROOT = Path(gpuhost.__file__).resolve().parents[1]
@@ -115,27 +115,30 @@ def default_state_path(inventory: str) -> Path:
 
 def load_record(path: Path, inventory: str, restart: bool) -> dict[str, Any]:
     key = inventory_key(inventory)
-    if restart or not path.exists():
-        return rollout.new_record(key, now())
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"state file {path} cannot be read ({exc}): fix it, or --restart to start over") from None
-    return rollout.check_record(data, key, str(path))
+    loaded = upgrade_record.load(path, key, restart) if path.exists() else None
+    return loaded or rollout.new_record(key, now())
 
 
 def save_record(path: Path, record: dict[str, Any]) -> None:
     """Atomically: a crash never leaves half a record."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"--state {path}: cannot write the record ({exc.strerror}): choose a --state file "
+                         f"in a directory you can write") from None
 
 
 @contextmanager
 def locked(path: Path):
     import fcntl
 
-    lock = open(path.with_name(path.name + ".lock"), "w")
+    try:
+        lock = open(path.with_name(path.name + ".lock"), "w")
+    except OSError as exc:
+        raise UsageError(f"--state {path}: cannot write beside it ({exc.strerror}): choose a --state file in a "
+                         f"directory you can write") from None
     try:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -385,7 +388,12 @@ def upgrade_command(
         hosts = inventory_hosts(source, list(limit or []))
     except UsageError as exc:  # name the user's file, not the entry point that read it
         raise UsageError(str(exc).replace(source, inventory)) from None
+    if canary > len(hosts):
+        raise UsageError(f"--canary {canary} is more than the {len(hosts)} host(s) of this rollout: use --canary "
+                         f"{len(hosts)} or fewer (0: no canary)")
     state_path = (state or default_state_path(inventory)).expanduser()
+    if upgrade_record.state_path_problem(state_path):
+        raise UsageError(upgrade_record.state_path_problem(state_path))
     try:
         state_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

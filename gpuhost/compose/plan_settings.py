@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from gpuhost.errors import GpuhostError
 from gpuhost.plan.gpus import Gpu, identify
-from gpuhost.plan.resolver import REGISTRY_RE, TORCH_RE, Policy, branch_fix
+from gpuhost.plan.resolver import REGISTRY_RE, TORCH_RE, Policy, branch_fix, registry_port_fix
 from gpuhost.run.host_data import HostDataModel, Problem
 
 
@@ -85,7 +85,9 @@ class PlanSettings(HostDataModel):
 
     def unservable(self) -> list[Problem]:
         """The release and branch must be in the matrix; declared GPUs must have a plan with this policy."""
-        return list(_unservable(self.torch, self.driver_branch, self.image_flavour, tuple(self.target_gpus)))
+        port_fix = registry_port_fix(self.registry) if self.registry else None
+        return ([Problem(("registry",), f"registry is {self.registry!r}: {port_fix}")] if port_fix else []) + \
+            list(_unservable(self.torch, self.driver_branch, self.image_flavour, tuple(self.target_gpus)))
 
 
 @lru_cache(maxsize=256)  # a fleet's hosts share a few combinations: each is checked once

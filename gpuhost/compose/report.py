@@ -16,14 +16,19 @@ REPORT_PATH = f"{REPORT_DIR}/report.json"
 
 
 def build_report(host_name: str, gpu_state: dict, host_state: dict | None, host_plan: HostPlan,
-                 installed_driver: str | None = None) -> dict:
-    """`installed_driver`: a driver the plan did not see loaded (gpuhost.driver.safety.other_driver)."""
+                 installed_driver: str | None = None, refusal: str | None = None) -> dict:
+    """`installed_driver`: a driver the plan did not see loaded that stays on the host (kept or refused;
+    one being moved off is not named, so the next run's report is the same). `refusal`: why the driver
+    stage will refuse the host (a runfile driver): the status is then "refused", not "planned"."""
     driver = gpu_state.get("driver") or {}
     os_info = (host_state or {}).get("os") or {}
+    planned = host_plan.to_dict()
+    if refusal:
+        planned.update(status="refused", reason=refusal)
     return {
         "host": host_name,
         "gpuhost_version": __version__,
-        **host_plan.to_dict(),
+        **planned,
         "detected": {
             "gpus": [{"bus_id": g.get("bus_id"), "pci_id": g.get("pci_id"), "model": g.get("model")}
                      for g in gpu_state.get("gpus", [])],
@@ -34,6 +39,17 @@ def build_report(host_name: str, gpu_state: dict, host_state: dict | None, host_
             **({"installed_driver": installed_driver} if installed_driver else {}),
         },
     }
+
+
+def driver_fields(installed, decision) -> dict:
+    """build_report's installed_driver and refusal for a driver the plan did not put there (an
+    InstalledDriver and its gpuhost.driver.safety.existing_driver_decision). Pure.
+
+    A driver being moved off is not named: after the move the host no longer has it, and the next
+    run's report must be the same bytes (no rewrite on a converged host)."""
+    stays = installed is not None and (decision.keep or decision.blockers)
+    return {"installed_driver": installed.describe() if stays else None,
+            "refusal": "; ".join(decision.blockers) or None}
 
 
 def render_report(report: dict) -> str:

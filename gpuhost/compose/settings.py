@@ -33,7 +33,8 @@ from gpuhost.monitoring.settings import MonitoringSettings
 from gpuhost.plan.gpus import Gpu
 from gpuhost.plan.resolver import Policy
 from gpuhost.run.bounds import Bounds
-from gpuhost.run.host_data import HostDataModel, Problem, model_keys, shown, validated, values_text
+from gpuhost.run.host_data import (HostDataModel, Problem, control_character_problems, model_keys, shown, validated,
+                                   values_text)
 from gpuhost.verify.settings import VerifySettings
 from gpuhost.workspace.settings import WorkspaceSettings
 
@@ -111,6 +112,9 @@ def _built(model: type[BaseModel], data) -> tuple[BaseModel | None, list[Problem
     own = getattr(model, "from_host_data", None)
     if own is None or issubclass(model, HostDataModel):
         return validated(model, data)
+    refused = control_character_problems({k: data[k] for k in model_keys(model) if k in data})
+    if refused:
+        return None, refused
     try:
         return own(data), []
     except UsageError as exc:
@@ -224,8 +228,23 @@ def pyinfra_value_problems(data: dict, local: bool) -> list[Problem]:
         except TypeCheckError:
             problems.append(Problem((key,), f"{key} is {shown(value)}: use {values_text(types[key], plain=True)}"))
             continue
+        problems += control_character_problems({key: value})
+        problem = _connection_value_problem(key, value)
+        if problem:
+            problems.append(Problem((key,), problem))
     for key in ("ssh_key", "ssh_config_file"):  # files pyinfra reads here when it connects
         path = data.get(key)
         if local and isinstance(path, str) and not os.path.isfile(os.path.expanduser(path)):
             problems.append(Problem((key,), f"{key} {path}: no such file: fix the path"))
     return problems
+
+
+def _connection_value_problem(key: str, value) -> str | None:
+    """pyinfra's connection keys that pass its type check but cannot connect anywhere."""
+    if key.endswith("_port") and isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= 65535:
+        return f"{key} is the number {value}: use a TCP port from 1 to 65535 (SSH's is 22)"
+    blank = {"ssh_hostname": "give the host's address or DNS name, or remove the key (the host's name is used)",
+             "ssh_user": "give a user name, or remove the key (your own user name is used)"}
+    if key in blank and isinstance(value, str) and not value.strip():
+        return f"{key} is {shown(value)}: {blank[key]}"
+    return None

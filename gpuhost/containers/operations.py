@@ -45,7 +45,8 @@ def signed_apt_repo(filename: str, key_url: str, fingerprint: str, keyring: str,
     + uri, suite, components: the repository line; suite "/" for a flat repository
     + adopt: a source file another tool wrote for `uri` whose keyring holds exactly the pinned key
       (gpuhost.run.keys.choose_source): used as is, gpuhost writes no second source
-    + set_aside: others' source files for `uri` that would conflict; moved to /var/lib/gpuhost/backup
+    + set_aside: others' source files for `uri` that would conflict; moved to /var/lib/gpuhost/backup once
+      the key is checked (a refused key moves nothing)
 
     **Example:**
 
@@ -58,18 +59,21 @@ def signed_apt_repo(filename: str, key_url: str, fingerprint: str, keyring: str,
                         components=["stable"])
     """
     fingerprint = fingerprint.replace(" ", "").upper()
-    if set_aside:
-        yield set_aside_script(set_aside)
     if adopt:
-        if not set_aside:
+        if set_aside:
+            yield set_aside_script(set_aside)
+        else:
             host.noop(f"repository {uri}: {adopt} adopted")
         return
     # A keyring already at the path (the vendor's documented one, say) counts only when it holds
-    # exactly the pinned key: else the key is fetched and checked like on a clean host.
+    # exactly the pinned key: else the key is fetched and checked like on a clean host. The key is
+    # decided first: a refused key leaves the host's sources as they were (nothing set aside yet).
     if host.get_fact(KeyringFingerprints, path=keyring) != [fingerprint]:
         yield StringCommand(pinned_key_script(key_url, fingerprint, keyring, allow_http=allow_http))
     else:
         host.noop(f"keyring {keyring} holds exactly the pinned key {fingerprint}")
+    if set_aside:
+        yield set_aside_script(set_aside)
     yield from files.put._inner(
         src=StringIO(deb822(uri, suite, components or [], keyring)),
         dest=f"/etc/apt/sources.list.d/{filename}.sources", mode="644",

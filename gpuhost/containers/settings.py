@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -21,12 +23,16 @@ def repos() -> dict:
 
 
 def _package_version(value: str) -> str:
-    if not value[:1].isdigit():
-        raise ValueError("quote a package version, e.g. '1.17.8-1'")
+    """A package version as apt and dnf write it (digits first; letters, digits and . + ~ : - after):
+    it becomes part of `pkg=VERSION` on the host, so a space or a quote never passes."""
+    if not re.fullmatch(r"[0-9][A-Za-z0-9.+~:_-]*", value):
+        raise ValueError("use a package version as apt-cache policy shows it, quoted, e.g. '1.17.8-1' "
+                         "(no spaces)")
     return value
 
 
 Url = Annotated[str, AfterValidator(not_blank), AfterValidator(url)]
+NonBlank = Annotated[str, AfterValidator(not_blank)]
 URL_VALUES = {"values": "an http(s):// or file:/ URL"}
 
 
@@ -52,11 +58,11 @@ class ContainerSettings(HostDataModel):
     restart_with_gpu_containers: bool = Field(
         False, alias="docker_restart_with_gpu_containers",
         description="restart Docker for a daemon.json change even while GPU containers run")
-    registry_user: str | None = Field(None, description="pre-pull login user (with a password file or variable)")
-    registry_password_file: str | None = Field(
+    registry_user: NonBlank | None = Field(None, description="pre-pull login user (with a password file or variable)")
+    registry_password_file: NonBlank | None = Field(
         None, description="file on the machine running pyinfra holding the password (mode 0600)",
         json_schema_extra={"values": "a path"})
-    registry_password_env: str | None = Field(
+    registry_password_env: NonBlank | None = Field(
         None, description="environment variable there holding the password",
         json_schema_extra={"values": "a variable name"})
     prune_pulled_images: bool = Field(False, description="remove images gpuhost pulled earlier (never others)")

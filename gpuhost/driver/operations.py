@@ -84,7 +84,7 @@ def repository(source: DriverSource, adopt: str | None = None, set_aside: tuple[
     + source: the host's `DriverSource` (gpuhost.driver.sources.select_source)
     + adopt: a source file another tool wrote for this repository whose keyring holds exactly the
       pinned key (gpuhost.run.keys.choose_source): used as is, no second source is written
-    + set_aside: others' conflicting source files, moved to /var/lib/gpuhost/backup first
+    + set_aside: others' conflicting source files, moved to /var/lib/gpuhost/backup once the key is checked
 
     The key is fetched, checked against the pinned fingerprint and written as its own keyring
     (its name carries the key id, so a rotated pin installs a new keyring); the repository is a
@@ -102,13 +102,14 @@ def repository(source: DriverSource, adopt: str | None = None, set_aside: tuple[
         host.noop(f"driver source {source.name}: the distribution's own repositories")
         return
     changed = bool(set_aside)
-    if set_aside:
-        yield set_aside_script(set_aside)
     if adopt:
-        if not changed:
+        if set_aside:
+            yield set_aside_script(set_aside)
+        else:
             host.noop(f"repository {repo.url}: {adopt} adopted")
         return
-    # A keyring already at the path is trusted only when it holds exactly the pinned key.
+    # A keyring already at the path is trusted only when it holds exactly the pinned key. The key
+    # is decided first: a refused key leaves the host's sources as they were (nothing set aside yet).
     if repo.fingerprint and host.get_fact(KeyringFingerprints, path=repo.keyring) != [repo.fingerprint]:
         changed = True
         # The distribution's and NVIDIA's own key URLs are https; any other was configured by the user.
@@ -116,6 +117,8 @@ def repository(source: DriverSource, adopt: str | None = None, set_aside: tuple[
                                               allow_http=not repo.key_url.startswith("https://")))
         if source.package_manager == "dnf":
             yield f"rpm --import {shlex.quote(repo.keyring)}"
+    if set_aside:
+        yield set_aside_script(set_aside)
     text = repository_text(source)
     if host.get_fact(Sha1File, path=repo.sources_file) != hashlib.sha1(text.encode()).hexdigest():
         changed = True

@@ -77,11 +77,19 @@ def decide(settings, gpu_state: dict, host_state: dict, plan, source: DriverSour
     if (host_state.get("reboot") or {}).get("required"):
         notes.append("reboot required (the host reports a pending reboot)")
     if lock.get("held"):
-        holders = ", ".join(f"{h.get('command')} (pid {h.get('pid')})" for h in lock.get("holders") or [])
-        running = "dpkg is busy: " if lock.get("dpkg_running") else ""
+        found = lock.get("holders") or []
+        # one process holding several locks (dpkg: lock-frontend and lock) is named once
+        holders = ", ".join(dict.fromkeys(f"{h.get('command') or '?'} (pid {h.get('pid') or '?'})" for h in found))
+        package_tool = any((h.get("command") or "").startswith(PACKAGE_TOOLS) for h in found)
+        running = "dpkg is busy: " if lock.get("dpkg_running") and package_tool else ""
         notes.append(f"{running}the apt/dpkg lock is held by {holders or 'another process'}: waiting up to "
                      f"{settings.driver.lock_timeout}s for it")
     return decision
+
+
+# Processes that hold the apt/dpkg locks to change packages (unattended-upgrades' name is cut to 15
+# characters by the kernel); another process holding a lock file is "another process", not dpkg at work.
+PACKAGE_TOOLS = ("dpkg", "apt", "unattended-upgr", "aptitude", "packagekitd", "synaptic")
 
 
 # Driver packages whose version is the driver's own (535.261.03-1, 580.95.05-1): the driver stack.

@@ -175,6 +175,10 @@ def _check_host_data(data: dict, source: str) -> None:
     if data.get("reboot") == "auto":
         raise UsageError(f"{source}: reboot: auto cannot work on first boot (pyinfra runs on the host it would "
                          "reboot): use reboot: never; the marker's reboot_required says when to reboot")
+    if data.get("registry_password_env") is not None:
+        raise UsageError(f"{source}: registry_password_env {data['registry_password_env']} cannot be read at first "
+                         "boot (cloud-init runs the deploy without your environment): use registry_password_file, "
+                         "a file on the VM (mode 0600) that your image or user-data puts there")
     for key in ("ssh_hostname", "ssh_user", "ssh_port", "ssh_key"):
         if key in data:
             raise UsageError(f"{source}: {key} does not apply: the deploy runs on the host itself (@local); remove it")

@@ -133,7 +133,9 @@ def _bad_host_name(name: str) -> str | None:
         return ("is a pyinfra connector, not a host: the deploy would run on this machine (or a container); "
                 "give the server a name and its address as ssh_hostname")
     if not name.strip() or any(c.isspace() or c == "," for c in name):
-        return "is not a usable host name: no spaces or commas; put the address in ssh_hostname"
+        return ("is not a usable host name: pyinfra would take a name with a space, gpuhost does not (host names "
+                "also name fleet table rows, upgrade records and Slurm nodes, and --limit a,b splits at commas): "
+                "use e.g. gpu-01 and put the address in ssh_hostname")
     return None
 
 
@@ -167,13 +169,41 @@ def read_group_data(dirs, groups: dict) -> tuple[dict[str, list[Layer]], list[st
             for file in sorted(Path(folder).glob("*.py")) if Path(folder).is_dir() else []:
                 try:
                     data = _get_group_data(str(file))[file.stem]
-                except Exception as exc:  # noqa: BLE001 (the user's file: any error is one line)
-                    cause = getattr(exc, "exception", exc)  # pyinfra wraps errors in user code
-                    problems.append(f"{_shown(file)}: cannot be read: {type(cause).__name__}: "
-                                    f"{' '.join(str(cause).split())}")
+                except (Exception, SystemExit) as exc:  # noqa: BLE001 (the user's file: any error is one line)
+                    problems.append(python_file_problem(file, exc, "set values"))
                     continue
                 layers.setdefault(file.stem, []).append(Layer(_shown(file), data))
     return layers, problems
+
+
+def python_file_problem(path, exc: BaseException, purpose: str) -> str:
+    """One line for a Python inventory or group_data file that pyinfra could not run: the file, the
+    line and what happened there (a syntax error, an exception, sys.exit, bytes that are not text).
+    `purpose`: what such a file should only do ("define hosts and groups", "set values")."""
+    cause = getattr(exc, "exception", exc)  # pyinfra wraps errors in user code
+    where = _shown(Path(path))
+    as_python = "" if Path(path).suffix == ".py" else (
+        " (pyinfra reads an inventory file as Python; a YAML one goes through inventories/lab.py: "
+        f"GPUHOST_INVENTORY={path} pyinfra inventories/lab.py ...)")
+    if isinstance(cause, UnicodeDecodeError):
+        return (f"{where} is not Python source: byte {cause.object[cause.start]:#04x} at offset {cause.start} is not "
+                f"UTF-8 text (a binary file?): point at the right file, or save it as UTF-8{as_python}")
+    if isinstance(cause, SyntaxError):
+        return f"{where} line {cause.lineno}: Python syntax error: {cause.msg}: fix that line{as_python}"
+    line = _line_in(cause.__traceback__, Path(path))
+    at = f"{where} line {line}" if line else where
+    if isinstance(cause, SystemExit):
+        return f"{at} calls sys.exit({cause.code!r}): remove it (the file should only {purpose})"
+    return f"{at}: {type(cause).__name__}: {' '.join(str(cause).split())}: fix the file (it should only {purpose})"
+
+
+def _line_in(tb, path: Path) -> int | None:
+    """The line of `path` where an exception went through (the innermost), from its traceback."""
+    import traceback
+
+    target = path.resolve()
+    lines = [frame.lineno for frame in traceback.extract_tb(tb) if Path(frame.filename).resolve() == target]
+    return lines[-1] if lines else None
 
 
 def _shown(path: Path) -> str:
@@ -310,6 +340,17 @@ def load_inventory(path: Path, group_data_folders=(), file_group: str | None = N
     if problems:
         raise UsageError("\n".join(problems))
     return LoadedInventory(pyinfra_groups(inv, set(file_layers)), hosts)
+
+
+def inventory_yaml(entry: Path) -> Path:
+    """The YAML file inventories/lab.py reads: $GPUHOST_INVENTORY, else lab.yaml beside it."""
+    import os
+
+    chosen = os.environ.get("GPUHOST_INVENTORY")
+    if chosen is not None and not chosen.strip():
+        raise UsageError(f"GPUHOST_INVENTORY is set but empty: set it to your YAML inventory "
+                         f"(GPUHOST_INVENTORY=hosts.yaml), or unset it to read {entry.with_name('lab.yaml')}")
+    return Path(chosen or entry.with_name("lab.yaml"))
 
 
 def cli_override_data() -> dict:

@@ -27,6 +27,9 @@ class Gpu:
                 "compute_capability": self.compute_capability, "architecture": self.architecture}
 
 
+NAME_PUNCTUATION = " -_.()"  # all that gpus.yaml's names hold besides letters and digits
+
+
 def _normalise(name: str) -> str:
     text = re.sub(r"[^a-z0-9]", "", name.lower())
     for prefix in _PREFIXES:
@@ -95,6 +98,10 @@ def identify(query: str, matrix: Matrix | None = None) -> Gpu:
         return _from_cc(query, f"{int(m.group(1))}.{m.group(2)}", matrix)
     if m := re.fullmatch(r"(?i)sm_?(\d{1,2})(\d)a?", text):
         return _from_cc(query, f"{int(m.group(1))}.{m.group(2)}", matrix)
+    junk = sorted({c for c in query if not (c.isalnum() or c in NAME_PUNCTUATION)})
+    if junk:  # "H100 !!" or "H100\n" would match H100 once normalised: a typo must not pass as a name
+        raise UnknownGpu(f"GPU name {query!r} has {', '.join(map(repr, junk))}: a GPU name has letters, digits, "
+                         f"spaces, dashes and dots: use e.g. H100 or \"RTX 5090\"")
     gpu = _by_name(text, matrix, prefix=False) if _normalise(text) else None
     if gpu:
         return gpu

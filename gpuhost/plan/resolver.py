@@ -67,7 +67,17 @@ class Policy:
         if self.registry is not None and not REGISTRY_RE.match(self.registry):
             raise UsageError(f"malformed registry prefix '{self.registry}': use host[:port][/path], "
                              f"e.g. registry.example.com:5000/mirror")
+        if self.registry is not None and registry_port_fix(self.registry):
+            raise UsageError(f"registry prefix '{self.registry}': {registry_port_fix(self.registry)}")
         return self
+
+
+def registry_port_fix(registry: str) -> str | None:
+    """A registry prefix's port (host:PORT/path) must be a TCP port; the fix when it is not."""
+    port = registry.split("/", 1)[0].rpartition(":")[2] if ":" in registry.split("/", 1)[0] else None
+    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+        return f"port {port} is out of range: use a TCP port from 1 to 65535, e.g. registry.example.com:5000"
+    return None
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,17 @@ def _default_torch(matrix: Matrix, gpus: list[Gpu]) -> str:
     """The newest torch release with a build for every GPU (torch 2.15 dropped pre-Turing GPUs)."""
     newest_first = sorted(matrix.releases, key=Version, reverse=True)
     return next((t for t in newest_first if _covering(matrix.releases[t], gpus)), newest_first[0])
+
+
+def _older_torch_fix(matrix: Matrix, torch: str, gpus: list[Gpu], platform: str = "linux/amd64") -> str:
+    """The fix when a release has no build for these GPUs: the newest older release that has one,
+    or, when none has, that no PyTorch image can serve them (never "an older --torch" that does not exist)."""
+    older = sorted((t for t in matrix.releases if Version(t) < Version(torch)), key=Version, reverse=True)
+    fits = next((t for t in older if _covering(matrix.releases[t], gpus, platform)), None)
+    if fits:
+        return f"use --torch {fits} (torch: \"{fits}\"), the newest release with a build for them"
+    return (f"no torch release in the matrix ({', '.join(sorted(matrix.releases, key=Version))}) has a CUDA "
+            f"build for {_describe(gpus)}: these GPUs cannot run a PyTorch image; plan other GPUs")
 
 
 def _release(matrix: Matrix, torch: str | None, reasons: list[str], gpus: list[Gpu]):
@@ -339,7 +360,7 @@ def resolve(gpus: list[Gpu], current_driver: str | None = None, policy: Policy =
             builds = "; ".join(f"cu{v.cuda.replace('.', '')}: {','.join(v.arch_list_for(platform))}"
                                for v in release.variants)
             raise Unresolvable(f"torch {release.torch} has no CUDA build for {_describe(gpus)} (its builds cover "
-                               f"{builds}): choose an older --torch")
+                               f"{builds}): {_older_torch_fix(matrix, release.torch, gpus, platform)}")
 
     if not policy.allow_driver_change:
         if current is None:

@@ -73,12 +73,49 @@ def model_keys(model: type[BaseModel]) -> dict[str, str]:
 
 def validated(model: type[BaseModel], data) -> tuple[BaseModel | None, list[Problem]]:
     """(the model of this host's data, []) or (None, one Problem per wrong key). Only the model's
-    keys are read; None counts as not set (the default applies)."""
+    keys are read; None counts as not set (the default applies). A string with a control character
+    is refused whatever the key (control_character_problems)."""
     picked = {key: data[key] for key in model_keys(model) if key in data and data[key] is not None}
+    refused = control_character_problems(picked)
+    if refused:
+        return None, refused
     try:
         return model.model_validate(picked), []
     except ValidationError as exc:
         return None, list({p.message: p for p in (_problem(model, e, picked) for e in exc.errors())}.values())
+
+
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def control_character_problems(data: dict) -> list[Problem]:
+    """Every string in host data (also inside lists and mappings) reaches a unit file, a config or a
+    shell somewhere: a control character (a newline, a tab, an escape) is refused, one line per key."""
+    problems = []
+    for key, value in data.items():
+        found = _control_character(value)
+        if found is not None:
+            text, char = found
+            where = "" if text is value else f" (in {shown(text)})"
+            problems.append(Problem((str(key),), f"{key} is {shown(value)}: it holds the control character "
+                                                  f"{char!r}{where}: remove it (a trailing newline comes from "
+                                                  f"a YAML `|` block or a pasted value: use a quoted string)"))
+    return problems
+
+
+def _control_character(value, seen: frozenset = frozenset()) -> tuple[str, str] | None:
+    """(the string, its first control character) somewhere in a value; None when there is none."""
+    if isinstance(value, str):
+        match = CONTROL_CHARACTER.search(value)
+        return (value, match.group()) if match else None
+    if id(value) in seen:  # a list that contains itself (Python group data): looked at once
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        found = _control_character(key) or _control_character(item, seen | {id(value)})
+        if found is not None:
+            return found
+    return None
 
 
 # --- Errors as one line -------------------------------------------------------------------------

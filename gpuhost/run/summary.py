@@ -20,7 +20,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from gpuhost.run import faults
+from gpuhost.run import faults, stop
 
 _rows: dict[str, dict] = {}  # host name -> what the deploy knew before executing
 _verdicts: dict[str, dict] = {}  # host name -> verify.json record of a check run this time
@@ -77,10 +77,11 @@ def row_facts(ctx, other_driver) -> dict:
         gpu_text = "none"
     driver = "-"
     if plan is not None:
-        # What is installed, even when no loaded driver told the plan (a runfile, held packages)
-        existing = None if plan.driver.current else other_driver(ctx.managed, ctx.host_state, ctx.gpu_state,
-                                                                 plan.driver.branch)
+        # What is installed, also what no loaded driver told the plan (held packages), and how (a runfile)
+        existing = other_driver(ctx.managed, ctx.host_state, ctx.gpu_state, plan.driver.branch)
         current = plan.driver.current or (existing.label() if existing else "none")
+        if existing and existing.kind == "runfile" and "runfile" not in current:
+            current += " runfile"
         kept = plan.driver.action == "keep" or (existing and existing.kind == "packages"
                                                 and not ctx.settings.policy.allow_driver_change)
         driver = f"{current} keep" if kept else f"{current} -> R{plan.driver.branch} {plan.driver.kernel_module}"
@@ -91,11 +92,13 @@ def row_facts(ctx, other_driver) -> dict:
 
 
 def outcome(facts: dict, failed: bool, failed_at: str | None, verdict: dict | None,
-            fault: str | None = None, unfinished: str | None = None) -> tuple[str, str]:
+            fault: str | None = None, unfinished: str | None = None,
+            refusal: tuple[str, str] | None = None) -> tuple[str, str]:
     """(result, cause) of one host. Pure.
 
     fault: what happened to the host itself (gpuhost.run.faults: unreachable, no answer, lost);
-    unfinished: why its operations did not all run (the run was interrupted or stopped)."""
+    unfinished: why its operations did not all run (the run was interrupted or stopped);
+    refusal: (step, reason) of gpuhost.run.stop.stop_host: the reason is the cause when that step failed."""
     if fault:
         return "failed", fault
     if verdict is not None and not verdict.get("ok"):
@@ -103,6 +106,8 @@ def outcome(facts: dict, failed: bool, failed_at: str | None, verdict: dict | No
     if facts["status"] in ("skipped", "failed"):
         return facts["status"], facts["reason"] or ""
     if failed:
+        if refusal and failed_at == refusal[0]:
+            return "failed", refusal[1]
         return "failed", f"at: {failed_at}" if failed_at else "see the errors above"
     if unfinished:
         return "failed", unfinished
@@ -142,7 +147,7 @@ def table(state) -> str:
             if meta.did_error() and failed_at is None:
                 failed_at = ", ".join(sorted(state.op_meta[op_hash].names))
         result, cause = outcome(facts, host in state.failed_hosts, failed_at, _verdicts.get(host.name),
-                                fault, _unfinished(host.name, waiting))
+                                fault, _unfinished(host.name, waiting), stop.refusals.get(host.name))
         driver = driver_cell(facts["driver"], _drivers_in_place.get(host.name))
         rows.append([host.name, facts["gpus"], driver, facts["image"], str(changed), result, cause])
     return render(rows)

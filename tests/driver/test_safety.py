@@ -109,3 +109,19 @@ def test_bad_driver_host_data_is_one_clear_line(data, word):
     from gpuhost.errors import UsageError
     with pytest.raises(UsageError, match=word):
         settings_from(data)
+
+
+def test_lock_holders_are_named_once_and_dpkg_busy_only_when_a_package_tool_holds_it():
+    """dpkg holds lock-frontend and lock: one holder, named once. A process of another kind holding
+    dpkg's lock file (a backup agent's flock) is not "dpkg is busy" (issue 28)."""
+    dpkg = [{"lock": "/var/lib/dpkg/lock-frontend", "command": "dpkg", "pid": 77},
+            {"lock": "/var/lib/dpkg/lock", "command": "dpkg", "pid": 77}]
+    notes = gate(with_(HOST, package_lock={"held": True, "dpkg_running": True, "dpkg_interrupted": False,
+                                           "holders": dpkg})).notes
+    line = next(n for n in notes if "lock is held by" in n)
+    assert line.startswith("dpkg is busy: ") and line.count("dpkg (pid 77)") == 1, line
+    other = [{"lock": "/var/lib/dpkg/lock-frontend", "command": "flock", "pid": 90}]
+    notes = gate(with_(HOST, package_lock={"held": True, "dpkg_running": True, "dpkg_interrupted": False,
+                                           "holders": other})).notes
+    line = next(n for n in notes if "lock is held by" in n)
+    assert line.startswith("the apt/dpkg lock is held by flock (pid 90)"), line

@@ -64,6 +64,10 @@ TOOLKIT_HOSTS = ("toolkitdocs", "toolkitkey")
 CUDA_LIST = "/etc/apt/sources.list.d/cuda-debian12-x86_64.list"
 CUDA_KEYRING = "/usr/share/keyrings/cuda-archive-keyring.gpg"
 TOOLKIT_LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
+USERS_TOOLKIT_LIST = f"deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg] {TOOLKIT_URL} /\n"
+RUNFILE_REFUSAL = ("a driver installed with NVIDIA's runfile is present: runfile driver 550.54.14 "
+                   "(/usr/bin/nvidia-uninstall); gpuhost does not install packages over it: run "
+                   "'/usr/bin/nvidia-uninstall' on the host and re-run, or set host data runfile_driver: replace")
 TOOLKIT_KEYRING = "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg"
 NVIDIA_SMI_NO_DRIVER = """#!/bin/sh
 # TEST FIXTURE (gpuhost e2e): a runfile driver's nvidia-smi on a host whose module is not loaded
@@ -171,8 +175,10 @@ def brownfield(engine, tmp_path_factory):
             "nvidia-container-runtime": _deb(debs, "nvidia-container-runtime", "3.14.0-1", {})})
 
         # issue 20: a file at NVIDIA's documented keyring path holding another key than the pinned
-        # one (NVIDIA's), the key that signs the mirror: trusting the file would install from it
+        # one (NVIDIA's), the key that signs the mirror: trusting the file would install from it.
+        # issue 28: with the user's toolkit source beside it, as NVIDIA's install guide writes it.
         _put(lab.host("toolkitkey"), TOOLKIT_KEYRING, _binary_key(root / "toolkit"))
+        _put(lab.host("toolkitkey"), TOOLKIT_LIST, USERS_TOOLKIT_LIST.encode())
         lab.driver_fpr, lab.toolkit_fpr = driver_fpr, toolkit_fpr
         yield lab
 
@@ -220,12 +226,11 @@ def test_cuda_keyring_source_is_adopted_and_apt_works(brownfield, first, second)
 def test_runfile_driver_is_refused_naming_nvidia_uninstall(brownfield, first, second):
     drivers, _ = first
     host = brownfield.host("runfile")
-    expected = ("a driver installed with NVIDIA's runfile is present: runfile driver 550.54.14 "
-                "(/usr/bin/nvidia-uninstall); gpuhost does not install packages over it: run '/usr/bin/nvidia-uninstall' "
-                "on the host and re-run, or set host data runfile_driver: replace")
     for run in (drivers, second[0]):  # the second run changes nothing and says why again
-        assert expected in run.stdout, run.stdout[-4000:]
-        assert summary_rows(run.stdout)["runfile"]["DRIVER"] == f"550.54.14 runfile -> R{BRANCH} open"
+        assert RUNFILE_REFUSAL in run.stdout, run.stdout[-4000:]
+        row = summary_rows(run.stdout)["runfile"]
+        assert row["DRIVER"] == f"550.54.14 runfile -> R{BRANCH} open"
+        assert (row["RESULT"], row["CAUSE"]) == ("failed", RUNFILE_REFUSAL)  # the cause itself (issue 28)
     assert host.exec("dpkg-query -W nvidia-open").returncode != 0  # no package mixed in
     assert host.exec("test -e /etc/apt/sources.list.d/gpuhost-nvidia-cuda.sources").returncode != 0
 
@@ -308,3 +313,12 @@ def test_keyring_at_nvidias_path_with_another_key_is_refused(brownfield, first):
             "refusing to trust it") in toolkits.stdout, toolkits.stdout[-5000:]
     assert host.exec("dpkg-query -W nvidia-container-toolkit").returncode != 0
     assert host.exec("test -e /etc/apt/sources.list.d/nvidia-container-toolkit.sources").returncode != 0
+    # issue 28: decided before anything moved: the user's source is where it was, nothing set aside
+    assert host.exec(f"cat {TOOLKIT_LIST}").stdout == USERS_TOOLKIT_LIST
+    assert host.exec("ls /var/lib/gpuhost/backup 2>/dev/null").stdout.split() == []
+
+
+def test_a_dry_run_says_why_a_host_would_be_refused(brownfield, first):
+    """--dry lists the stop step as a change; the cause is said at plan time, as "driver ... kept" is."""
+    dry = brownfield.pyinfra("deploys/driver.py", "--dry", "--limit", "runfile")
+    assert f"[runfile] gpuhost cannot go on with this host: {RUNFILE_REFUSAL}" in dry.stdout, dry.stdout[-4000:]

@@ -207,6 +207,9 @@ def test_a_dpkg_that_really_runs_is_waited_for_not_repaired(faults_lab):
     assert run.returncode == 0, run.stdout[-4000:]
     assert "configure -a" not in run.stdout, run.stdout[-4000:]
     assert "dpkg is busy: the apt/dpkg lock is held by" in run.stdout
+    line = next(line for line in run.stdout.splitlines() if "the apt/dpkg lock is held by" in line)
+    holders = line.split("is held by ", 1)[1].split(": waiting")[0].split(", ")
+    assert len(holders) == len(set(holders)), line  # dpkg holds two lock files: named once (issue 28)
     assert took >= 8  # it waited for the running dpkg
     assert host.exec("dpkg-query -W -f='${Status}' gpuhost-fixture-slow").stdout == "install ok installed"
     _converged(faults_lab, "dpkgrun")

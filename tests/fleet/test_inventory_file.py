@@ -245,7 +245,7 @@ HOST = "ssh_hostname: 127.0.0.1\n    ssh_port: 1"
     ("groups: {a: {torch: '2.8'}, b: {torch: '2.9'}}\nhosts:\n  - {name: h1, groups: [a, b]}\n", {},
      "host h1: torch differs between its groups a ('2.8'), b ('2.9'): set it on the host, or in one group"),
     ("hosts:\n  - {name: h1}\n", {"broken": "x = 1 / 0\n"},
-     "group_data/broken.py: cannot be read: ZeroDivisionError: division by zero"),
+     "group_data/broken.py line 1: ZeroDivisionError: division by zero: fix the file (it should only set values)"),
     ("hosts: [[h1]]\n", {}, "hosts[0] needs a name, e.g. '- name: gpu-01'"),
 ])
 def test_bad_data_is_one_line(tmp_path, monkeypatch, yaml_text, files, line):
