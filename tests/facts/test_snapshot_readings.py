@@ -7,10 +7,14 @@ snapshot command before issue 29 (0a0f100) and by today's, a second apart (tests
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from facts import gpu, readings, snapshot
+from facts.managed import primary_fingerprints
 from facts.snapshot import HostSnapshot
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -65,3 +69,34 @@ def test_a_reading_is_taken_once_for_all_parts():
     assert snapshot.COMMAND.count("dpkg-query -W -f=") == 1
     assert snapshot.COMMAND.count("systemctl show") == 1
     assert snapshot.COMMAND.count(readings.DOCKER.strip().splitlines()[0]) == 1
+
+
+def _gpg_fingerprints(path: Path, home: Path) -> list[str]:
+    out = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--show-keys", "--with-colons", str(path)],
+                         capture_output=True, text=True).stdout.splitlines()
+    found, after_pub = [], False
+    for record in (line.split(":") for line in out):
+        if record[0] == "pub":
+            after_pub = True
+        elif record[0] == "fpr" and after_pub:
+            found.append(record[9])
+            after_pub = False
+    return found
+
+
+@pytest.mark.skipif(shutil.which("gpg") is None, reason="gpg is not installed here")
+def test_keyring_fingerprints_are_gpgs(tmp_path):
+    """The control node's reading of keyring bytes gives what gpg gives, for the real keyrings of
+    this machine (Debian's archive keys, armored and binary) and the same keys dearmored."""
+    keyrings = sorted(p for d in ("/etc/apt/trusted.gpg.d", "/usr/share/keyrings") if Path(d).is_dir()
+                      for p in Path(d).iterdir() if p.is_file())
+    assert keyrings, "no keyring on this machine to compare with"
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    for path in keyrings:
+        expected = _gpg_fingerprints(path, home)
+        assert primary_fingerprints(path.read_bytes()) == expected, path
+        binary = subprocess.run(["gpg", "--dearmor"], input=path.read_bytes(), capture_output=True).stdout
+        if path.read_bytes()[:1] == b"-" and binary:
+            assert primary_fingerprints(binary) == expected, path
+    assert primary_fingerprints(b"not a keyring") == [] and primary_fingerprints(b"\x99\x01") == []
