@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from converge import REPO, _machine, _provision, phase, phase_line
+from converge import KERNEL_HEADERS, REPO, _machine, _provision, phase, phase_line
 from labcpu import HostsCpu
 
 from facts.readings import READINGS, Part, command  # noqa: E402
@@ -37,7 +37,7 @@ from facts.snapshot import COMMAND, PARTS  # noqa: E402
 from gpuhost.lab import HostSpec, Lab  # noqa: E402
 from gpuhost.lab.stand_ins import StandIns  # noqa: E402
 
-HEADERS_STAND_IN = 'mkdir -p "/lib/modules/$(uname -r)/build" && : > "/lib/modules/$(uname -r)/build/Makefile"'
+
 
 
 def main() -> int:
@@ -66,7 +66,7 @@ def main() -> int:
                 host.exec(f"cat > /tmp/bench-{_file(name)}.sh", input=text, check=True)
             cpu = HostsCpu.of([host])
             profiles = {"lab host (no kernel headers)": _measure(host, cpu, commands, args)}
-            host.exec(HEADERS_STAND_IN, check=True)
+            host.exec(KERNEL_HEADERS, check=True)
             profiles["kernel headers installed (stand-in Makefile)"] = _measure(host, cpu, commands, args)
             sizes = {name: len(host.exec(f"sh /tmp/bench-{_file(name)}.sh").stdout.encode())
                      for name in ("snapshot", *([f"snapshot@{args.compare}"] if args.compare else []))}
