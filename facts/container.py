@@ -396,11 +396,14 @@ def _api_info(info: dict[str, Any], text: str) -> dict[str, Any]:
             "runtimes": sorted(runtimes) if isinstance(runtimes, dict) else []}
 
 
+UNTAGGED = "<none>:<none>"  # a dangling image, as the CLI and Docker 20.10's API name it: no tag
+
+
 def _images(sections: Sections) -> tuple[list[str], dict[str, str]]:
     """(tags, {tag: registry digest}) from the API's GET /images/json or `docker images --digests`."""
     api = sections.text("api_images")
     if api is None:
-        rows = [line.split() for line in sections.lines("images")]
+        rows = [words for words in map(str.split, sections.lines("images")) if words and words[0] != UNTAGGED]
         return (sorted({words[0] for words in rows}),
                 {words[0]: words[1] for words in rows if len(words) > 1 and words[1].startswith("sha256:")})
     try:
@@ -411,6 +414,8 @@ def _images(sections: Sections) -> tuple[list[str], dict[str, str]]:
     for image in images if isinstance(images, list) else []:
         repo_digests = {d.split("@", 1)[0]: d.split("@", 1)[1] for d in image.get("RepoDigests") or [] if "@" in d}
         for tag in image.get("RepoTags") or []:
+            if tag == UNTAGGED:
+                continue
             tags.add(tag)
             digest = repo_digests.get(tag.rsplit(":", 1)[0])
             if digest:
