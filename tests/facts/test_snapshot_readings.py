@@ -15,6 +15,7 @@ import pytest
 
 from facts import gpu, readings, snapshot
 from facts.managed import primary_fingerprints
+from facts.sections import Sections
 from facts.snapshot import HostSnapshot
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -100,3 +101,36 @@ def test_keyring_fingerprints_are_gpgs(tmp_path):
         if path.read_bytes()[:1] == b"-" and binary:
             assert primary_fingerprints(binary) == expected, path
     assert primary_fingerprints(b"not a keyring") == [] and primary_fingerprints(b"\x99\x01") == []
+
+
+def _engine_socket() -> str | None:
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/lib/gpuhost-lab/engine/docker.sock"
+    path = host.removeprefix("unix://")
+    return path if host.startswith("unix://") and Path(path).is_socket() else None
+
+
+@pytest.mark.skipif(_engine_socket() is None or shutil.which("curl") is None or shutil.which("docker") is None,
+                    reason="no Docker engine here to read")
+def test_workspace_containers_read_the_same_through_the_api_and_the_cli():
+    """The workspace part reads its containers from the one Engine API call (the docker reading);
+    the CLI's `docker ps -a --filter label=...` is its fallback. On this machine's engine, for the
+    lab's own containers (label gpuhost.lab; containers of others come and go, so up to 3 tries),
+    both give the same containers, states and status lines."""
+    from facts.workspace import process_workspace_sections
+
+    sock = _engine_socket()
+    for _ in range(3):
+        api = subprocess.run(["curl", "-s", "--unix-socket", sock, "http://localhost/containers/json?all=1&filters="
+                              "%7B%22label%22%3A%5B%22gpuhost.lab%22%5D%7D"], capture_output=True, text=True).stdout
+        cli = subprocess.run(["docker", "-H", f"unix://{sock}", "ps", "-a", "--filter", "label=gpuhost.lab", "--format",
+                              '{{.Names}}\t{{.State}}\t{{.Label "gpuhost.workspace.spec"}}\t{{.Status}}'],
+                             capture_output=True, text=True).stdout
+        through_api = process_workspace_sections(Sections(["@@api_workspace_containers", api]))["containers"]
+        through_cli = process_workspace_sections(Sections(["@@containers", *cli.splitlines()]))["containers"]
+        states = ({name: (c["state"], c["status"]) for name, c in through_api.items()},
+                  {name: (c["state"], c["status"]) for name, c in through_cli.items()})
+        if states[0] == states[1]:
+            break
+    if not states[1]:
+        pytest.skip("no lab containers on this engine to compare")
+    assert states[0] == states[1]
