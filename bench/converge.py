@@ -68,10 +68,12 @@ import time
 from pathlib import Path
 
 import paramiko
-from labcpu import HostsCpu, cgroup_usage_file, children_cpu, memory_bytes, self_cpu
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from labcpu import HostsCpu, cgroup_usage_file, children_cpu, memory_bytes, self_cpu  # noqa: E402
 
 from facts.snapshot import COMMAND as SNAPSHOT  # noqa: E402
 from gpuhost.lab import HostSpec, Lab  # noqa: E402
@@ -155,7 +157,7 @@ def main() -> int:
             phase_line("removing the lab")
         total = time.monotonic() - started
 
-    out_dir = args.json or REPO / "bench" / ("results" if args.update_figures else "out")
+    out_dir = args.json or results_path(sizes[-1], args.update_figures).parent
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.profile:
         (out_dir / f"rerun-profile-{args.profile}.txt").write_text(profile)
@@ -179,6 +181,11 @@ def main() -> int:
     print(f"written: {', '.join(str(out_dir / f'converge-{n}{suffix}.json') for n in sizes)}"
           + ("" if args.update_figures or args.json else " (git-ignored; --update-figures writes the committed figures)"))
     return 0
+
+
+def results_path(hosts: int, update_figures: bool, suffix: str = "") -> Path:
+    """bench/results/ holds the committed figures; bench/out/ (git-ignored) everything else."""
+    return REPO / "bench" / ("results" if update_figures else "out") / f"converge-{hosts}{suffix}.json"
 
 
 def phase_line(text: str) -> None:
