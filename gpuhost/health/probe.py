@@ -184,6 +184,7 @@ def _gpu_from_row(row):
 
 def _blank_gpu(bus, **extra):
     gpu = _gpu_from_row({"pci.bus_id": bus})
+    gpu["pcie"]["source"] = None
     gpu.update(extra)
     return gpu
 
@@ -394,7 +395,8 @@ def judge(readings, rules):
         detail = next((l for l in dcgm.get("lines", []) if "Overall" not in l and dcgm["overall"] in l), "")
         host.append(_finding(rules, rule_id, f"dcgmi health: {dcgm['overall']} {detail}".strip(), gpu="all"))
     smi = readings.get("smi") or {}
-    if smi.get("error") and not gpus:
+    if smi.get("error") and gpus:  # GPUs on the bus that nvidia-smi could not read ("No devices were found" on a
+        # host without GPUs is no fault; a stand-in answering other fields neither)
         host.append(_finding(rules, "smi_failed", f"nvidia-smi failed: {smi['error']}", gpu="all"))
     candidates = [(SEVERITY[g["verdict"]], g["gpu"] + ": " + g["cause"], g["fix"]) for g in gpus if g["verdict"] != "ok"]
     candidates += [(SEVERITY[f["verdict"]], "host: " + f["cause"], f["fix"]) for f in host if f["verdict"] != "ok"]
