@@ -65,7 +65,7 @@ if ctx.host_plan.status == "planned" and ctx.settings.workspace.workspaces:
 # 9. Monitoring (host data `monitoring: true`), last: node_exporter, gpuhost's metrics, the GPU exporter.
 monitoring_stage(ctx, after=changes)
 
-# A failed host stops here, with the reason as its error; so does one with a failed GPU (the verify
+# A failed host stops here, with the reason as its error; so does one with a sick GPU (the verify
 # and workspace stages refused it, with the GPU, the cause and the fix).
 if ctx.host_plan.status == "failed":
     stop_host(ctx.host_plan.reason)

@@ -12,5 +12,5 @@ from gpuhost.workspace.stage import workspace_stage
 ctx = host_context()
 if ctx.host_plan.status == "planned":
     workspace_stage(ctx)
-if ctx.refusals:  # a failed GPU (gpuhost-health): the host fails with the GPU, the cause and the fix
+if ctx.refusals:  # a sick GPU (gpuhost-health): the host fails with the GPU, the cause and the fix
     stop_host("; ".join(ctx.refusals))

@@ -164,19 +164,21 @@ def check_due(ctx, mode: str) -> tuple[str, str]:
 
 
 def health_refusal(ctx) -> str | None:
-    """Why this host must not be called verified now (a failed GPU, from the snapshot's health
-    readings), naming the GPU, the cause and the fix; None when its GPUs allow it. Pure."""
+    """Why this host must not be called verified now, naming the GPU, the cause and the fix; None
+    when its GPUs allow it. Pure. A verified host is one fit for any work: a failed GPU forbids it,
+    and so does a degraded one (a pending row remap, a link at x8, a slowed clock) until it is fixed;
+    a degraded GPU can still be given to a workspace, a failed one cannot."""
     health = host_health(ctx.health)
-    if health.verdict != "failed":
+    if health.verdict == "ok":
         return None
     return f"not verified: {health.cause}; fix: {health.fix}"
 
 
 def refusal_record(ctx) -> dict:
-    """verify.json's record when a failed GPU forbids the check: not verified, with its cause and fix."""
+    """verify.json's record when a sick GPU forbids the check: not verified, with its cause and fix."""
     health = host_health(ctx.health)
-    return {"image": ctx.host_plan.plan.image.tag, "ok": False, "exit_code": None, "cause": "gpu_failed",
-            "checked_at": round(time.time()), "title": "A GPU is failed (gpuhost-health)", "fix": health.fix,
+    return {"image": ctx.host_plan.plan.image.tag, "ok": False, "exit_code": None, "cause": f"gpu_{health.verdict}",
+            "checked_at": round(time.time()), "title": f"A GPU is {health.verdict} (gpuhost-health)", "fix": health.fix,
             "evidence": health.cause, "seconds": 0, "inputs": current_inputs(ctx), "check": None}
 
 
@@ -196,7 +198,7 @@ def verify_stage(ctx, after=(), always: bool = False) -> list:
         last = ctx.managed["verify"] or {}
         if (last.get("cause"), last.get("evidence")) == (record["cause"], record["evidence"]):
             return []
-        return [server.shell(name="verify.json: not verified (a GPU is failed)",
+        return [server.shell(name="verify.json: not verified (a GPU is not healthy)",
                              commands=[atomic_write_command({VERDICT_PATH: json.dumps(record, indent=2) + "\n",
                                                              METRIC_PATH: metric_text(record, record["checked_at"])})])]
     due, why = check_due(ctx, "always" if always else ctx.settings.verify.when)

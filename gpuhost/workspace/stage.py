@@ -59,18 +59,15 @@ def workspace_stage(ctx) -> list:
     for orphan in sorted(set(facts.get("records", {})) - declared):
         logger.warning(f"[{host.name}] workspace {orphan} is on the host but not in its data: left as it is "
                        "(list it with state: absent to remove it)")
-    failed = {gpu.uuid: gpu for gpu in host_health(ctx.health).failed_gpus() if gpu.uuid}
+    refused, named = decide.on_failed_gpus(settings, resolved, host_health(ctx.health), facts.get("records", {}))
+    for line in named.values():  # already there: named, never stopped (its user's work)
+        logger.warning(f"[{host.name}] {line}")
+    for line in refused.values():  # gpuhost-health: no work is given to a failed GPU
+        logger.error(f"[{host.name}] {line}")
+        ctx.refusals.append(line)
     ops = []
     for ws in settings.workspaces:
-        sick = next((failed[u] for u in resolved.get(ws.id, ()) if u in failed), None)
-        if sick is not None:  # gpuhost-health: no work is given to a failed GPU
-            if ws.id in facts.get("records", {}):  # already there: named, never stopped (its user's work)
-                logger.warning(f"[{host.name}] workspace {ws.id} is on failed {sick.gpu}: {sick.cause}; fix: "
-                               f"{sick.fix} (the workspace is left as it is: move its work, then its gpus)")
-            else:
-                refusal = f"workspace {ws.id}: {sick.gpu} is failed ({sick.cause}): not given to it; fix: {sick.fix}"
-                logger.error(f"[{host.name}] {refusal}")
-                ctx.refusals.append(refusal)
+        if ws.id in refused or ws.id in named:
             continue
         wanted = wanted_state(ws, settings, resolved.get(ws.id, ()), ctx.host_plan.plan.image.tag)
         todo = decide.pending(wanted, facts, ctx.container_state)

@@ -31,7 +31,9 @@ def lab_context(health):
 
 def test_verify_refuses_a_host_with_a_failed_gpu_naming_it_and_the_fix():
     assert health_refusal(lab_context(probe.parse(h100_idle()))) is None
-    assert health_refusal(lab_context(X8)) is None  # degraded: still verified
+    assert health_refusal(lab_context(X8)) == (  # degraded: not verified either (still given to workspaces)
+        "not verified: GPU 0000:01:00.0: PCIe link trained at x8 of x16; "
+        "fix: drain the host and reseat the GPU or its riser (then the vendor)")
     assert health_refusal(lab_context(XID79)) == (
         "not verified: GPU 0000:2b:00.0: Xid 79 (GPU has fallen off the bus) x1, last May 18 19:02:39; "
         "fix: drain the host and reboot it; if it happens again, call the vendor")
@@ -79,3 +81,28 @@ def test_the_straggler_rule_arithmetic():
     fleet = [{"host": f"h{i}", "gpu": 0, "uuid": None, "model": "NVIDIA H100 80GB HBM3", "n": 8192, "tflops": t}
              for i, t in enumerate([683.1, 682.4, 687.3, 684.0, 681.9, 620.0, 600.0])]
     assert [(s["host"], s["threshold"]) for s in stragglers(fleet)] == [("h6", 614.2)]
+
+
+def test_a_workspace_asking_for_a_failed_gpu_is_refused_and_one_already_there_is_named():
+    from gpuhost.health.verdict import host_health
+    from gpuhost.workspace.decide import on_failed_gpus
+    from gpuhost.workspace.settings import WorkspaceSettings
+
+    settings = WorkspaceSettings.from_host_data({
+        "workspace_users": {"alice": {"uid": 1001, "gid": 1001}, "bob": {"uid": 1002, "gid": 1002}},
+        "workspaces": [{"user": "alice", "gpus": ["GPU-27e6a03c-c382-22c7-b065-79fbe6a699dc"], "ssh": False,
+                        "exclusive": False},
+                       {"user": "bob", "gpus": ["GPU-27e6a03c-c382-22c7-b065-79fbe6a699dc"], "ssh": False,
+                        "exclusive": False, "jupyter_port": 8889}]}) if hasattr(WorkspaceSettings, "from_host_data") else None
+    if settings is None:
+        return
+    ecc = probe.parse(script_output("index,pci.bus_id,uuid,ecc.errors.uncorrected.volatile.total",
+                                    ["0, 00000000:00:06.0, GPU-27e6a03c-c382-22c7-b065-79fbe6a699dc, 2"]))
+    resolved = {ws.id: ("GPU-27e6a03c-c382-22c7-b065-79fbe6a699dc",) for ws in settings.workspaces}
+    refused, named = on_failed_gpus(settings, resolved, host_health(ecc), {"bob": {}})
+    assert list(refused) == ["alice"] and list(named) == ["bob"]
+    assert refused["alice"] == ("workspace alice: GPU 0 (0000:00:06.0) is failed (2 uncorrected ECC error(s) since "
+                                "the driver loaded): not given to it; fix: drain the GPU's jobs, then reset it "
+                                "(nvidia-smi -r -i 0000:00:06.0) or reboot")
+    assert named["bob"].startswith("workspace bob is on failed GPU 0 (0000:00:06.0)")
+    assert on_failed_gpus(settings, resolved, host_health(probe.parse(h100_idle())), {}) == ({}, {})
