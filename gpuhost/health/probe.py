@@ -4,9 +4,9 @@
 Runs on the GPU host itself (stdlib only, Python 3.8+, no SSH, no pyinfra), e.g. as Slurm's
 HealthCheckProgram. The deploy installs it as /usr/local/sbin/gpuhost-health with its rules beside
 it (/usr/local/lib/gpuhost/health-rules.json, rendered from gpuhost/health/data/health.yaml). The
-same file is gpuhost's pure health core: READ_SCRIPT is the health part of gpuhost's one snapshot
-(facts/health.py), and `parse` and `judge` are what `gpuhost inspect`, the verify, workspace and
-monitoring stages use (gpuhost/health/verdict.py), so the scheduler and gpuhost always agree.
+same file is gpuhost's pure health core: its shell reading is the health part of gpuhost's one
+snapshot (facts/health.py), and `parse` and `judge` are what `gpuhost inspect`, the verify,
+workspace and monitoring stages use (gpuhost/health/verdict.py), so the scheduler and gpuhost agree.
 
     gpuhost-health [--rules FILE] [--json] [--quiet]
 
@@ -65,7 +65,7 @@ if [ -n "$h_smi" ]; then
   esac
   echo "@@hsmi $h_q"; printf '%s\n' "$h_out"; echo "@@hsmi_rc $h_rc"
   wait
-  echo '@@nvlink'; [ -n "$h_t" ] && cat "$h_t/nvlink" && rm -rf "$h_t"
+  echo '@@nvlink'; [ -n "$h_t" ] && { cat "$h_t/nvlink"; rm -rf "$h_t"; }
 fi
 """
 READ_REST = r"""
@@ -89,7 +89,6 @@ if command -v dcgmi >/dev/null 2>&1; then echo '@@dcgmi'; timeout 20 dcgmi healt
 true
 """
 COMMAND = (READ_SMI + READ_REST).strip().replace("__FIELDS__", SMI_FIELDS).replace("__BASIC__", SMI_FIELDS_BASIC)
-READ_SCRIPT = COMMAND  # the whole reading, as the command runs it
 
 NA = ("", "-", "[N/A]", "N/A", "[Not Supported]", "Not Supported", "<no value>", "[Unknown Error]")
 XID_RE = re.compile(r"NVRM: Xid \((?:PCI:)?([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2})[^)]*\): (\d+),\s*(.*)")
@@ -266,7 +265,7 @@ def parse_dcgmi(lines):
 
 
 def parse(output_lines):
-    """The READ_SCRIPT's output -> the health readings (the shape documented in facts/health.py)."""
+    """COMMAND's output (or the snapshot's health block) -> the health readings (the shape documented in facts/health.py)."""
     parts = sections(output_lines)
     header, smi_lines = parts.get("hsmi", ("", []))
     rows, other = _smi_rows(header, smi_lines)
@@ -436,7 +435,7 @@ def line(verdict):
 
 
 def read_host():
-    proc = subprocess.run(["sh", "-c", READ_SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    proc = subprocess.run(["sh", "-c", COMMAND], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                           universal_newlines=True, timeout=60)
     return proc.stdout.splitlines()
 
@@ -466,7 +465,12 @@ def main(argv=None):
     except (OSError, subprocess.SubprocessError) as exc:
         print(f"unknown: gpuhost-health could not read the host: {exc}; fix: check sh and nvidia-smi")
         return 3
-    verdict = judge(readings, rules)
+    try:
+        verdict = judge(readings, rules)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # rules of another shape: never exit 1
+        print(f"unknown: gpuhost-health's rules {rules_path} do not fit it ({type(exc).__name__}: {exc}); "
+              "fix: rerun gpuhost's deploy")
+        return 3
     if as_json:
         print(json.dumps({"readings": readings, **verdict}, indent=2))
     elif not (quiet and verdict["verdict"] == "ok"):

@@ -1,5 +1,5 @@
 """Frame real and published outputs (tests/health/fixtures, README.md there says whence) as the
-health script's sections, exactly as gpuhost/health/probe.py's READ_SCRIPT prints them."""
+health script's sections, exactly as gpuhost/health/probe.py's COMMAND prints them."""
 
 from __future__ import annotations
 

@@ -154,3 +154,11 @@ def test_the_command_runs_for_real_stdlib_only_and_fast(tmp_path):
     assert proc.stdout.startswith("failed: GPU 0000:2b:00.0: Xid 79 (GPU has fallen off the bus)")
     assert len(proc.stdout.splitlines()) == 1 and elapsed < 5  # well under a second on an idle machine
 
+
+
+def test_rules_of_another_shape_exit_3_not_degraded(monkeypatch, tmp_path, capsys):
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"xids": {}}))
+    monkeypatch.setattr(probe, "read_host", lambda: h100_idle(kernel_log=read("published-xid79-open-gpu-kernel-modules-1151.log")))
+    assert probe.main(["--rules", str(rules)]) == 3
+    assert capsys.readouterr().out.startswith("unknown: gpuhost-health's rules")
