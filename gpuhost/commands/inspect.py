@@ -222,6 +222,10 @@ def health_summary(facts: dict[str, Any]) -> dict[str, Any]:
 
     health = host_health(facts).to_dict()
     health["gpus"] = [{k: g[k] for k in ("gpu", "uuid", "verdict", "cause", "fix")} for g in health["gpus"]]
+    failed = {g["uuid"]: g["gpu"] for g in health["gpus"] if g["verdict"] == "failed" and g["uuid"]}
+    records = (facts.get("workspace") or {}).get("records") or {}
+    health["workspaces_on_failed_gpus"] = [f"workspace {ws_id} is on failed {failed[u]}" for ws_id, record
+                                           in sorted(records.items()) for u in record.get("gpus") or [] if u in failed]
     health["stragglers"] = []
     del health["host_findings"]
     return health
@@ -301,7 +305,7 @@ def render_table(readings: list[HostReading]) -> str:
                   for g in health["gpus"] if g["verdict"] != "ok"]
         if health["verdict"] != "ok" and all(g["verdict"] == "ok" for g in health["gpus"]):
             lines.append(f"  ! health: {health['verdict']}: {health['cause']}; fix: {health['fix']}")
-        lines += [f"  ! health: {text}" for text in health["stragglers"]]
+        lines += [f"  ! health: {text}" for text in health["workspaces_on_failed_gpus"] + health["stragglers"]]
         lines += [f"  ! {w}" for w in s["warnings"]]
     return "\n".join(lines)
 

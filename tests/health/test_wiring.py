@@ -106,3 +106,13 @@ def test_a_workspace_asking_for_a_failed_gpu_is_refused_and_one_already_there_is
                                 "(nvidia-smi -r -i 0000:00:06.0) or reboot")
     assert named["bob"].startswith("workspace bob is on failed GPU 0 (0000:00:06.0)")
     assert on_failed_gpus(settings, resolved, host_health(probe.parse(h100_idle())), {}) == ({}, {})
+
+
+def test_inspect_names_a_workspace_already_on_a_failed_gpu():
+    facts = {"health": XID79, "workspace": {"records": {"alice": {"gpus": ["GPU-27e6a03c-c382-22c7-b065-79fbe6a699dc"]},
+                                                        "bob": {"gpus": ["GPU-other"]}}}}
+    assert health_summary(facts)["workspaces_on_failed_gpus"] == []  # GPU 0 is ok; the Xid is on 0000:2b:00.0
+    lost = probe.parse(script_output("index,pci.bus_id,uuid,ecc.errors.uncorrected.volatile.total",
+                                     ["0, 00000000:00:06.0, GPU-27e6a03c-c382-22c7-b065-79fbe6a699dc, 2"]))
+    assert health_summary({**facts, "health": lost})["workspaces_on_failed_gpus"] == \
+        ["workspace alice is on failed GPU 0 (0000:00:06.0)"]
