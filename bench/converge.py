@@ -52,7 +52,9 @@ at the end, whatever happens.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
+import io
 import json
 import os
 import platform
@@ -82,8 +84,10 @@ from gpuhost.lab.results import summary_rows  # noqa: E402
 from gpuhost.lab.stand_ins import StandIns  # noqa: E402
 
 # sshd's "Starting session: command" lines since a time: counted from the host's own journal
-# since just before the re-run (a total count can stand still once the journal reaches its size cap).
-COUNT = ("journalctl --sync 2>/dev/null; journalctl -u ssh --since @{since} --no-pager -o cat "
+# since just before the re-run (a total count can stand still once the journal reaches its size cap),
+# by sshd's syslog identifier: once a login's session is open, journald files sshd's lines under the
+# session's scope, not ssh.service, so `-u ssh` missed some (0 commands counted, seen 2026-12-06).
+COUNT = ("journalctl --sync 2>/dev/null; journalctl -t sshd --since @{since} --no-pager -o cat "
          "| grep -c 'Starting session: command' || true")
 _START = time.monotonic()
 COUNTING = "echo 'LogLevel DEBUG1' > /etc/ssh/sshd_config.d/zz-count.conf && systemctl reload ssh"  # sshd logs commands
@@ -102,6 +106,9 @@ def main() -> int:
                         help="write the results into this directory (default bench/out/, git-ignored)")
     parser.add_argument("--update-figures", action="store_true",
                         help="write bench/results/converge-N.json, the committed figures the docs quote")
+    parser.add_argument("--profile", type=int, metavar="N",
+                        help="also profile the control node (cProfile) in one re-run of the first N hosts: "
+                             "rerun-profile-N.txt beside the figures")
     parser.add_argument("--monitoring", action="store_true",
                         help="with the monitoring stage on (node_exporter, gpuhost's metrics): converge-N-monitoring.json")
     args = parser.parse_args()
@@ -135,18 +142,23 @@ def main() -> int:
                 fleet = _clone(lab, template, data, sizes[-1], images)
             with phase(f"one deploy run over the fleet: each host's report names it ({sizes[-1]} hosts)"):
                 _pyinfra_ok(_inventory(lab, fleet), "deploys/gpu_host.py", "-y")
-            with phase("letting the machine settle (until the load average is below the CPU count, 5 min at most)"):
+            with phase("letting the machine settle (until the load average is below the CPU count, 1 min at most: the machine is shared)"):
                 _settle()
             files = [cgroup_usage_file(i) for i in _container_ids(fleet)]
             results = _rounds(args.rounds, lab, fleet, files, sizes)
             with phase("counting each host's commands in one re-run per size (its sshd's log)"):
                 commands = {n: _commands_per_host(_inventory(lab, fleet[:n]), fleet[:n]) for n in sizes}
             needs = _needs(lab, fleet)
+            if args.profile:
+                with phase(f"profiling the control node in one re-run of {args.profile} host(s) (cProfile)"):
+                    profile = _profile(_inventory(lab, fleet[:args.profile]), args.profile)
             phase_line("removing the lab")
         total = time.monotonic() - started
 
     out_dir = args.json or REPO / "bench" / ("results" if args.update_figures else "out")
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.profile:
+        (out_dir / f"rerun-profile-{args.profile}.txt").write_text(profile)
     for n in sizes:
         r = results[n]
         floor = r["pyinfra_floor"]["seconds"]["median"]
@@ -204,7 +216,7 @@ def _provision(lab: Lab) -> float:
     return time.monotonic() - started
 
 
-def _settle(limit: float = 300) -> None:
+def _settle(limit: float = 60) -> None:
     """Wait (bounded) for the provisioning's load to pass: 1-minute load average below the CPUs."""
     deadline = time.monotonic() + limit
     while os.getloadavg()[0] > (os.cpu_count() or 1) and time.monotonic() < deadline:
@@ -243,14 +255,13 @@ def _clone(lab: Lab, template, data: dict, count: int, images: list[str]) -> lis
     template.exec("systemctl start docker", check=False)
     _room_for_hosts(count + 1)
     key_path, public_key = ensure_key()
-    fleet = []
-    for i in range(1, count + 1):
-        host = start_host(HostSpec(f"b{i:03d}", data), image=image, network=lab.network, prefix=lab.prefix,
-                          labels=lab.labels, public_key=public_key, key_path=key_path)
-        lab.hosts.append(host)
-        fleet.append(host)
-    for host in fleet:
-        wait_ready(host, timeout=300)
+    specs = [HostSpec(f"b{i:03d}", data) for i in range(1, count + 1)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:  # docker run, 8 at a time
+        fleet = list(pool.map(lambda spec: start_host(spec, image=image, network=lab.network, prefix=lab.prefix,
+                                                      labels=lab.labels, public_key=public_key, key_path=key_path),
+                              specs))
+        lab.hosts.extend(fleet)
+        list(pool.map(lambda host: wait_ready(host, timeout=600), fleet))
     return fleet
 
 
@@ -302,6 +313,33 @@ def _commands_per_host(inventory: Path, hosts: list) -> dict:
     _rerun(inventory, len(hosts))
     counts = sorted(int(h.exec(COUNT.format(since=since[h.name])).stdout.strip() or 0) for h in hosts)
     return {"min": counts[0], "median": statistics.median(counts), "max": counts[-1]}
+
+
+def _profile(inventory: Path, count: int) -> str:
+    """cProfile of pyinfra in one no-op re-run: the top functions by cumulative and by own time."""
+    import pstats  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stats_file = Path(tmp) / "rerun.prof"
+        argv = [sys.executable, "-m", "cProfile", "-o", str(stats_file), pyinfra_bin(), str(inventory),
+                "deploys/gpu_host.py", "-y"]
+        started = time.perf_counter()
+        proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=3600)
+        wall = time.perf_counter() - started
+        rows = summary_rows(proc.stdout + proc.stderr)
+        if len(rows) != count or any(row["CHANGES"] != "0" for row in rows.values()) or not stats_file.exists():
+            return (f"# the profiled re-run was not a no-op (exit status {proc.returncode}):\n"
+                    + (proc.stdout + proc.stderr)[-3000:])
+        text = io.StringIO()
+        stats = pstats.Stats(str(stats_file), stream=text)
+        stats.sort_stats("cumulative").print_stats(45)
+        stats.sort_stats("tottime").print_stats(30)
+    command = (f"python -m cProfile -o rerun.prof {Path(pyinfra_bin()).name} <inventory of {count} converged lab "
+               f"host(s)> deploys/gpu_host.py -y   (exit status {proc.returncode})")
+    return (f"# cProfile of the control node in one no-op re-run of {count} converged lab host(s), "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, wall {wall:.2f} s under the profiler,\n"
+            f"# load average {os.getloadavg()[0]:.2f}. Made by bench/converge.py --profile {count}:\n#   {command}\n\n"
+            + text.getvalue())
 
 
 def _ssh_floor(hosts: list, command: str = "true") -> None:

@@ -4,9 +4,11 @@
 
 Starts one lab host, provisions it once with the real deploy against the lab's stand-ins (as
 bench/converge.py does), then runs inside the host (docker exec: the command's own cost, no SSH)
-each of: `true` (the floor), the whole snapshot, each part alone (the readings it needs plus its
-own script), each shared reading alone, and with --compare REF the snapshot command of that git
-ref (e.g. 0a0f100, before issue 29). Each `--repeat` times in a row per round, rounds interleaved;
+each of: `true` (the floor), the whole snapshot, each part alone (the fact of that name: the
+readings it needs plus its own script), the snapshot built up step by step (each shared reading,
+then each part's script, added in turn: the difference between two steps is what the added one
+costs), and with --compare REF the snapshot and each part alone as the facts of that git ref
+wrote them (e.g. 0a0f100, before issue 29). Each `--repeat` times in a row per round, rounds interleaved;
 per run: the CPU-seconds the host's cgroup gained (less `true`'s) and the wall time; medians.
 
 Measured twice: on the host as the lab makes it (its kernel, the machine's, has no headers
@@ -48,10 +50,21 @@ def main() -> int:
     parser.add_argument("--update-figures", action="store_true", help="write bench/results/snapshot.json")
     args = parser.parse_args()
     commands = {"true": "true", "snapshot": COMMAND}
-    if args.compare:
-        commands[f"snapshot@{args.compare}"] = snapshot_of(args.compare)
-    commands |= {f"part {name}": command(part) for name, (part, _) in PARTS.items()}
-    commands |= {f"reading {name}": command(Part("x", (name,), "")) for name in READINGS}
+    old = snapshot_of(args.compare) if args.compare else {}
+    if old:
+        commands[f"snapshot@{args.compare}"] = old["snapshot"]
+    for name, (part, _) in PARTS.items():
+        commands[f"part {name} alone"] = command(part)
+        if old:
+            commands[f"part {name} alone@{args.compare}"] = old[name]
+    # The snapshot step by step: each shared reading, then each part's own script, added in turn
+    # (the difference between two steps is what the added one costs).
+    readings, parts = list(READINGS), list(PARTS)
+    for i in range(len(readings)):
+        commands[f"step + reading {readings[i]}"] = command(Part("readings", tuple(readings[:i + 1]), ""))
+    for i in range(len(parts)):
+        commands[f"step + part {parts[i]}"] = command(Part("readings", tuple(readings), ""),
+                                                      *(PARTS[name][0] for name in parts[:i + 1]))
 
     with tempfile.TemporaryDirectory() as tmp:
         with phase("building the lab's stand-ins (signed fixture repositories)"):
@@ -69,7 +82,7 @@ def main() -> int:
             host.exec(KERNEL_HEADERS, check=True)
             profiles["kernel headers installed (stand-in Makefile)"] = _measure(host, cpu, commands, args)
             sizes = {name: len(host.exec(f"sh /tmp/bench-{_file(name)}.sh").stdout.encode())
-                     for name in ("snapshot", *([f"snapshot@{args.compare}"] if args.compare else []))}
+                     for name in commands if name.startswith("snapshot")}
 
     document = {"machine": _machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "load_average_1m": round(os.getloadavg()[0], 2), "rounds": args.rounds, "repeat": args.repeat,
@@ -85,15 +98,17 @@ def main() -> int:
     return 0
 
 
-def snapshot_of(ref: str) -> str:
-    """The snapshot command as the facts of `ref` write it."""
+def snapshot_of(ref: str) -> dict[str, str]:
+    """The snapshot's command and each part's, as the facts of `ref` write them."""
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "facts", "gpuhost"], capture_output=True,
                                  check=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        return subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-                               "from facts.snapshot import COMMAND; print(COMMAND, end='')", tmp],
-                              capture_output=True, text=True, check=True).stdout
+        return json.loads(subprocess.run(
+            [sys.executable, "-c", "import importlib, json, sys; sys.path.insert(0, sys.argv[1]); "
+             "names = ['snapshot', 'gpu', 'host', 'container', 'managed', 'workspace']; "
+             "print(json.dumps({n: importlib.import_module('facts.' + n).COMMAND for n in names}))", tmp],
+            capture_output=True, text=True, check=True).stdout)
 
 
 def _file(name: str) -> str:
@@ -113,10 +128,15 @@ def _measure(host, cpu: HostsCpu, commands: dict, args) -> dict:
     floor_cpu = statistics.median(c for c, _ in samples["true"])
     floor_wall = statistics.median(w for _, w in samples["true"])
     result = {}
+    previous = None
     for name, values in samples.items():
         minus = (0.0, 0.0) if name == "true" else (floor_cpu, floor_wall)
         result[name] = {"cpu": round((statistics.median(c for c, _ in values) - minus[0]) * 1000, 1),
                         "wall": round((statistics.median(w for _, w in values) - minus[1]) * 1000, 1)}
+        if name.startswith("step "):  # what this step adds to the one before
+            base = result[previous]["cpu"] if previous else 0.0
+            result[name]["added_cpu"] = round(result[name]["cpu"] - base, 1)
+            previous = name
     return result
 
 
@@ -124,8 +144,9 @@ def render(doc: dict) -> str:
     lines = [f"one lab host, {doc['rounds']} rounds x {doc['repeat']} runs, load average {doc['load_average_1m']}, "
              f"ms per run (CPU of the host's cgroup and wall time, less `true`'s)"]
     for profile, rows in doc["ms"].items():
-        lines += ["", profile, f"{'':30}{'CPU ms':>8}{'wall ms':>9}"]
-        lines += [f"{name:30}{v['cpu']:>8.1f}{v['wall']:>9.1f}" for name, v in rows.items()]
+        lines += ["", profile, f"{'':36}{'CPU ms':>8}{'wall ms':>9}{'added CPU ms':>14}"]
+        lines += [f"{name:36}{v['cpu']:>8.1f}{v['wall']:>9.1f}" + (f"{v['added_cpu']:>14.1f}" if "added_cpu" in v else "")
+                  for name, v in rows.items()]
     lines += ["", f"output bytes: {doc['output_bytes']}"]
     return "\n".join(lines)
 

@@ -15,6 +15,7 @@ import pytest
 
 from facts import gpu, readings, snapshot
 from facts.managed import primary_fingerprints
+from facts.sections import Sections
 from facts.snapshot import HostSnapshot
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -45,13 +46,13 @@ def test_each_tool_runs_once_at_most(tmp_path):
         real = subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
         run = f'exec "{real}" "$@"' if real else "exit 0"
         shim = tmp_path / tool
-        # one write per call (O_APPEND): calls started at once in the background never interleave
-        shim.write_text(f'#!/bin/sh\nl=$(printf "%s " {tool} "$@" | tr "\\n" " ")\nprintf "%s\\n" "$l" >> "{log}"\n{run}\n')
+        # One write per call (O_APPEND): calls in the background run at the same time.
+        shim.write_text(f'#!/bin/sh\nline=$(printf "%s " {tool} "$@" | tr "\\n" " ")\nprintf "%s\\n" "$line" >> "{log}"\n{run}\n')
         shim.chmod(0o755)
     env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
     result = subprocess.run(["sh", "-c", snapshot.COMMAND], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
-    calls = log.read_text().splitlines() if log.exists() else []
+    calls = [line for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
     counts = {tool: sum(1 for call in calls if call.split()[0] == tool) for tool in COUNTED}
     assert {tool: n for tool, n in counts.items() if tool not in ("nvidia-smi", "docker") and n > 1} == {}
     # The docker CLI: its --version only for a binary install, `inspect` once for the running
@@ -103,3 +104,35 @@ def test_keyring_fingerprints_are_gpgs(tmp_path):
         if path.read_bytes()[:1] == b"-" and binary:
             assert primary_fingerprints(binary) == expected, path
     assert primary_fingerprints(b"not a keyring") == [] and primary_fingerprints(b"\x99\x01") == []
+
+
+def _engine_socket() -> str | None:
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/lib/gpuhost-lab/engine/docker.sock"
+    path = host.removeprefix("unix://")
+    return path if host.startswith("unix://") and Path(path).is_socket() else None
+
+
+@pytest.mark.skipif(_engine_socket() is None or shutil.which("curl") is None or shutil.which("docker") is None,
+                    reason="no Docker engine here to read")
+def test_workspace_containers_read_the_same_through_the_api_and_the_cli():
+    """The workspace part reads its containers from the one Engine API call (the docker reading);
+    the CLI's `docker ps -a --filter label=...` is its fallback. On this machine's engine, for the
+    lab's own containers (label gpuhost.lab), the containers both readings saw (others start and
+    stop meanwhile) read the same: state, status line, spec label, health."""
+    from facts.workspace import process_workspace_sections
+
+    sock = _engine_socket()
+    for _ in range(5):  # other containers start and stop meanwhile: compare those both readings saw
+        api = subprocess.run(["curl", "-s", "--unix-socket", sock, "http://localhost/containers/json?all=1&filters="
+                              "%7B%22label%22%3A%5B%22gpuhost.lab%22%5D%7D"], capture_output=True, text=True).stdout
+        cli = subprocess.run(["docker", "-H", f"unix://{sock}", "ps", "-a", "--filter", "label=gpuhost.lab", "--format",
+                              '{{.Names}}\t{{.State}}\t{{.Label "gpuhost.workspace.spec"}}\t{{.Status}}'],
+                             capture_output=True, text=True).stdout
+        through_api = process_workspace_sections(Sections(["@@api_workspace_containers", api]))["containers"]
+        through_cli = process_workspace_sections(Sections(["@@containers", *cli.splitlines()]))["containers"]
+        both = sorted(set(through_api) & set(through_cli))
+        if both and all(through_api[name] == through_cli[name] for name in both):
+            break
+    if not through_cli:
+        pytest.skip("no lab containers on this engine to compare")
+    assert both and {name: through_api[name] for name in both} == {name: through_cli[name] for name in both}
