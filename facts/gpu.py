@@ -55,6 +55,7 @@ from typing import Any
 from pyinfra.api import FactBase
 
 from facts.readings import Part, command
+from gpuhost.health.probe import SMI_FIELDS as HEALTH_SMI_FIELDS
 from facts.sections import Sections, csv_row, int_or_none, key_values, not_available, part_sections
 
 NVIDIA_VENDOR = "10de"
@@ -68,8 +69,12 @@ SMI_FIELDS = (
     "mig.mode.current,index,name,uuid,pci.bus_id,compute_cap,memory.total,"
     "persistence_mode,driver_version"
 )
-# Drivers older than ~510 do not know compute_cap: the script retries without it.
+# Drivers older than ~510 do not know compute_cap: the script retries without it (and without the
+# health fields, so that a driver refusing one of those still gives the GPU's identity).
 SMI_FIELDS_OLD = SMI_FIELDS.replace("compute_cap,", "")
+# The health part's fields (gpuhost/health/probe.py) ride on the same call; the output is printed
+# into the health part's block too (SMI_FINISH), with `nvidia-smi nvlink -s` run beside it.
+SMI_FIELDS += "," + ",".join(f for f in HEALTH_SMI_FIELDS.split(",") if f not in SMI_FIELDS.split(","))
 APPS_FIELDS = "pid,process_name,gpu_uuid,used_memory"
 
 # nvidia-smi starts first, in the background, with the compute processes alongside (no --query-gpu
@@ -86,6 +91,7 @@ ST=; command -v timeout >/dev/null 2>&1 && ST='timeout 30'
 if [ -n "$smi" ] && bg=$(mktemp -d 2>/dev/null); then
   { $ST "$smi" --query-gpu=__SMI_FIELDS__ --format=csv,noheader,nounits > "$bg/smi" 2>&1; echo $? > "$bg/smi_rc"; } &
   $ST "$smi" --query-compute-apps=__APPS_FIELDS__ --format=csv,noheader,nounits > "$bg/apps" 2>&1 &
+  $ST "$smi" nvlink -s > "$bg/nvlink" 2>&1 &
 fi
 """
 SMI_FINISH = r"""
@@ -100,6 +106,9 @@ if [ -n "$smi" ]; then
     out=$($ST "$smi" --query-gpu=$q --format=csv,noheader,nounits 2>&1); rc=$?;;
   esac
   echo "@@smi $q"; printf '%s\n' "$out"; echo "@@smi_rc $rc"
+  echo '@@gpuhost health 1'; echo "@@hsmi $q"; printf '%s\n' "$out"; echo "@@hsmi_rc $rc"
+  echo '@@nvlink'; [ -n "$bg" ] && cat "$bg/nvlink"
+  echo '@@gpuhost gpu 1'
   if [ "$rc" = 0 ]; then
     printf '%s\n' "$out" | grep -q '^Enabled,' && { echo '@@smi_list'; $ST "$smi" -L 2>&1; }
     echo '@@apps'

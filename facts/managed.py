@@ -50,7 +50,8 @@ FILES = ("/var/lib/gpuhost/*.json /etc/modprobe.d/*.conf /etc/apt/sources.list.d
          "/etc/yum.repos.d/*.repo "
          # monitoring: gpuhost's textfiles, units, node_exporter's drop-in, dcgm counters, collector
          "/var/lib/prometheus/node-exporter/gpuhost_*.prom /etc/systemd/system/gpuhost-* "
-         "/etc/systemd/system/prometheus-node-exporter.service.d/*.conf /etc/gpuhost/*/* /usr/local/lib/gpuhost/*")
+         "/etc/systemd/system/prometheus-node-exporter.service.d/*.conf /etc/gpuhost/*/* /usr/local/lib/gpuhost/* "
+         "/usr/local/sbin/gpuhost-*")
 KEYRINGS = "/etc/apt/keyrings/* /usr/share/keyrings/* /etc/pki/rpm-gpg/*"
 APT_SOURCES = "/etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources"
 # Keyrings whose fingerprints are read even when no source names them yet: gpuhost's own, and the

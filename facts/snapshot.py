@@ -8,8 +8,9 @@ sysfs and /proc are read by the shell itself. Each part's parser (facts/gpu.py, 
 container.py, managed.py, workspace.py) gets the block printed for it.
 
 Shape: {"gpu": GpuState's dict, "host": HostState's dict, "container": ContainerState's dict,
-"managed": ManagedState's dict, "workspace": WorkspaceState's dict}; each part alone is the
-fact of the same name, with the same command minus the other parts.
+"managed": ManagedState's dict, "workspace": WorkspaceState's dict, "health": HealthState's dict
+(facts/health.py: its nvidia-smi fields and NVLink status come from the gpu part's one nvidia-smi
+call)}; each part alone is the fact of the same name, with the same command minus the other parts.
 
 How to add a reading (one small, local edit; bench/snapshot.py measures what it costs):
 - a file, a sysfs or /proc value, or a tool that only one part needs: print it as a section in
@@ -33,7 +34,7 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
-from facts import container, gpu, host, managed, workspace
+from facts import container, gpu, health, host, managed, workspace
 from facts.readings import command
 from facts.sections import Sections, part_blocks
 
@@ -43,6 +44,7 @@ PARTS = {
     "container": (container.PART, container.process_container_sections),
     "managed": (managed.PART, managed.process_managed_sections),
     "workspace": (workspace.PART, workspace.process_workspace_sections),
+    "health": (health.PART, health.process_health_sections),
 }
 COMMAND = command(*(part for part, _ in PARTS.values()))
 

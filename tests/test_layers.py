@@ -16,9 +16,9 @@ LAYERS = [
     ("fleet", ["gpuhost.fleet"]),
     ("composition", ["gpuhost.compose"]),
     ("capabilities", ["gpuhost.driver", "gpuhost.containers", "gpuhost.verify", "gpuhost.workspace",
-                      "gpuhost.mirror", "gpuhost.monitoring"]),
+                      "gpuhost.mirror", "gpuhost.monitoring", "gpuhost.health", "gpuhost.scheduler"]),
     ("shared runtime", ["gpuhost.run"]),
-    ("facts", ["facts"]),
+    ("facts", ["facts", "gpuhost.health.probe"]),  # the probe: stdlib readings and parsers, also the on-host command
     ("plan", ["gpuhost.plan"]),
     ("base", ["gpuhost.errors", "gpuhost.yamlfile", "gpuhost"]),  # "gpuhost": its __init__ only
 ]

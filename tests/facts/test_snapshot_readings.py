@@ -37,8 +37,9 @@ def test_the_new_snapshot_reads_what_the_old_one_read():
 
 def test_each_tool_runs_once_at_most(tmp_path):
     """Shims log each start of a counted tool, then run the real one (or, for nvidia-smi, which
-    this machine lacks, answer nothing): the snapshot starts each once at most, nvidia-smi twice
-    (one --query-gpu for every field, and the compute processes, which no field gives), the
+    this machine lacks, answer nothing): the snapshot starts each once at most, nvidia-smi three
+    times, at once in the background (one --query-gpu for every field, the compute processes and
+    the NVLink links' state, which no field gives), the
     docker CLI only for what the Engine API does not give."""
     log = tmp_path / "calls"
     for tool in COUNTED:
@@ -60,8 +61,9 @@ def test_each_tool_runs_once_at_most(tmp_path):
                     for call in calls if call.split()[0] == "docker")
     assert docker in ([], ["--version"], ["inspect"], ["--version", "inspect"]) or "@@api_info" not in result.stdout
     smi = [call for call in calls if call.startswith("nvidia-smi ")]
-    assert len(smi) == 2 and any("--query-gpu=" + gpu.SMI_FIELDS in call for call in smi)
+    assert len(smi) == 3 and any("--query-gpu=" + gpu.SMI_FIELDS in call for call in smi)
     assert any("--query-compute-apps=" in call for call in smi)
+    assert any(call.startswith("nvidia-smi nvlink -s") for call in smi)  # NVLink state: no --query-gpu field
     assert "@@gpuhost gpu 1" in result.stdout and "@@smi_path " + str(tmp_path / "nvidia-smi") in result.stdout
 
 
