@@ -57,7 +57,6 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
-MinJobAge=30
 MessageTimeout=5
 SlurmdTimeout=60
 NodeName={nodes} CPUs=1 State=UNKNOWN
@@ -112,7 +111,7 @@ class SlurmCluster:
         return out.strip().split(";")[0]
 
     def job_state(self, job: str) -> str:
-        """PENDING, RUNNING, COMPLETED, ... (scontrol keeps a finished job for MinJobAge seconds)."""
+        """PENDING, RUNNING, COMPLETED, ... (slurmctld keeps a finished job for MinJobAge, 300 s)."""
         out = self.run(f"scontrol -o show job {job}", check=False).stdout
         match = re.search(r"\bJobState=(\S+)", out)
         return match[1] if match else "GONE"
