@@ -20,6 +20,7 @@ from gpuhost.run.report import REPORT_DIR, REPORT_PATH, build_report, render_rep
 from gpuhost.run.summary import summarize_at_exit
 from gpuhost.containers.runtime_stage import container_runtime_stage
 from gpuhost.driver.stage import driver_stage
+from gpuhost.health.stage import health_stage
 from gpuhost.run.dpkg import repair_stage
 from gpuhost.containers.prepull_stage import prepull_stage
 from gpuhost.monitoring.stage import monitoring_stage
@@ -47,6 +48,10 @@ if not file_current(ctx.managed, REPORT_PATH, report):
 repair_stage(ctx)
 changes = driver_stage(ctx)
 
+# 4b. GPU health: the on-host command gpuhost-health and its rules (the scheduler's health check).
+if ctx.host_plan.status == "planned":
+    changes += health_stage(ctx)
+
 # 5-7. Docker + NVIDIA runtime, pre-pull the plan's image, verify in it (planned hosts only).
 if ctx.host_plan.status == "planned":
     changes += container_runtime_stage(ctx)
@@ -60,6 +65,9 @@ if ctx.host_plan.status == "planned" and ctx.settings.workspace.workspaces:
 # 9. Monitoring (host data `monitoring: true`), last: node_exporter, gpuhost's metrics, the GPU exporter.
 monitoring_stage(ctx, after=changes)
 
-# A failed host stops here, with the reason as its error.
+# A failed host stops here, with the reason as its error; so does one with a sick GPU (the verify
+# and workspace stages refused it, with the GPU, the cause and the fix).
 if ctx.host_plan.status == "failed":
     stop_host(ctx.host_plan.reason)
+elif ctx.refusals:
+    stop_host("; ".join(ctx.refusals))

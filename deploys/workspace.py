@@ -6,8 +6,11 @@ when the host data lists workspaces; run alone, it expects Docker and the plan's
 """
 
 from gpuhost.run.context import host_context
+from gpuhost.run.stop import stop_host
 from gpuhost.workspace.stage import workspace_stage
 
 ctx = host_context()
 if ctx.host_plan.status == "planned":
     workspace_stage(ctx)
+if ctx.refusals:  # a sick GPU (gpuhost-health): the host fails with the GPU, the cause and the fix
+    stop_host("; ".join(ctx.refusals))

@@ -7,7 +7,7 @@ costs one command per host; a deploy that needs a single reading can still
 ask for one fact alone.
 
 Shape: {"gpu": GpuState's dict, "host": HostState's dict, "container": ContainerState's dict,
-"managed": ManagedState's dict}.
+"managed": ManagedState's dict, "workspace": WorkspaceState's dict, "health": facts/health.py's dict}.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
-from facts import container, gpu, host, managed, workspace
+from facts import container, gpu, health, host, managed, workspace
 from facts.sections import Sections
 
 PARTS = {
@@ -25,6 +25,7 @@ PARTS = {
     "container": (container.COMMAND, container.process_container_sections),
     "managed": (managed.COMMAND, managed.process_managed_sections),
     "workspace": (workspace.COMMAND, workspace.process_workspace_sections),
+    "health": (health.COMMAND, health.process_health_sections),
 }
 PART_MARK = "@@gpuhost "
 

@@ -208,11 +208,33 @@ def summarize(name: str, facts: dict[str, Any], plan: dict[str, Any], mirror=Non
         "image_present": None if tag is None else tag in images,  # exactly what `docker run` would use
         "image_source": None if tag is None else image_source(tag, images, container["image_digests"], mirror,
                                                               ((plan.get("plan") or {}).get("image") or {}).get("origin")),
+        "health": health_summary(facts),
         "flags": flags(facts),
         "warnings": gpu["warnings"] + host["warnings"] + container["warnings"]
         + [w for w in plan.get("warnings", []) if w not in gpu["warnings"]],
         "plan": plan_line(plan),
     }
+
+
+def health_summary(facts: dict[str, Any]) -> dict[str, Any]:
+    """The host's GPU health verdict (gpuhost.health: what gpuhost-health on the host says)."""
+    from gpuhost.health.verdict import host_health
+
+    health = host_health(facts).to_dict()
+    health["gpus"] = [{k: g[k] for k in ("gpu", "uuid", "verdict", "cause", "fix")} for g in health["gpus"]]
+    health["stragglers"] = []
+    del health["host_findings"]
+    return health
+
+
+def mark_stragglers(readings: list[HostReading]) -> None:
+    """Add the fleet's stragglers (gpuhost.health.straggler) to each host's health summary."""
+    from gpuhost.health.straggler import describe, figures_of, stragglers
+
+    figures = [f for r in readings if r.facts for f in figures_of(r.name, (r.facts.get("managed") or {}).get("verify"))]
+    by_host = {r.name: r for r in readings}
+    for slow in stragglers(figures):
+        by_host[slow["host"]].summary["health"]["stragglers"].append(describe(slow))
 
 
 def gpu_groups(gpus: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -248,12 +270,12 @@ def plan_line(plan: dict[str, Any]) -> str:
 
 
 def render_table(readings: list[HostReading]) -> str:
-    columns = ["HOST", "OS", "GPUS", "DRIVER", "TOOLKIT", "DOCKER", "IMAGE", "WARNINGS"]
+    columns = ["HOST", "OS", "GPUS", "DRIVER", "TOOLKIT", "DOCKER", "IMAGE", "HEALTH", "WARNINGS"]
     rows = []
     for reading in readings:
         s = reading.summary
         if s["status"] == "unreachable":
-            rows.append([s["host"], "?", "unreachable", "", "", "", "", s["error"]])
+            rows.append([s["host"], "?", "unreachable", "", "", "", "", "", s["error"]])
             continue
         gpus = ", ".join(f"{g['model']} x{g['count']} (cc {g['compute_capability'] or '?'})"
                          for g in s["gpus"]) or "no NVIDIA GPU"
@@ -263,7 +285,7 @@ def render_table(readings: list[HostReading]) -> str:
         docker = "absent" if not s["docker"] else s["docker"] + (" +nvidia" if s["nvidia_runtime"] else "")
         image = "-" if s["image_present"] is None else ("present" if s["image_present"] else "missing")
         rows.append([s["host"], s["os"] or "?", gpus, driver, s["toolkit"] or "-", docker, image,
-                     warnings_cell(s["flags"], s["warnings"])])
+                     health_cell(s["health"]), warnings_cell(s["flags"], s["warnings"])])
     widths = [max(len(str(r[i])) for r in [columns] + rows) for i in range(len(columns))]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [columns] + rows]
     lines.append("")
@@ -274,8 +296,23 @@ def render_table(readings: list[HostReading]) -> str:
         lines.append(f"{s['host']}: {s['plan']}")
         if s["image_source"]:
             lines.append(f"  image from {s['image_source']}")
+        health = s["health"]
+        lines += [f"  ! health: {g['gpu']} {g['verdict']}: {g['cause']}; fix: {g['fix']}"
+                  for g in health["gpus"] if g["verdict"] != "ok"]
+        if health["verdict"] != "ok" and all(g["verdict"] == "ok" for g in health["gpus"]):
+            lines.append(f"  ! health: {health['verdict']}: {health['cause']}; fix: {health['fix']}")
+        lines += [f"  ! health: {text}" for text in health["stragglers"]]
         lines += [f"  ! {w}" for w in s["warnings"]]
     return "\n".join(lines)
+
+
+def health_cell(health: dict[str, Any]) -> str:
+    """The HEALTH column: the verdict, how many GPUs it concerns, stragglers."""
+    if not health["read"]:
+        return "-"
+    sick = [g for g in health["gpus"] if g["verdict"] != "ok"]
+    cell = health["verdict"] + (f" ({len(sick)}/{len(health['gpus'])} GPU)" if sick else "")
+    return cell + (",straggler" if health["stragglers"] else "")
 
 
 def warnings_cell(flags: list[str], warnings: list[str]) -> str:
@@ -303,8 +340,9 @@ def inspect_command(
     limit: Optional[list[str]] = typer.Option(None, "--limit", metavar="HOST", help="Only this host; repeat for more."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
-    """Show each host's GPUs, driver, Docker and toolkit, with gpuhost's plan for it."""
+    """Show each host's GPUs, driver, Docker, toolkit and GPU health, with gpuhost's plan for it."""
     readings = [assess(r) for r in gather(inventory, list(limit or []))]
+    mark_stragglers(readings)
     if as_json:
         typer.echo(json.dumps(to_document(readings), indent=2, default=str))
     else:

@@ -3,7 +3,8 @@
 Three files in the textfile directory, each written whole (temp file + rename):
 - gpuhost_verify.prom: the last torch check: result and cause, when, how long (the verify stage);
 - gpuhost_host.prom: loaded driver version and flavour, driver/library mismatch, pending reboot,
-  the plan's image and its digest, the GPU count the host should have, the plan's status;
+  the plan's image and its digest, the GPU count the host should have, the plan's status, and the
+  health verdict of each GPU and of the host (gpuhost.health: the same verdict `inspect` shows);
 - gpuhost_run.prom: when gpuhost last wrote the other two, kept apart so that the comparison a
   converged run makes (file hash in the snapshot against the text it would write) ignores it.
 """
@@ -49,10 +50,12 @@ def verify_metrics(record: dict, checked_at: float | None) -> str:
                         [({}, record.get("seconds") or 0)])
 
 
-def host_metrics(gpu_state: dict, host_state: dict, container_state: dict, plan: dict) -> str:
+def host_metrics(gpu_state: dict, host_state: dict, container_state: dict, plan: dict,
+                 health: dict | None = None) -> str:
     """What the host runs and what its plan expects, from the snapshot (facts/snapshot.py) and
     `plan`: {"status", "image" (tag or None), "gpus" (the count it should have), "exporter"
-    (dcgm | fallback | none: where its GPU metrics come from)}."""
+    (dcgm | fallback | none: where its GPU metrics come from)}; `health`: the snapshot's health
+    readings (facts/health.py), None when it has none."""
     driver = gpu_state.get("driver") or {}
     image = plan.get("image")
     text = gauge("gpuhost_plan_status", "1 for the status of gpuhost's plan for this host.",
@@ -72,7 +75,30 @@ def host_metrics(gpu_state: dict, host_state: dict, container_state: dict, plan:
         digest = (container_state.get("image_digests") or {}).get(image)
         text += gauge("gpuhost_image_info", "The plan's PyTorch image and the digest present on the host.",
                       [({"image": image, "digest": digest or "absent"}, 1)])
+    if health is not None:
+        text += health_metrics(health)
     return text
+
+
+def health_metrics(readings: dict) -> str:
+    """One series per GPU (0 ok, 1 degraded, 2 failed; cause and fix as labels), and the host's."""
+    from gpuhost.health.verdict import VERDICTS, host_health  # noqa: PLC0415
+
+    health = host_health(readings)
+    samples = [({"gpu": "" if gpu.index is None else gpu.index, "pci_bus_id": dcgm_bus_id(gpu.bus_id),
+                 "UUID": gpu.uuid or "", "verdict": gpu.verdict, "cause": gpu.cause or "none", "fix": gpu.fix or "none"},
+                VERDICTS.index(gpu.verdict)) for gpu in health.gpus]
+    text = gauge("gpuhost_gpu_health", "GPU health as gpuhost-health judges it: 0 ok, 1 degraded, 2 failed.", samples)
+    return text + gauge("gpuhost_host_health", "The host's health (its worst GPU, fabric manager, DCGM): "
+                        "0 ok, 1 degraded, 2 failed.",
+                        [({"verdict": health.verdict, "cause": health.cause or "none", "fix": health.fix or "none"},
+                          VERDICTS.index(health.verdict))])
+
+
+def dcgm_bus_id(bus_id: str) -> str:
+    """sysfs's 0000:2b:00.0 -> DCGM's 00000000:2B:00.0, so series join with dcgm-exporter's."""
+    domain, _, rest = bus_id.partition(":")
+    return f"{domain[-8:].rjust(8, '0')}:{rest}".upper() if rest else bus_id.upper()
 
 
 def run_metrics(now: float) -> str:

@@ -19,7 +19,7 @@ def _write_live(state, host, plan):
     host_ = host  # pyinfra passes state and host to callbacks whose parameters have these names
     snapshot = host_.get_fact(HostSnapshot)
     files = {metrics.HOST_METRICS_PATH: metrics.host_metrics(snapshot["gpu"], snapshot["host"],
-                                                             snapshot["container"], plan),
+                                                             snapshot["container"], plan, snapshot.get("health")),
              metrics.RUN_METRICS_PATH: metrics.run_metrics(time.time())}
     record = snapshot["managed"]["verify"]
     if record:

@@ -39,7 +39,8 @@ def plan_metrics(ctx, exporter: str) -> dict:
 
 def metrics_current(ctx, exporter: str) -> bool:
     """gpuhost's textfiles already say what they would say now (the run timestamp aside)."""
-    wanted = metrics.host_metrics(ctx.gpu_state, ctx.host_state, ctx.container_state, plan_metrics(ctx, exporter))
+    wanted = metrics.host_metrics(ctx.gpu_state, ctx.host_state, ctx.container_state, plan_metrics(ctx, exporter),
+                                  ctx.health)
     record = ctx.managed["verify"]
     return (file_current(ctx.managed, metrics.HOST_METRICS_PATH, wanted)
             and (not record or file_current(ctx.managed, metrics.VERIFY_METRICS_PATH,

@@ -6,7 +6,7 @@ runs the same on its own as inside the full deploy, and the facts are read once 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyinfra import host, logger, state
 from pyinfra.api.exceptions import DeployError
@@ -28,6 +28,10 @@ class HostContext:
     container_state: dict  # as read before the run: stages that change Docker read it again
     managed: dict  # facts.managed.ManagedState: what gpuhost manages, for gpuhost.run.converged
     workspace: dict | None = None  # facts.workspace.WorkspaceState: gpuhost's workspaces there
+    health: dict | None = None  # facts.health: GPU health readings (gpuhost.health.verdict.host_health)
+    # One line each: what a stage refused on this host (a failed GPU); the deploy fails the host
+    # with them at its end, after the stages that only report (monitoring) have run.
+    refusals: list[str] = field(default_factory=list)
 
 
 _contexts: dict[int, HostContext] = {}
@@ -54,6 +58,6 @@ def host_context() -> HostContext:
         host_plan = plan_host(gpu_state, host_state, settings) if cause is None else HostPlan("failed", cause, [])
         _contexts[key] = HostContext(settings, gpu_state, host_state, host_plan,
                                      snapshot["container"], snapshot["managed"],
-                                     snapshot.get("workspace"))
+                                     snapshot.get("workspace"), snapshot.get("health"))
         summarize_at_exit(_contexts[key])  # every deploy ends with the fleet table
     return _contexts[key]

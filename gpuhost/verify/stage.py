@@ -25,10 +25,12 @@ from functools import cache
 
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, StringCommand, operation
+from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
 from gpuhost.verify.check import SCRIPT as CHECK_SCRIPT
 from gpuhost.driver.safety import gpu_attached
+from gpuhost.health.verdict import host_health
 from gpuhost.run.summary import record_verdict
 from gpuhost.verify.causes import classify
 # The verdict as a Prometheus textfile, in node_exporter's textfile directory (gpuhost/monitoring).
@@ -161,6 +163,25 @@ def check_due(ctx, mode: str) -> tuple[str, str]:
     return "if-changed", "torch check passed before with this image, driver and GPUs"
 
 
+def health_refusal(ctx) -> str | None:
+    """Why this host must not be called verified now, naming the GPU, the cause and the fix; None
+    when its GPUs allow it. Pure. A verified host is one fit for any work: a failed GPU forbids it,
+    and so does a degraded one (a pending row remap, a link at x8, a slowed clock) until it is fixed;
+    a degraded GPU can still be given to a workspace, a failed one cannot."""
+    health = host_health(ctx.health)
+    if health.verdict == "ok":
+        return None
+    return f"not verified: {health.cause}; fix: {health.fix}"
+
+
+def refusal_record(ctx) -> dict:
+    """verify.json's record when a sick GPU forbids the check: not verified, with its cause and fix."""
+    health = host_health(ctx.health)
+    return {"image": ctx.host_plan.plan.image.tag, "ok": False, "exit_code": None, "cause": f"gpu_{health.verdict}",
+            "checked_at": round(time.time()), "title": f"A GPU is {health.verdict} (gpuhost-health)", "fix": health.fix,
+            "evidence": health.cause, "seconds": 0, "inputs": current_inputs(ctx), "check": None}
+
+
 def verify_stage(ctx, after=(), always: bool = False) -> list:
     """Queue the check for a planned host when it is due (check_due); returns it.
 
@@ -169,6 +190,17 @@ def verify_stage(ctx, after=(), always: bool = False) -> list:
     """
     if ctx.host_plan.plan is None:
         return []
+    refusal = health_refusal(ctx)
+    if refusal:  # record why instead of a check: an earlier passing verdict no longer holds
+        logger.error(f"[{host.name}] {refusal}")
+        ctx.refusals.append(refusal)
+        record = refusal_record(ctx)
+        last = ctx.managed["verify"] or {}
+        if (last.get("cause"), last.get("evidence")) == (record["cause"], record["evidence"]):
+            return []
+        return [server.shell(name="verify.json: not verified (a GPU is not healthy)",
+                             commands=[atomic_write_command({VERDICT_PATH: json.dumps(record, indent=2) + "\n",
+                                                             METRIC_PATH: metric_text(record, record["checked_at"])})])]
     due, why = check_due(ctx, "always" if always else ctx.settings.verify.when)
     if due == "no" or (due == "if-changed" and not after):
         logger.info(f"[{host.name}] {why}")

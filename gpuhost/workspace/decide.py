@@ -96,6 +96,25 @@ def resolve_all(settings: WorkspaceSettings, gpu_state: dict) -> dict[str, tuple
     return resolved
 
 
+def on_failed_gpus(settings: WorkspaceSettings, resolved: dict[str, tuple[str, ...]], health,
+                   records: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """Workspaces that ask for a failed GPU (gpuhost.health: `health` is a HostHealth): (refused: the
+    new ones, named: those already on the host, left as they are), each workspace id -> one line
+    naming the GPU, the cause and the fix."""
+    failed = {gpu.uuid: gpu for gpu in health.failed_gpus() if gpu.uuid}
+    refused, named = {}, {}
+    for ws in settings.workspaces:
+        sick = next((failed[u] for u in resolved.get(ws.id, ()) if u in failed), None)
+        if sick is None:
+            continue
+        if ws.id in records:
+            named[ws.id] = (f"workspace {ws.id} is on failed {sick.gpu}: {sick.cause}; fix: {sick.fix} (the workspace "
+                            "is left as it is: move its user's work, then give it other gpus)")
+        else:
+            refused[ws.id] = f"workspace {ws.id}: {sick.gpu} is failed ({sick.cause}): not given to it; fix: {sick.fix}"
+    return refused, named
+
+
 # --- The image ------------------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from pyinfra.operations.util import any_changed
 
 from facts.workspace import WorkspaceState
 from gpuhost.errors import UsageError
+from gpuhost.health.verdict import host_health
 from gpuhost.run.stop import stop_host
 from gpuhost.workspace import decide
 from gpuhost.workspace import operations as ws_ops
@@ -58,8 +59,16 @@ def workspace_stage(ctx) -> list:
     for orphan in sorted(set(facts.get("records", {})) - declared):
         logger.warning(f"[{host.name}] workspace {orphan} is on the host but not in its data: left as it is "
                        "(list it with state: absent to remove it)")
+    refused, named = decide.on_failed_gpus(settings, resolved, host_health(ctx.health), facts.get("records", {}))
+    for line in named.values():  # already there: named, never stopped (its user's work)
+        logger.warning(f"[{host.name}] {line}")
+    for line in refused.values():  # gpuhost-health: no work is given to a failed GPU
+        logger.error(f"[{host.name}] {line}")
+        ctx.refusals.append(line)
     ops = []
     for ws in settings.workspaces:
+        if ws.id in refused or ws.id in named:
+            continue
         wanted = wanted_state(ws, settings, resolved.get(ws.id, ()), ctx.host_plan.plan.image.tag)
         todo = decide.pending(wanted, facts, ctx.container_state)
         if not todo:

@@ -330,7 +330,7 @@ def test_invalid_daemon_json_is_reported_not_raised():
 
 def test_snapshot_parts_match_the_single_facts():
     snap = HostSnapshot().process(lines("device-h100/facts/snapshot.out"))
-    assert set(snap) == {"gpu", "host", "container", "managed", "workspace"}
+    assert set(snap) == {"gpu", "host", "container", "managed", "workspace", "health"}
     single = GpuState().process(lines("device-h100/facts/gpu.out"))
     assert snap["gpu"]["gpus"][0]["model"] == single["gpus"][0]["model"]
     assert snap["gpu"]["driver"] == single["driver"]

@@ -97,9 +97,10 @@ def test_command_on_local_and_an_unreachable_host(tmp_path):
     assert hosts["down"]["error"] == "connection refused: nothing listens on 127.0.0.1:1"
     local = hosts["@local"]
     assert local["reachable"] is True
-    assert set(local["facts"]) == {"gpu", "host", "container", "managed", "workspace"}
+    assert set(local["facts"]) == {"gpu", "host", "container", "managed", "workspace", "health"}
     if not local["facts"]["gpu"]["gpus"]:  # this machine: no NVIDIA GPU
         assert local["plan"]["status"] == "skipped"
+        assert local["summary"]["health"]["verdict"] == "ok" and local["summary"]["health"]["gpus"] == []
         assert local["summary"]["plan"].startswith("skipped: no NVIDIA GPU")
 
     table = run("inspect", str(inventory), "--limit", "down")

@@ -66,7 +66,8 @@ def test_snapshot_is_one_command_with_all_four_parts():
     result = run(snapshot.COMMAND)
     assert result.returncode == 0, result.stderr
     data = snapshot.HostSnapshot().process(result.stdout.splitlines())
-    assert set(data) == {"gpu", "host", "container", "managed", "workspace"}
+    assert set(data) == {"gpu", "host", "container", "managed", "workspace", "health"}
+    assert data["health"]["smi"]["ran"] is bool(shutil.which("nvidia-smi"))
     assert data["host"]["kernel"] == subprocess.run(["uname", "-r"], capture_output=True, text=True).stdout.strip()
 
 

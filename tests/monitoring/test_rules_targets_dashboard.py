@@ -44,7 +44,7 @@ def gpuhost_names() -> set[str]:
     gpu = {"driver": {"loaded": True, "version": "580.159.04", "flavour": "open", "mismatch": False}}
     plan = {"status": "planned", "image": "i", "gpus": 1, "exporter": "dcgm"}
     text = (metrics.verify_metrics(record, 1.0) + metrics.run_metrics(1.0)
-            + metrics.host_metrics(gpu, {}, {"image_digests": {"i": "sha256:x"}}, plan))
+            + metrics.host_metrics(gpu, {}, {"image_digests": {"i": "sha256:x"}}, plan, {"gpus": [{"bus_id": "0000:00:06.0", "index": 0}]}))
     return exposition_names(text)
 
 
