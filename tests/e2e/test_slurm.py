@@ -10,7 +10,11 @@ test_upgrade.py. One lab serves every scenario, in this order (each reuses the s
    is interrupted (Ctrl-C) while it waits; the same command again waits for n1's job (a second job
    queued for n1 stays pending meanwhile), upgrades, verifies and resumes it; n2's deploy fails (a
    broken apt source): it stays drained with gpuhost's cause as its reason; n3, drained by an
-   operator beforehand, is upgraded and not resumed; fixed, a third run finishes n2 and resumes it.
+   operator beforehand, is upgraded and not resumed; fixed, a third run finishes n2 and resumes it;
+3. health: a lost GPU on n1 (TEST FIXTURE nvidia-smi printing a published report's line) drains its
+   node with the cause (`gpuhost health-sync`), healthy again it is resumed; n3's operator drain
+   stays;
+4. the same through Slurm's HealthCheckProgram wrapper, run on the node as slurmd runs it.
 
 A background thread samples `sinfo` and `squeue` on the controller: the states each node went
 through are Slurm's own.
@@ -29,7 +33,10 @@ from pathlib import Path
 
 import pytest
 
+from gpuhost.health import probe
+from gpuhost.health.verdict import rules_json
 from gpuhost.lab import HostSpec, Lab
+from gpuhost.scheduler import slurm as slurm_module
 from gpuhost.lab.slurm import CONTROLLER, SlurmCluster, slurm_specs
 from tests.e2e.driver_fixture import build_repository, repository_data
 
@@ -210,6 +217,9 @@ OUT
 exit 1
 """
 SMI = "/usr/local/bin/nvidia-smi"
+HEALTH_COMMAND = "/usr/local/sbin/gpuhost-health"
+WRAPPER = "/usr/local/sbin/gpuhost-slurm-healthcheck"
+WRAPPER_SOURCE = Path(slurm_module.__file__).parent / "data" / "gpuhost-slurm-healthcheck"
 
 
 def health_sync(cluster) -> subprocess.CompletedProcess:
@@ -242,3 +252,33 @@ def test_a_failed_gpu_drains_its_node_and_healthy_again_it_is_resumed(cluster):
     assert cluster.states()["n1"][0].rstrip("*") in ("idle", "allocated", "mixed"), cluster.states()
     assert cluster.states()["n3"] == operator
     assert cluster.job_state(job) in ("RUNNING", "COMPLETED")  # never killed
+
+
+def test_the_health_check_program_drains_and_resumes_the_node_itself(cluster):
+    """gpuhost-slurm-healthcheck, as slurmd runs it (root, on the node), over gpuhost-health as the
+    deploy installs it (gpuhost/health/stage.py: the command and its rules)."""
+    published = (Path(__file__).resolve().parents[1] / "health" / "fixtures" / "published-gpu-lost-marian-251.txt")
+    for name in ("n1", "n3"):
+        host = cluster.lab.host(name)
+        host.exec(f"cat > {HEALTH_COMMAND} && chmod 755 {HEALTH_COMMAND}", input=Path(probe.__file__).read_text(),
+                  check=True)
+        host.exec(f"mkdir -p {Path(probe.RULES_PATH).parent} && cat > {probe.RULES_PATH}", input=rules_json(),
+                  check=True)
+        host.exec(f"cat > {WRAPPER} && chmod 755 {WRAPPER}", input=WRAPPER_SOURCE.read_text(), check=True)
+        host.exec(f"cat > {SMI} && chmod 755 {SMI}", input=LOST_SMI.format(line=published.read_text().strip()),
+                  check=True)
+    operator = cluster.states()["n3"]
+    assert operator[1] == "operator: fan check"
+
+    for name in ("n1", "n3"):
+        assert cluster.lab.host(name).exec(WRAPPER).returncode == 0
+    state, reason = cluster.states()["n1"]
+    assert state == "drained" and reason.startswith("gpuhost health: GPU 0000:03:00.0: "), (state, reason)
+    assert cluster.states()["n3"] == operator
+    sync = health_sync(cluster)  # the admin-side command reads the same: nothing to change
+    assert cluster.states()["n1"] == (state, reason), sync.stdout
+
+    cluster.lab.host("n1").exec(f"rm {SMI}", check=True)
+    assert cluster.lab.host("n1").exec(WRAPPER).returncode == 0
+    assert cluster.states()["n1"][0].rstrip("*") == "idle"
+    assert cluster.states()["n3"] == operator
