@@ -170,10 +170,12 @@ class SlurmRollout(Rollout):
             if reading.node is None:
                 entry["notes"].append(f"Slurm: {reading.problem}")
                 continue
-            passed = entry["result"] in rollout.DONE
+            passed = True if entry["result"] in rollout.DONE else None if entry["result"] == "skipped-busy" else False
             action = next_action(reading.node, "after", passed=passed, cause=entry["reason"])
             if action.name in ("resume", "mark-failed"):
                 updates[name] = ("resume" if action.name == "resume" else "drain", action.reason)
+            elif action.name == "keep":
+                entry["notes"].append(action.note)
             elif action.name == "leave" and not any(note.startswith(("drained before", "down before"))
                                                     for note in entry["notes"]):
                 entry["notes"].append(action.note)

@@ -193,7 +193,7 @@ class UpdateCommand(ReadCommand):
 class Action:
     """What gpuhost does with a node next, and the note for the table."""
 
-    name: str  # drain | continue | leave | wait | ready | lost | resume | mark-failed | nothing
+    name: str  # drain | continue | leave | wait | ready | lost | resume | mark-failed | keep | nothing
     note: str | None = None
     reason: str | None = None  # for drain / mark-failed: the Slurm reason to set
 
@@ -211,9 +211,10 @@ def next_action(node: SlurmNode, stage: str, *, target: str | None = None, passe
       resumed); otherwise -> drain with a reason naming gpuhost and the target driver.
     stage "draining": waiting for its jobs. No jobs left (or down) -> ready; jobs -> wait; our
       drain gone (someone resumed it) -> lost.
-    stage "after": the host's result is known (passed: upgraded/current/no GPU, verified).
-      Ours and passed -> resume; ours and not passed -> mark-failed (the cause becomes the reason);
-      someone else's -> leave.
+    stage "after": the host's result is known (passed: True for upgraded/current/no GPU, verified;
+      False for failed; None for not done yet, e.g. jobs still running at --drain-timeout).
+      Ours and passed -> resume; ours and failed -> mark-failed (the cause becomes the reason); ours
+      and not done -> keep (drained for the next run); someone else's -> leave.
     """
     if stage == "before":
         if node.drained_by(UPGRADE):
@@ -234,6 +235,8 @@ def next_action(node: SlurmNode, stage: str, *, target: str | None = None, passe
             return Action("nothing")
         if passed:
             return Action("resume", "resumed in Slurm")
+        if passed is None:
+            return Action("keep", f"left {node.shown} in Slurm for the next run")
         text = clean_reason(f"{UPGRADE_FAILED}: {cause or 'unknown cause'}")
         return Action("mark-failed", "left drained in Slurm with the cause as its reason", text)
     raise ValueError(stage)

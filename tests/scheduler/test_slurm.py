@@ -101,6 +101,8 @@ def test_after_only_gpuhosts_drain_is_resumed_and_only_when_the_check_passed():
     failed = next_action(node("n1-idle-drain-ours"), "after", passed=False, cause="verification: dpkg\nbroken")
     assert failed == Action("mark-failed", "left drained in Slurm with the cause as its reason",
                             "gpuhost upgrade failed: verification: dpkg broken")
+    assert next_action(node("n1-allocated-drain-ours"), "after", passed=None) == Action(
+        "keep", "left draining in Slurm for the next run")  # --drain-timeout: no "failed" reason
     assert next_action(node("n2-allocated-drain-operator"), "after", passed=True).name == "leave"
     assert next_action(node("n3-idle-drain-health"), "after", passed=True).name == "leave"
     assert next_action(node("n1-idle"), "after", passed=True).name == "nothing"
