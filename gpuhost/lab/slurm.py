@@ -24,8 +24,10 @@ configuration (SLURM_CONF below) is the smallest that runs jobs in these contain
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import re
+import shlex
 import time
 from collections.abc import Iterable
 
@@ -66,7 +68,7 @@ PartitionName={partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 
 def slurm_specs(nodes: Iterable[HostSpec], controller: str = CONTROLLER) -> list[HostSpec]:
     """The controller plus the compute nodes, all on the Slurm image variant."""
-    with_slurm = [HostSpec(s.name, s.data, s.distro, s.docker_tmpfs, s.groups, PACKAGES) for s in nodes]
+    with_slurm = [dataclasses.replace(spec, packages=PACKAGES) for spec in nodes]
     return [HostSpec(controller, {"no_gpu": "skip"}, packages=PACKAGES), *with_slurm]
 
 
@@ -131,7 +133,7 @@ class SlurmCluster:
         return rows
 
     def drain(self, node: str, reason: str) -> None:
-        self.run(f"scontrol update nodename={node} state=drain reason={_quote(reason)}")
+        self.run(f"scontrol update nodename={node} state=drain reason={shlex.quote(reason)}")
 
     def resume(self, node: str) -> None:
         self.run(f"scontrol update nodename={node} state=resume")
@@ -146,8 +148,3 @@ class SlurmCluster:
             time.sleep(0.5)
         raise GpuhostError(f"slurm lab: node {node} is {seen}, not {state}, after {timeout:.0f}s")
 
-
-def _quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
