@@ -139,9 +139,7 @@ class SlurmRollout(Rollout):
                     self.stop_host(batch, name, checks, "failed", f"Slurm: {reading.problem}")
                     continue
                 action = next_action(reading.node, "draining")
-                if action.name == "wait" and self.force:
-                    action = action.__class__("ready")
-                if action.name == "ready":
+                if action.name == "ready" or (action.name == "wait" and self.force):  # --force: not waiting
                     waiting.remove(name)
                     ready.append(name)
                     say(f"  {name}: Slurm node {reading.node.name} is {reading.node.shown}")
