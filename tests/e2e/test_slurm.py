@@ -14,7 +14,8 @@ test_upgrade.py. One lab serves every scenario, in this order (each reuses the s
 3. health: a lost GPU on n1 (TEST FIXTURE nvidia-smi printing a published report's line) drains its
    node with the cause (`gpuhost health-sync`), healthy again it is resumed; n3's operator drain
    stays;
-4. the same through Slurm's HealthCheckProgram wrapper, run on the node as slurmd runs it.
+4. the same through Slurm's HealthCheckProgram wrapper (deploys/health.py and
+   deploys/slurm_healthcheck.py install it), run on the node as slurmd runs it.
 
 A background thread samples `sinfo` and `squeue` on the controller: the states each node went
 through are Slurm's own.
@@ -33,10 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuhost.health import probe
-from gpuhost.health.verdict import rules_json
 from gpuhost.lab import HostSpec, Lab
-from gpuhost.scheduler import slurm as slurm_module
 from gpuhost.lab.slurm import CONTROLLER, SlurmCluster, slurm_specs
 from tests.e2e.driver_fixture import build_repository, repository_data
 
@@ -219,7 +217,6 @@ exit 1
 SMI = "/usr/local/bin/nvidia-smi"
 HEALTH_COMMAND = "/usr/local/sbin/gpuhost-health"
 WRAPPER = "/usr/local/sbin/gpuhost-slurm-healthcheck"
-WRAPPER_SOURCE = Path(slurm_module.__file__).parent / "data" / "gpuhost-slurm-healthcheck"
 
 
 def health_sync(cluster) -> subprocess.CompletedProcess:
@@ -255,16 +252,15 @@ def test_a_failed_gpu_drains_its_node_and_healthy_again_it_is_resumed(cluster):
 
 
 def test_the_health_check_program_drains_and_resumes_the_node_itself(cluster):
-    """gpuhost-slurm-healthcheck, as slurmd runs it (root, on the node), over gpuhost-health as the
-    deploy installs it (gpuhost/health/stage.py: the command and its rules)."""
+    """gpuhost-slurm-healthcheck, installed with gpuhost-health by their deploys (real pyinfra), run as
+    slurmd runs it (root, on the node)."""
     published = (Path(__file__).resolve().parents[1] / "health" / "fixtures" / "published-gpu-lost-marian-251.txt")
+    run = cluster.lab.pyinfra("deploys/health.py", "deploys/slurm_healthcheck.py", "-y", "--limit", "n1",
+                              "--limit", "n3", timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:]
     for name in ("n1", "n3"):
         host = cluster.lab.host(name)
-        host.exec(f"cat > {HEALTH_COMMAND} && chmod 755 {HEALTH_COMMAND}", input=Path(probe.__file__).read_text(),
-                  check=True)
-        host.exec(f"mkdir -p {Path(probe.RULES_PATH).parent} && cat > {probe.RULES_PATH}", input=rules_json(),
-                  check=True)
-        host.exec(f"cat > {WRAPPER} && chmod 755 {WRAPPER}", input=WRAPPER_SOURCE.read_text(), check=True)
+        assert host.exec(f"test -x {HEALTH_COMMAND} && test -x {WRAPPER}").returncode == 0, run.stdout[-2000:]
         host.exec(f"cat > {SMI} && chmod 755 {SMI}", input=LOST_SMI.format(line=published.read_text().strip()),
                   check=True)
     operator = cluster.states()["n3"]
