@@ -24,7 +24,8 @@ from gpuhost.fleet import rollout
 from gpuhost.scheduler.slurm import ReadCommand, SlurmReading, UpdateCommand, next_action
 
 SCHEDULERS = ("slurm",)
-POLL_SECONDS = 2  # scontrol answers from slurmctld's memory: cheap to ask
+POLL_SECONDS = 2
+PROBLEM_KINDS = ("controller does not answer", "Slurm has no node", "scontrol not found")  # scontrol answers from slurmctld's memory: cheap to ask
 
 
 def check_scheduler(scheduler: str, drain_command: str | None, undrain_command: str | None) -> None:
@@ -68,18 +69,22 @@ def preflight(inventory: str, hosts: list[str], record: dict[str, Any]) -> None:
     answers. One line (UsageError) otherwise. Unreachable hosts are the rollout's to report."""
     left = [name for name in hosts if (record["hosts"].get(name) or {}).get("result") not in rollout.DONE]
     readings = slurm_read(inventory, left)
-    problems: dict[str, list[str]] = {}
-    for name in left:
-        reading = readings[name]
-        if reading.problem and not reading.problem.startswith("unreachable"):
-            problems.setdefault(reading.problem.replace(reading.name or name, "{node}"), []).append(name)
+    problems = [(name, readings[name].problem) for name in left
+                if readings[name].problem and not readings[name].problem.startswith("unreachable")]
     if not problems:
         return
-    # The controller first: it explains every other answer.
-    problem, names = sorted(problems.items(), key=lambda item: "controller" not in item[0])[0]
+    # A silent controller first: it explains every other answer. Then the first problem, with its hosts.
+    kinds = [kind_of(problem) for _, problem in problems]
+    first = "controller does not answer" if "controller does not answer" in kinds else kinds[0]
+    group = [(name, problem) for (name, problem), kind in zip(problems, kinds) if kind == first]
+    names = [name for name, _ in group]
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    node = readings[names[0]].name or names[0]
-    raise UsageError(f"--scheduler slurm: host {shown}: {problem.replace('{node}', node)} (no host was changed)")
+    raise UsageError(f"--scheduler slurm: host {shown}: {group[0][1]} (no host was changed)")
+
+
+def kind_of(problem: str) -> str:
+    """Problems of one kind are one line, whichever node they name."""
+    return next((phrase for phrase in PROBLEM_KINDS if phrase in problem), problem)
 
 
 class SlurmRollout(Rollout):

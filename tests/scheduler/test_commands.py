@@ -47,6 +47,10 @@ def test_preflight_names_the_controller_first_then_unknown_nodes(monkeypatch):
     with pytest.raises(UsageError) as error:
         upgrade_slurm.preflight("inv", ["slurmctl", "n3"], {"hosts": {}})
     assert "host slurmctl: Slurm has no node slurmctl" in str(error.value)
+    answers["ctl2"] = reading("slurmctl-unknown-node")  # two unknown nodes: one line naming both hosts
+    with pytest.raises(UsageError) as error:
+        upgrade_slurm.preflight("inv", ["slurmctl", "n3", "ctl2"], {"hosts": {}})
+    assert str(error.value).startswith("--scheduler slurm: host slurmctl, ctl2: Slurm has no node")
     upgrade_slurm.preflight("inv", ["n3"], {"hosts": {}})  # a known node: no error
     # hosts already done in the record are not asked again
     upgrade_slurm.preflight("inv", ["slurmctl", "n3"], {"hosts": {"slurmctl": {"result": "upgraded"}}})
