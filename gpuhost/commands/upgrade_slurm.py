@@ -90,6 +90,10 @@ def kind_of(problem: str) -> str:
 class SlurmRollout(Rollout):
     """The rollout of upgrade.py with Slurm's drain, wait and resume around each host."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.notes: dict[str, list[str]] = {}  # Slurm notes kept until the host's result is recorded
+
     @property
     def draining(self) -> bool:
         return True
@@ -190,13 +194,6 @@ class SlurmRollout(Rollout):
             action = "resumed" if updates[name][0] == "resume" else "left drained"
             entry["notes"].append(f"{action} in Slurm ({reading.node.describe()})")
             say(f"  {name}: {action} in Slurm: {reading.node.describe()}")
-
-    @property
-    def notes(self) -> dict[str, list[str]]:
-        """Slurm notes gathered before a host's result is recorded (record_result resets notes)."""
-        if not hasattr(self, "_notes"):
-            self._notes: dict[str, list[str]] = {}
-        return self._notes
 
     def stop_host(self, batch, name: str, checks, result: str, reason: str) -> None:
         checks[name].action = "stopped"
