@@ -1,19 +1,33 @@
-"""What a re-run of the gpu_host deploy costs on a converged fleet, next to the SSH floor.
+"""What a re-run of the gpu_host deploy costs on a converged fleet of 1 to 100 hosts, next to the floors.
 
-    ./dev bench [--hosts 10] [--rounds 5]        # from a fresh clone: setup, lab, this script
-    ./dev bench --hosts 30 --update-figures      # write the committed figures, bench/results/
+    ./dev bench [--hosts 1,10,30,100] [--rounds 3]      # from a fresh clone: setup, lab, this script
+    ./dev bench --hosts 1,10,30,100 --update-figures     # write the committed figures, bench/results/
 
 The results go to bench/out/converge-N.json (git ignores it), so a run never edits the repository;
---update-figures writes bench/results/converge-N.json, the figures the README quotes, instead.
-Each phase says when it starts and how long it took.
+--update-figures writes bench/results/converge-N.json, the figures the docs quote, instead. Each
+phase says when it starts and how long it took.
 
-Starts N lab hosts (Debian 12, systemd, sshd; gpuhost.lab), provisions them once with the real
-deploy, then measures each figure `--rounds` times, interleaved (median, min, max):
+How the fleet is made: ONE lab host (Debian 12, systemd, sshd; gpuhost.lab) goes from bare to done
+with the real deploy against the lab's stand-ins (the first converge: its time, and the commands
+it ran, counted by its sshd), is committed as an image, and the fleet's hosts start from that
+image: each already converged (the same packages, files, Docker with the nvidia runtime and the
+pulled tag). One deploy run over the fleet then writes each host's own report (it names the
+host); after that every re-run must change nothing, which is checked on every re-run measured.
+That, and one file, is what differs from the e2e tests' hosts, which each converge from bare:
+the fleet's hosts have their kernel's headers (a stand-in /lib/modules/<kernel>/build/Makefile,
+TEST FIXTURE), as a converged host with a DKMS driver has; the lab's kernel is the machine's, for
+which no headers package exists, so the e2e hosts ask apt for a candidate in every snapshot
+(about 20 ms of host CPU: bench/snapshot.py measures both).
+
+Then, for each fleet size (the first N hosts), each figure `--rounds` times, rounds and sizes
+interleaved (median, min, max), each with the CPU-seconds spent in the hosts (their containers'
+cgroups: sshd, the commands, systemd and dockerd answering) and on the control node (the
+command's rusage; the bench's own threads for the paramiko figures) and the 1-minute load average:
 
   ssh floor      one SSH connection + `true` per host, all hosts at once (paramiko, one thread
                  per host): the network-and-sshd cost that no tool can avoid
   ssh snapshot   the same with the snapshot command instead of `true`: what the one reading
-                 costs the hosts (diagnostic: the lab's hosts share this machine's CPUs)
+                 costs the hosts
   pyinfra floor  `pyinfra INVENTORY exec -y -- true`: the same plus pyinfra's start-up and its
                  own connection handling; the fair floor for a pyinfra deploy
   re-run         `pyinfra INVENTORY deploys/gpu_host.py -y` on the converged hosts (checked:
@@ -21,7 +35,9 @@ deploy, then measures each figure `--rounds` times, interleaved (median, min, ma
   inspect        `gpuhost inspect INVENTORY --json`
 
 and the commands each host executed during one re-run, counted by the host's own sshd
-(LogLevel DEBUG1: one "Starting session: command" line per command).
+(LogLevel DEBUG1: one "Starting session: command" line per command). At the largest size it also
+records what the run needed on this machine: the hosts' memory (their cgroups), pyinfra's peak
+RSS and open file descriptors, the fd limit and fs.inotify.max_user_instances.
 
 What the hosts are: each is planned for an H100 (`target_gpus`, the lab has no GPU) and goes
 through every stage with the lab's stand-ins (gpuhost/lab/stand_ins.py): the driver and the
@@ -40,6 +56,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -49,13 +66,18 @@ import time
 from pathlib import Path
 
 import paramiko
+from labcpu import HostsCpu, cgroup_usage_file, children_cpu, memory_bytes, self_cpu
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from facts.snapshot import COMMAND as SNAPSHOT  # noqa: E402
 from gpuhost.lab import HostSpec, Lab  # noqa: E402
-from gpuhost.lab.lab import pyinfra_bin  # noqa: E402
+from gpuhost.lab.engine import docker  # noqa: E402
+from gpuhost.lab.hosts import start_host, wait_ready  # noqa: E402
+from gpuhost.lab.inventory import write_inventory  # noqa: E402
+from gpuhost.lab.keys import ensure_key  # noqa: E402
+from gpuhost.lab.lab import _room_for_hosts, pyinfra_bin  # noqa: E402
 from gpuhost.lab.results import summary_rows  # noqa: E402
 from gpuhost.lab.stand_ins import StandIns  # noqa: E402
 
@@ -65,79 +87,86 @@ COUNT = ("journalctl --sync 2>/dev/null; journalctl -u ssh --since @{since} --no
          "| grep -c 'Starting session: command' || true")
 _START = time.monotonic()
 COUNTING = "echo 'LogLevel DEBUG1' > /etc/ssh/sshd_config.d/zz-count.conf && systemctl reload ssh"  # sshd logs commands
+# The fleet's hosts have their kernel's headers, as a converged host with a DKMS driver has
+# (the lab's kernel, the machine's, has no headers package, so the lab's own hosts ask apt for a
+# candidate in every snapshot): a stand-in Makefile, TEST FIXTURE, an empty file.
+KERNEL_HEADERS = 'mkdir -p "/lib/modules/$(uname -r)/build" && : > "/lib/modules/$(uname -r)/build/Makefile"'
+FIGURES = ("ssh_floor", "ssh_snapshot", "pyinfra_floor", "rerun", "inspect")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hosts", type=int, default=10, help="lab hosts (default 10)")
-    parser.add_argument("--rounds", type=int, default=5, help="measurements of each figure (default 5)")
-    parser.add_argument("--json", type=Path, metavar="FILE",
-                        help="write the results here (default bench/out/converge-N.json, git-ignored)")
+    parser.add_argument("--hosts", default="10", help="fleet sizes, comma separated (default 10; the figures: 1,10,30,100)")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements of each figure (default 3)")
+    parser.add_argument("--json", type=Path, metavar="DIR",
+                        help="write the results into this directory (default bench/out/, git-ignored)")
     parser.add_argument("--update-figures", action="store_true",
-                        help="write bench/results/converge-N.json, the committed figures the README quotes")
+                        help="write bench/results/converge-N.json, the committed figures the docs quote")
     parser.add_argument("--monitoring", action="store_true",
                         help="with the monitoring stage on (node_exporter, gpuhost's metrics): converge-N-monitoring.json")
     args = parser.parse_args()
-    if not 1 <= args.hosts <= 60 or args.rounds < 1:
-        parser.error("--hosts is 1..60 and --rounds at least 1")
+    try:
+        sizes = sorted({int(n) for n in args.hosts.split(",")})
+    except ValueError:
+        parser.error(f"--hosts takes sizes like 1,10,30,100, not {args.hosts!r}")
+    if not sizes or sizes[0] < 1 or sizes[-1] > 200 or args.rounds < 1:
+        parser.error("--hosts sizes are 1..200 and --rounds at least 1")
     if args.json and args.update_figures:
         parser.error("--json and --update-figures both name the output: give one")
-    out = args.json or results_path(args.hosts, args.update_figures, "-monitoring" if args.monitoring else "")
+    suffix = "-monitoring" if args.monitoring else ""
     # No GPU in the lab, so no GPU exporter: node_exporter and gpuhost's textfiles.
     monitoring = {"monitoring": True, "dcgm_exporter": "fallback"} if args.monitoring else {}
 
+    started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         with phase("building the lab's stand-ins (signed fixture repositories)"):
             stand_ins = StandIns.build(Path(tmp))
-        specs = [HostSpec(f"b{i:02d}", {**stand_ins.data, "apt_lock_timeout": 600, **monitoring})
-                 for i in range(1, args.hosts + 1)]
-        started = time.monotonic()
-        phase_line(f"starting {args.hosts} lab host(s) (the lab says when they are ready) ...")
-        with Lab(specs) as lab:
+        data = {**stand_ins.data, "apt_lock_timeout": 600, **monitoring}
+        phase_line("starting the template host ...")
+        # The image goes after the lab: a tag in use by the fleet's containers would only be untagged.
+        with _committed_image_removed() as images, Lab([HostSpec("t00", data)]) as lab:
+            template = lab.hosts[0]
             with phase("serving the stand-ins to the hosts (registry, apt repositories)"):
                 stand_ins.install(lab)
-                _each(lab.hosts, lambda host: host.exec(COUNTING, check=True))
-            with phase(f"provisioning {args.hosts} host(s) once with the real deploy (minutes)"):
-                provision = _provision(lab)
+                template.exec(COUNTING, check=True)
+            with phase("first converge: the template host from bare to done with the real deploy"):
+                first = _first_converge(lab, template)
+            with phase(f"starting {sizes[-1]} converged host(s) from the template's image"):
+                fleet = _clone(lab, template, data, sizes[-1], images)
+            with phase(f"one deploy run over the fleet: each host's report names it ({sizes[-1]} hosts)"):
+                _pyinfra_ok(_inventory(lab, fleet), "deploys/gpu_host.py", "-y")
             with phase("letting the machine settle (until the load average is below the CPU count, 5 min at most)"):
                 _settle()
-            inventory = str(lab.inventory_path)
-            load_before = os.getloadavg()
-            results = _rounds(args.rounds, {
-                "ssh_floor": lambda: _ssh_floor(lab),
-                "ssh_snapshot": lambda: _ssh_floor(lab, SNAPSHOT),
-                "pyinfra_floor": lambda: _run([pyinfra_bin(), inventory, "exec", "-y", "--", "true"]),
-                "rerun": lambda: _rerun(lab),
-                "inspect": lambda: _run([_gpuhost_bin(), "inspect", inventory, "--json"]),
-            })
-            with phase("counting each host's commands in one re-run (its sshd's log)"):
-                commands = _commands_per_host(lab)
-            load_after = os.getloadavg()
+            files = [cgroup_usage_file(i) for i in _container_ids(fleet)]
+            results = _rounds(args.rounds, lab, fleet, files, sizes)
+            with phase("counting each host's commands in one re-run per size (its sshd's log)"):
+                commands = {n: _commands_per_host(_inventory(lab, fleet[:n]), fleet[:n]) for n in sizes}
+            needs = _needs(lab, fleet)
             phase_line("removing the lab")
         total = time.monotonic() - started
 
-    document = {
-        "machine": _machine(), "load_average_1m": [round(load_before[0], 2), round(load_after[0], 2)],
-        "hosts": args.hosts, "rounds": args.rounds, "monitoring": args.monitoring,
-        "provision_seconds": round(provision, 1), "total_seconds": round(total, 1),
-        "seconds": results,
-        "ratio_to_pyinfra_floor": round(results["rerun"]["median"] / results["pyinfra_floor"]["median"], 2),
-        "ratio_to_ssh_floor": round(results["rerun"]["median"] / results["ssh_floor"]["median"], 2),
-        "inspect_ratio_to_pyinfra_floor": round(results["inspect"]["median"] / results["pyinfra_floor"]["median"], 2),
-        "commands_per_host": commands,
-        "reproduce": f"./dev bench --hosts {args.hosts} --rounds {args.rounds}" + (" --monitoring" if args.monitoring else ""),
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(document, indent=2) + "\n")
-    print(render(document))
-    print(f"\nwritten: {out}" + ("" if args.update_figures or args.json else
-                                  " (git-ignored; --update-figures writes the committed figures)"))
+    out_dir = args.json or REPO / "bench" / ("results" if args.update_figures else "out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for n in sizes:
+        r = results[n]
+        floor = r["pyinfra_floor"]["seconds"]["median"]
+        document = {
+            "machine": _machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "hosts": n, "rounds": args.rounds, "monitoring": args.monitoring,
+            "first_converge": first, "total_seconds": round(total, 1),
+            "figures": r,
+            "ratio_to_pyinfra_floor": round(r["rerun"]["seconds"]["median"] / floor, 2),
+            "ratio_to_ssh_floor": round(r["rerun"]["seconds"]["median"] / r["ssh_floor"]["seconds"]["median"], 2),
+            "inspect_ratio_to_pyinfra_floor": round(r["inspect"]["seconds"]["median"] / floor, 2),
+            "commands_per_host": commands[n],
+            "needs": needs if n == sizes[-1] else None,
+            "reproduce": f"./dev bench --hosts {args.hosts} --rounds {args.rounds}" + (" --monitoring" if args.monitoring else ""),
+        }
+        (out_dir / f"converge-{n}{suffix}.json").write_text(json.dumps(document, indent=2) + "\n")
+        print(render(document) + "\n")
+    print(f"written: {', '.join(str(out_dir / f'converge-{n}{suffix}.json') for n in sizes)}"
+          + ("" if args.update_figures or args.json else " (git-ignored; --update-figures writes the committed figures)"))
     return 0
-
-
-def results_path(hosts: int, update_figures: bool, suffix: str = "") -> Path:
-    """bench/results/ holds the committed figures; bench/out/ (git-ignored) everything else."""
-    return REPO / "bench" / ("results" if update_figures else "out") / f"converge-{hosts}{suffix}.json"
 
 
 def phase_line(text: str) -> None:
@@ -182,29 +211,105 @@ def _settle(limit: float = 300) -> None:
         time.sleep(5)
 
 
-def _rerun(lab: Lab) -> None:
-    proc = lab.pyinfra("deploys/gpu_host.py", "-y")
+def _first_converge(lab: Lab, host) -> dict:
+    """Bare host to done, once: the deploy's wall time and the commands the host's sshd ran."""
+    since = int(host.exec("date +%s").stdout.strip())
+    seconds = _provision(lab)
+    return {"seconds": round(seconds, 1),
+            "commands": int(host.exec(COUNT.format(since=since)).stdout.strip() or 0),
+            "what": "one lab host, bare Debian 12 to converged (driver and toolkit from the stand-in "
+                    "repositories, docker.io from Debian's mirror, the image tag pulled from the lab registry)"}
+
+
+@contextlib.contextmanager
+def _committed_image_removed():
+    images: list[str] = []
+    try:
+        yield images
+    finally:
+        for image in images:
+            docker("rmi", "-f", image, check=False)
+
+
+def _clone(lab: Lab, template, data: dict, count: int, images: list[str]) -> list:
+    """`count` hosts started from an image of the converged template, on the lab's network."""
+    image = f"gpuhost-lab/bench-converged:{lab.id}"
+    # dockerd renames /var/lib/docker/runtimes at start: on the image's lower layer that is a
+    # cross-device rename (overlayfs), so it is left out (dockerd writes it again).
+    template.exec("systemctl stop docker docker.socket containerd && rm -rf /var/lib/docker/runtimes /var/lib/docker/tmp "
+                  f"&& {KERNEL_HEADERS} && sync", check=True)
+    docker("commit", template.container, image)
+    images.append(image)
+    template.exec("systemctl start docker", check=False)
+    _room_for_hosts(count + 1)
+    key_path, public_key = ensure_key()
+    fleet = []
+    for i in range(1, count + 1):
+        host = start_host(HostSpec(f"b{i:03d}", data), image=image, network=lab.network, prefix=lab.prefix,
+                          labels=lab.labels, public_key=public_key, key_path=key_path)
+        lab.hosts.append(host)
+        fleet.append(host)
+    for host in fleet:
+        wait_ready(host, timeout=300)
+    return fleet
+
+
+def _inventory(lab: Lab, hosts: list) -> Path:
+    return write_inventory(lab.run_dir / f"inventory-{len(hosts)}.py", hosts, lab.id)
+
+
+def _pyinfra(inventory: Path, *args: str, sample: dict | None = None) -> subprocess.CompletedProcess:
+    """pyinfra's CLI on an inventory; `sample` collects its peak open fds (polled) when given."""
+    proc = subprocess.Popen([pyinfra_bin(), str(inventory), *args], cwd=REPO, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    done = threading.Event()
+
+    def poll():
+        while not done.wait(0.1):
+            with contextlib.suppress(OSError):
+                sample["fds"] = max(sample.get("fds", 0), len(os.listdir(f"/proc/{proc.pid}/fd")))
+    if sample is not None:
+        threading.Thread(target=poll, daemon=True).start()
+    try:
+        out, _ = proc.communicate(timeout=3600)
+    finally:
+        done.set()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+
+
+def _pyinfra_ok(inventory: Path, *args: str) -> subprocess.CompletedProcess:
+    proc = _pyinfra(inventory, *args)
+    rows = summary_rows(proc.stdout)
+    bad = {name: row["RESULT"] for name, row in rows.items() if row["RESULT"] != "ok"}
+    if proc.returncode != 0 or bad:
+        raise SystemExit(f"pyinfra {' '.join(args)} failed ({bad or proc.returncode}):\n{proc.stdout[-4000:]}")
+    return proc
+
+
+def _rerun(inventory: Path, count: int, sample: dict | None = None) -> None:
+    proc = _pyinfra(inventory, "deploys/gpu_host.py", "-y", sample=sample)
     rows = summary_rows(proc.stdout)
     changed = {name: row["CHANGES"] for name, row in rows.items() if row["CHANGES"] != "0"}
-    if proc.returncode != 0 or changed or len(rows) != len(lab.hosts):
+    if proc.returncode != 0 or changed or len(rows) != count:
         raise SystemExit(f"the re-run was not a no-op ({changed or proc.returncode}):\n{proc.stdout[-4000:]}")
 
 
-def _commands_per_host(lab: Lab) -> dict:
+def _commands_per_host(inventory: Path, hosts: list) -> dict:
     """Commands each host ran during one re-run, from its own sshd log."""
-    since = {h.name: int(h.exec("date +%s").stdout.strip()) + 1 for h in lab.hosts}
+    since = {h.name: int(h.exec("date +%s").stdout.strip()) + 1 for h in hosts}
     time.sleep(2)
-    _rerun(lab)
-    counts = sorted(int(h.exec(COUNT.format(since=since[h.name])).stdout.strip() or 0) for h in lab.hosts)
+    _rerun(inventory, len(hosts))
+    counts = sorted(int(h.exec(COUNT.format(since=since[h.name])).stdout.strip() or 0) for h in hosts)
     return {"min": counts[0], "median": statistics.median(counts), "max": counts[-1]}
 
 
-def _ssh_floor(lab: Lab, command: str = "true") -> None:
+def _ssh_floor(hosts: list, command: str = "true") -> None:
     def one(host):
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         client.connect("127.0.0.1", port=host.port, username="root", key_filename=str(host.key_path),
-                       look_for_keys=False, allow_agent=False, timeout=30)
+                       look_for_keys=False, allow_agent=False, timeout=60)
         try:
             _, stdout, _ = client.exec_command(command)
             stdout.read()
@@ -212,7 +317,28 @@ def _ssh_floor(lab: Lab, command: str = "true") -> None:
                 raise RuntimeError(f"{host.name}: {command[:20]} failed")
         finally:
             client.close()
-    _each(lab.hosts, one)
+    _each(hosts, one)
+
+
+def _container_ids(hosts: list) -> list[str]:
+    return docker("inspect", "-f", "{{.Id}}", *(h.container for h in hosts)).stdout.split()
+
+
+def _needs(lab: Lab, fleet: list) -> dict:
+    """What the largest fleet needed on this machine: memory, file descriptors, inotify instances."""
+    sample: dict = {}
+    _rerun(_inventory(lab, fleet), len(fleet), sample=sample)
+    memory = [memory_bytes(i) for i in _container_ids(fleet)]
+    return {
+        "hosts": len(fleet),
+        "hosts_memory_gib": round(sum(m["usage"] for m in memory) / 2**30, 2),
+        "host_memory_mib_median": round(statistics.median(m["usage"] for m in memory) / 2**20, 1),
+        "host_anonymous_mib_median": round(statistics.median(m["rss"] for m in memory) / 2**20, 1),
+        "pyinfra_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        "pyinfra_peak_open_fds": sample.get("fds"),
+        "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "inotify_max_user_instances": int(Path("/proc/sys/fs/inotify/max_user_instances").read_text()),
+    }
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -243,18 +369,45 @@ def _run(cmd: list[str]) -> None:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
 
 
-def _rounds(rounds: int, figures: dict) -> dict:
-    """Each figure `rounds` times, interleaved (one of each per round), so that a slow spell of the
-    machine weighs on every figure alike; median, min, max and every sample."""
-    seconds: dict[str, list[float]] = {name: [] for name in figures}
+def _figures(lab: Lab, hosts: list) -> dict:
+    inventory = _inventory(lab, hosts)
+    return {
+        "ssh_floor": lambda: _ssh_floor(hosts),
+        "ssh_snapshot": lambda: _ssh_floor(hosts, SNAPSHOT),
+        "pyinfra_floor": lambda: _run([pyinfra_bin(), str(inventory), "exec", "-y", "--", "true"]),
+        "rerun": lambda: _rerun(inventory, len(hosts)),
+        "inspect": lambda: _run([_gpuhost_bin(), "inspect", str(inventory), "--json"]),
+    }
+
+
+def _rounds(rounds: int, lab: Lab, fleet: list, files: list, sizes: list[int]) -> dict:
+    """Each figure at each size `rounds` times, interleaved (one of each per round, sizes in turn),
+    so that a slow spell of the shared machine weighs on every figure alike: for each, the wall
+    seconds, the hosts' and the control node's CPU-seconds and the load average; median, min, max."""
+    figures = {n: _figures(lab, fleet[:n]) for n in sizes}
+    samples = {n: {name: [] for name in FIGURES} for n in sizes}
     for number in range(1, rounds + 1):
-        phase_line(f"measuring: round {number} of {rounds} ({', '.join(figures)})")
-        for name, function in figures.items():
-            start = time.perf_counter()
-            function()
-            seconds[name].append(time.perf_counter() - start)
-    return {name: {"median": round(statistics.median(s), 3), "min": round(min(s), 3),
-                   "max": round(max(s), 3), "all": [round(x, 3) for x in s]} for name, s in seconds.items()}
+        phase_line(f"measuring: round {number} of {rounds} (sizes {', '.join(map(str, sizes))}; {', '.join(FIGURES)})")
+        for n in sizes:
+            cpu = HostsCpu(files[:n])
+            for name in FIGURES:
+                load = os.getloadavg()[0]
+                control = children_cpu() + self_cpu()
+                start = time.perf_counter()
+                with cpu:
+                    figures[n][name]()
+                samples[n][name].append((time.perf_counter() - start, cpu.seconds,
+                                         children_cpu() + self_cpu() - control, load))
+    return {n: {name: _stats(values) for name, values in by_name.items()} for n, by_name in samples.items()}
+
+
+def _stats(values: list[tuple]) -> dict:
+    def summary(column: int, digits: int = 3) -> dict:
+        xs = [v[column] for v in values]
+        return {"median": round(statistics.median(xs), digits), "min": round(min(xs), digits),
+                "max": round(max(xs), digits), "all": [round(x, digits) for x in xs]}
+    return {"seconds": summary(0), "host_cpu_seconds": summary(1), "control_cpu_seconds": summary(2),
+            "load_average_1m": summary(3, 2)}
 
 
 def _gpuhost_bin() -> str:
@@ -271,18 +424,22 @@ def _machine() -> dict:
 
 
 def render(doc: dict) -> str:
-    s = doc["seconds"]
-    floor = s["pyinfra_floor"]["median"]
-    lines = [f"{doc['hosts']} lab hosts, {doc['rounds']} rounds, on {doc['machine']['cpus']} x "
-             f"{doc['machine']['cpu']} (provisioned once in {doc['provision_seconds']} s; load average "
-             f"{doc['load_average_1m'][0]} before, {doc['load_average_1m'][1]} after)", "",
-             f"{'figure':<16}{'median s':>10}{'min':>8}{'max':>8}{'x pyinfra floor':>17}"]
+    f = doc["figures"]
+    floor = f["pyinfra_floor"]["seconds"]["median"]
+    first = doc["first_converge"]
+    lines = [f"{doc['hosts']} lab host(s), {doc['rounds']} rounds, on {doc['machine']['cpus']} x {doc['machine']['cpu']} "
+             f"(first converge of one host: {first['seconds']} s, {first['commands']} commands)", "",
+             f"{'figure':<16}{'median s':>10}{'min':>8}{'max':>8}{'x floor':>9}{'host CPU s':>12}{'control CPU s':>15}{'load':>7}"]
     for key, label in (("ssh_floor", "ssh floor"), ("ssh_snapshot", "ssh snapshot"), ("pyinfra_floor", "pyinfra floor"),
                        ("rerun", "no-op re-run"), ("inspect", "gpuhost inspect")):
-        v = s[key]
-        lines.append(f"{label:<16}{v['median']:>10.2f}{v['min']:>8.2f}{v['max']:>8.2f}{v['median'] / floor:>17.2f}")
+        v = f[key]
+        lines.append(f"{label:<16}{v['seconds']['median']:>10.2f}{v['seconds']['min']:>8.2f}{v['seconds']['max']:>8.2f}"
+                     f"{v['seconds']['median'] / floor:>9.2f}{v['host_cpu_seconds']['median']:>12.2f}"
+                     f"{v['control_cpu_seconds']['median']:>15.2f}{v['load_average_1m']['median']:>7.1f}")
     c = doc["commands_per_host"]
     lines += ["", f"commands per host in a re-run: median {c['median']}, min {c['min']}, max {c['max']}"]
+    if doc.get("needs"):
+        lines.append(f"needed: {doc['needs']}")
     return "\n".join(lines)
 
 

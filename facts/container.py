@@ -59,13 +59,10 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
-from facts.sections import Sections, key_values, key_values_with_tail, not_available
+from facts.readings import CONTAINER_PACKAGES as PACKAGES  # noqa: F401 (the packages it reads)
+from facts.readings import Part, command
+from facts.sections import Sections, key_values, key_values_with_tail, not_available, part_sections
 
-PACKAGES = (
-    "docker.io docker-ce docker-ce-cli docker-ce-rootless-extras containerd.io moby-engine "
-    "podman-docker docker nvidia-container-toolkit nvidia-container-toolkit-base "
-    "libnvidia-container-tools libnvidia-container1 nvidia-docker2 nvidia-container-runtime"
-)
 DOCKER_PACKAGES = {"docker.io", "docker-ce", "moby-engine", "docker"}
 TOOLKIT_PACKAGES = {
     "nvidia-container-toolkit",
@@ -81,63 +78,14 @@ TOOLKIT_PACKAGES = {
 # deprecated" (debian/control, commit 0706626; read 2026-12-01); nvidia-container-runtime likewise.
 LEGACY_TOOLKIT_PACKAGES = ("nvidia-docker2", "nvidia-container-runtime")
 SNAP_DAEMON_JSON = "/var/snap/docker/current/config/daemon.json"
-INFO_FORMAT = (
-    "server_version={{.ServerVersion}}\n"
-    "default_runtime={{.DefaultRuntime}}\n"
-    "live_restore={{.LiveRestoreEnabled}}\n"
-    "cgroup_driver={{.CgroupDriver}}\n"
-    "runtimes={{json .Runtimes}}"
-)
-INSPECT_FORMAT = (
-    '{{.Id}}{{"\\t"}}{{.Name}}{{"\\t"}}{{.Config.Image}}{{"\\t"}}{{.HostConfig.Runtime}}'
-    '{{"\\t"}}{{json .HostConfig.DeviceRequests}}{{"\\t"}}'
-    '{{range .Config.Env}}{{if ge (len .) 23}}{{if eq (slice . 0 23) "NVIDIA_VISIBLE_DEVICES="}}'
-    "{{.}}{{end}}{{end}}{{end}}"
-)
-
-# POSIX sh. dockerd processes are found through /proc/*/comm (no ps needed).
+# POSIX sh, after the shared dpkg and docker readings (facts/readings.py): the daemon, its
+# containers and images, and the packages are read there.
 SCRIPT = r"""
 echo '@@gpuhost container 1'
-T=; command -v timeout >/dev/null 2>&1 && T='timeout 20'
-c=$(command -v docker 2>/dev/null); d=$(command -v dockerd 2>/dev/null)
-[ -z "$d" ] && [ -x /usr/bin/dockerd ] && d=/usr/bin/dockerd
-echo "@@docker_client ${c:--}"; [ -n "$c" ] && $T "$c" --version 2>&1 | head -n 1
-echo "@@dockerd ${d:--}"
-echo "@@docker_host ${DOCKER_HOST:--}"
-echo '@@packages'
-if command -v dpkg-query >/dev/null 2>&1; then
-  dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\n' __PACKAGES__ 2>/dev/null
-elif command -v rpm >/dev/null 2>&1; then
-  rpm -q --qf '%{NAME} %{VERSION}-%{RELEASE} ii\n' __PACKAGES__ 2>/dev/null | grep -v 'not installed'
-fi
 echo '@@snap'
 [ -e /snap/docker/current/meta/snap.yaml ] && grep -m 1 '^version:' /snap/docker/current/meta/snap.yaml
 echo '@@rootless_units'
-ls -d /root/.config/systemd/user/docker.service /home/*/.config/systemd/user/docker.service 2>/dev/null
-echo '@@daemons'
-cfgs=; host=; me=$(readlink /proc/self/ns/pid 2>/dev/null)
-for p in $(grep -lx dockerd /proc/[0-9]*/comm 2>/dev/null); do
-  pid=${p#/proc/}; pid=${pid%/comm}
-  ns=$(readlink /proc/$pid/ns/pid 2>/dev/null)
-  # A dockerd inside a container (its own PID namespace) is not this host's daemon.
-  [ -n "$ns" ] && [ -n "$me" ] && [ "$ns" != "$me" ] && { echo "other_namespace pid=$pid"; continue; }
-  uid=$(awk '/^Uid:/ { print $2 }' /proc/$pid/status 2>/dev/null)
-  cmd=$(tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null | cut -c 1-300)
-  cfg=$(tr '\0' '\n' < /proc/$pid/cmdline 2>/dev/null | awk 'f { print; exit } /^--config-file=/ { sub(/^--config-file=/, ""); print; exit } /^--config-file$/ { f = 1 }')
-  from=--config-file
-  if [ -z "$cfg" ]; then
-    if [ "$uid" = 0 ]; then cfg=/etc/docker/daemon.json; from=default
-    else cfg=$(getent passwd "$uid" | cut -d: -f6)/.config/docker/daemon.json; from=rootless; fi
-  fi
-  sock=$(tr '\0' '\n' < /proc/$pid/cmdline 2>/dev/null | awk 'f { print; exit } /^(-H|--host)=unix:/ { sub(/^[^=]*=/, ""); print; exit } /^(-H|--host)$/ { f = 1 }')
-  case "$sock" in unix://*) [ -z "$host" ] && host=$sock;; esac
-  echo "pid=$pid uid=$uid config=$cfg from=$from host=${sock:--} cmdline=$cmd"
-  cfgs="$cfgs $cfg"
-done
-# A daemon on its own socket: talk to it there, unless the session chose one (DOCKER_HOST).
-if [ -n "$c" ] && [ -z "$DOCKER_HOST" ] && [ -n "$host" ] && [ "$host" != unix:///var/run/docker.sock ] && [ "$host" != unix:///run/docker.sock ]; then
-  c="$c -H $host"; echo "@@docker_client_host $host"
-fi
+for f in /root/.config/systemd/user/docker.service /home/*/.config/systemd/user/docker.service; do [ -e "$f" ] && echo "$f"; done
 if [ -z "$cfgs" ]; then
   cfgs=/etc/docker/daemon.json
   [ -e /snap/docker/current ] && cfgs="$cfgs __SNAP_DAEMON_JSON__"
@@ -145,50 +93,23 @@ fi
 for f in $cfgs; do
   if [ -r "$f" ]; then echo "@@daemon_json $f"; head -c 65536 "$f"; echo; else echo "@@daemon_json_absent $f"; fi
 done
-rc=-
-# The daemon's Engine API over its unix socket with curl when possible: each docker CLI call
-# starts a large Go binary, about three times the CPU of a curl call. Else the CLI. Container
-# details always come from `docker inspect --format`, which reads no environment but one variable.
-api=; s=${DOCKER_HOST:-${host:-unix:///var/run/docker.sock}}
-case "$s" in unix://*) s=${s#unix://};; *) s=;; esac
-if [ -n "$c" ] && [ -n "$s" ] && [ -S "$s" ] && command -v curl >/dev/null 2>&1 \
-   && info=$($T curl -sf --unix-socket "$s" http://localhost/info 2>/dev/null); then
-  api=1; rc=0
-  echo '@@api_info'; printf '%s\n' "$info"
-  ids=$($T curl -sf --unix-socket "$s" http://localhost/containers/json 2>/dev/null | grep -o '"Id":"[0-9a-f]*"' | cut -d'"' -f4 | tr '\n' ' ')
-  echo '@@containers'
-  [ -n "$ids" ] && $T $c inspect --format '__INSPECT_FORMAT__' $ids 2>/dev/null
-  echo '@@api_images'; $T curl -sf --unix-socket "$s" http://localhost/images/json 2>/dev/null; echo
-elif [ -n "$c" ]; then
-  info=$($T $c info --format '__INFO_FORMAT__' 2>&1); rc=$?
-  echo '@@info'; printf '%s\n' "$info" | head -n 20; echo "@@info_rc $rc"
-  ids=$($T $c ps -q 2>/dev/null | tr '\n' ' ')
-  echo '@@containers'
-  [ -n "$ids" ] && $T $c inspect --format '__INSPECT_FORMAT__' $ids 2>/dev/null
-  echo '@@images'; $T $c images --digests --format '{{.Repository}}:{{.Tag}} {{.Digest}}' 2>/dev/null
-fi
-# The daemon's version: from `docker info` when it answers, else from the binary (slow to start).
-if [ "$rc" != 0 ] && [ -n "$d" ]; then echo '@@dockerd_version'; $T "$d" --version 2>&1 | head -n 1; fi
-k=$(command -v nvidia-ctk 2>/dev/null)
-echo "@@ctk ${k:--}"; [ -n "$k" ] && $T "$k" --version 2>&1 | head -n 2
+# nvidia-ctk's version from its package when one is installed (the shared dpkg reading), else the binary.
+kt=$(command -v nvidia-ctk 2>/dev/null)
+echo "@@ctk ${kt:--}"
+case "$pk" in *'@@package_flags cli='?' ctk=1'*) ;; *) [ -n "$kt" ] && $T "$kt" --version 2>&1 | head -n 2;; esac
 r=$(command -v nvidia-container-runtime 2>/dev/null)
 echo "@@nvidia_runtime_binary ${r:--}"
 echo '@@cdi'
-for f in /etc/cdi/*.yaml /etc/cdi/*.json /var/run/cdi/*.yaml /var/run/cdi/*.json; do
-  [ -f "$f" ] || continue
-  kind=$(grep -m 1 -oE '"?kind"?: *"?[A-Za-z0-9./_-]+' "$f" | sed -E 's/^"?kind"?: *"?//')
-  lib=$(grep -m 1 -oE 'lib(cuda|nvidia-ml)\.so\.[0-9]+(\.[0-9]+)+' "$f" | head -n 1)
-  echo "path=$f kind=${kind:--} lib=${lib:--}"
-done
-true
+cf=; for f in /etc/cdi/*.yaml /etc/cdi/*.json /var/run/cdi/*.yaml /var/run/cdi/*.json; do [ -f "$f" ] && cf="$cf $f"; done
+[ -n "$cf" ] && awk '
+  function out() { if (p != "") print "path=" p " kind=" (kd == "" ? "-" : kd) " lib=" (lb == "" ? "-" : lb) }
+  FNR == 1 { out(); p = FILENAME; kd = lb = "" }
+  kd == "" && match($0, /"?kind"?: *"?[A-Za-z0-9.\/_-]+/) { kd = substr($0, RSTART, RLENGTH); sub(/^"?kind"?: *"?/, "", kd) }
+  lb == "" && match($0, /lib(cuda|nvidia-ml)\.so\.[0-9]+(\.[0-9]+)+/) { lb = substr($0, RSTART, RLENGTH) }
+  END { out() }' $cf
 """
-COMMAND = (
-    SCRIPT.strip()
-    .replace("__PACKAGES__", PACKAGES)
-    .replace("__SNAP_DAEMON_JSON__", SNAP_DAEMON_JSON)
-    .replace("__INFO_FORMAT__", INFO_FORMAT)
-    .replace("__INSPECT_FORMAT__", INSPECT_FORMAT)
-)
+PART = Part("container", ("dpkg", "docker"), SCRIPT.replace("__SNAP_DAEMON_JSON__", SNAP_DAEMON_JSON))
+COMMAND = command(PART)
 
 DOCKER_VERSION_RE = re.compile(r"version\s+([0-9][^\s,]*)", re.IGNORECASE)
 CTK_VERSION_RE = re.compile(r"version\s+([0-9][0-9.]*[0-9](?:-[0-9A-Za-z.]+)?)")
@@ -206,7 +127,7 @@ class ContainerState(FactBase):
         return process_container_sections(Sections([]))
 
     def process(self, output: list[str]) -> dict[str, Any]:
-        return process_container_sections(Sections(output))
+        return process_container_sections(part_sections(output, "container"))
 
 
 def process_container_sections(sections: Sections) -> dict[str, Any]:
@@ -292,7 +213,7 @@ def process_container_sections(sections: Sections) -> dict[str, Any]:
         "docker": {
             "installed": bool(client or dockerd or docker_packages or snap_version),
             "client": client,
-            "client_version": _docker_version(sections.lines("docker_client")),
+            "client_version": _docker_version(sections.lines("docker_client")) or _client_package_version(client, packages),
             "dockerd": dockerd,
             "daemon_version": info["server_version"]
             or _docker_version(sections.lines("dockerd_version") or sections.lines("dockerd")),
@@ -348,6 +269,13 @@ def _upstream(version: str | None) -> str | None:
         return None
     version = version.split(":", 1)[-1]
     return version.split("-", 1)[0]
+
+
+def _client_package_version(client: str | None, packages: dict[str, str]) -> str | None:
+    """The version of /usr/bin/docker from its package (the script asks the binary only without one)."""
+    if client != "/usr/bin/docker":
+        return None
+    return _upstream(packages.get("docker-ce-cli") or packages.get("docker.io"))
 
 
 def _docker_version(lines: list[str]) -> str | None:
@@ -468,11 +396,14 @@ def _api_info(info: dict[str, Any], text: str) -> dict[str, Any]:
             "runtimes": sorted(runtimes) if isinstance(runtimes, dict) else []}
 
 
+UNTAGGED = "<none>:<none>"  # a dangling image, as the CLI and Docker 20.10's API name it: no tag
+
+
 def _images(sections: Sections) -> tuple[list[str], dict[str, str]]:
     """(tags, {tag: registry digest}) from the API's GET /images/json or `docker images --digests`."""
     api = sections.text("api_images")
     if api is None:
-        rows = [line.split() for line in sections.lines("images")]
+        rows = [words for words in map(str.split, sections.lines("images")) if words and words[0] != UNTAGGED]
         return (sorted({words[0] for words in rows}),
                 {words[0]: words[1] for words in rows if len(words) > 1 and words[1].startswith("sha256:")})
     try:
@@ -483,6 +414,8 @@ def _images(sections: Sections) -> tuple[list[str], dict[str, str]]:
     for image in images if isinstance(images, list) else []:
         repo_digests = {d.split("@", 1)[0]: d.split("@", 1)[1] for d in image.get("RepoDigests") or [] if "@" in d}
         for tag in image.get("RepoTags") or []:
+            if tag == UNTAGGED:
+                continue
             tags.add(tag)
             digest = repo_digests.get(tag.rsplit(":", 1)[0])
             if digest:

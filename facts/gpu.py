@@ -54,31 +54,82 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
-from facts.sections import Sections, csv_row, int_or_none, key_values, not_available
+from facts.readings import Part, command
+from gpuhost.health.probe import SMI_FIELDS as HEALTH_SMI_FIELDS
+from facts.sections import Sections, csv_row, int_or_none, key_values, not_available, part_sections
 
 NVIDIA_VENDOR = "10de"
 GPU_CLASSES = ("0x0300", "0x0302")  # VGA compatible, 3D controller
 NVSWITCH_CLASS = "0x0680"  # "bridge: other" -- NVSwitch
+# ONE --query-gpu for every GPU field (measured on an H100, docs/evidence/health-h100/timing:
+# 37 ms, a third of `nvidia-smi -q -x`'s 116 ms). MIG mode comes first: a line that starts with
+# "Enabled," says a GPU has MIG devices, whose UUIDs and profiles only `nvidia-smi -L` gives. To
+# read another field, append it here and read it in _smi_row.
 SMI_FIELDS = (
-    "index,name,uuid,pci.bus_id,compute_cap,memory.total,"
-    "mig.mode.current,persistence_mode,driver_version"
+    "mig.mode.current,index,name,uuid,pci.bus_id,compute_cap,memory.total,"
+    "persistence_mode,driver_version"
 )
-# Drivers older than ~510 do not know compute_cap: the script retries without it.
+# Drivers older than ~510 do not know compute_cap: the script retries without it (and without the
+# health fields, so that a driver refusing one of those still gives the GPU's identity).
 SMI_FIELDS_OLD = SMI_FIELDS.replace("compute_cap,", "")
+# The health part's fields (gpuhost/health/probe.py) ride on the same call; the output is printed
+# into the health part's block too (SMI_FINISH), with `nvidia-smi nvlink -s` run beside it.
+SMI_FIELDS += "," + ",".join(f for f in HEALTH_SMI_FIELDS.split(",") if f not in SMI_FIELDS.split(","))
 APPS_FIELDS = "pid,process_name,gpu_uuid,used_memory"
 
-# POSIX sh (dash on Debian/Ubuntu). Reads only; every step tolerates absence.
+# nvidia-smi starts first, in the background, with the compute processes alongside (no --query-gpu
+# field has them): a GPU host's snapshot takes as long as its nvidia-smi. $bg is the temp dir for
+# work in the background (facts/readings.py).
+SMI_START = r"""
+bg=; smi=$(command -v nvidia-smi 2>/dev/null)
+if [ -z "$smi" ]; then
+  for p in /usr/bin/nvidia-smi /usr/local/nvidia/bin/nvidia-smi /usr/local/bin/nvidia-smi /opt/nvidia/bin/nvidia-smi; do
+    [ -x "$p" ] && { smi=$p; break; }
+  done
+fi
+ST=; command -v timeout >/dev/null 2>&1 && ST='timeout 30'
+if [ -n "$smi" ] && bg=$(mktemp -d 2>/dev/null); then
+  { $ST "$smi" --query-gpu=__SMI_FIELDS__ --format=csv,noheader,nounits > "$bg/smi" 2>&1; echo $? > "$bg/smi_rc"; } &
+  $ST "$smi" --query-compute-apps=__APPS_FIELDS__ --format=csv,noheader,nounits > "$bg/apps" 2>&1 &
+  $ST "$smi" nvlink -s > "$bg/nvlink" 2>&1 &
+fi
+"""
+SMI_FINISH = r"""
+echo '@@gpuhost gpu 1'
+echo "@@smi_path ${smi:--}"
+if [ -n "$smi" ]; then
+  q='__SMI_FIELDS__'
+  if [ -n "$bg" ]; then wait; out=$(cat "$bg/smi"); read -r rc < "$bg/smi_rc"
+  else out=$($ST "$smi" --query-gpu=$q --format=csv,noheader,nounits 2>&1); rc=$?; fi
+  case "$out" in *'valid field'*|*'Invalid field'*)
+    q='__SMI_FIELDS_OLD__'
+    out=$($ST "$smi" --query-gpu=$q --format=csv,noheader,nounits 2>&1); rc=$?;;
+  esac
+  echo "@@smi $q"; printf '%s\n' "$out"; echo "@@smi_rc $rc"
+  echo '@@gpuhost health 1'; echo "@@hsmi $q"; printf '%s\n' "$out"; echo "@@hsmi_rc $rc"
+  echo '@@nvlink'; [ -n "$bg" ] && cat "$bg/nvlink"
+  echo '@@gpuhost gpu 1'
+  if [ "$rc" = 0 ]; then
+    printf '%s\n' "$out" | grep -q '^Enabled,' && { echo '@@smi_list'; $ST "$smi" -L 2>&1; }
+    echo '@@apps'
+    if [ -n "$bg" ]; then cat "$bg/apps"; else $ST "$smi" --query-compute-apps=__APPS_FIELDS__ --format=csv,noheader,nounits 2>&1; fi
+  fi
+fi
+"""
+
+# POSIX sh (dash on Debian/Ubuntu). Reads only; every step tolerates absence. sysfs and /proc are
+# read with the shell's own `read` (no process per file).
 SCRIPT = r"""
 echo '@@gpuhost gpu 1'
-r() { cat "$1" 2>/dev/null || echo -; }
-T=; command -v timeout >/dev/null 2>&1 && T='timeout 30'
+r() { v=-; read -r v 2>/dev/null < "$1"; [ -n "$v" ] || v=-; }
 ids=; subs=
 echo '@@pci'
 for d in /sys/bus/pci/devices/*; do
-  [ "$(cat "$d/vendor" 2>/dev/null)" = 0x10de ] || continue
-  drv=-; [ -e "$d/driver" ] && drv=$(basename "$(readlink "$d/driver")")
-  dev=$(r "$d/device"); sv=$(r "$d/subsystem_vendor"); sd=$(r "$d/subsystem_device")
-  echo "bus=${d##*/} device=$dev class=$(r "$d/class") subsystem=$sv:$sd revision=$(r "$d/revision") driver=$drv numa=$(r "$d/numa_node")"
+  r "$d/vendor"; [ "$v" = 0x10de ] || continue
+  drv=-; [ -e "$d/driver" ] && drv=$(cd -P "$d/driver" 2>/dev/null && pwd) && drv=${drv##*/}
+  r "$d/device"; dev=$v; r "$d/subsystem_vendor"; sv=$v; r "$d/subsystem_device"; sd=$v
+  r "$d/class"; cls=$v; r "$d/revision"; rev=$v; r "$d/numa_node"; numa=$v
+  echo "bus=${d##*/} device=$dev class=$cls subsystem=$sv:$sd revision=$rev driver=${drv:--} numa=$numa"
   ids="$ids ${dev#0x}"; subs="$subs ${dev#0x}:${sv#0x}:${sd#0x}"
 done
 if [ -n "$ids" ]; then
@@ -95,33 +146,14 @@ if [ -n "$ids" ]; then
     break
   done
 fi
-smi=$(command -v nvidia-smi 2>/dev/null)
-if [ -z "$smi" ]; then
-  for p in /usr/bin/nvidia-smi /usr/local/nvidia/bin/nvidia-smi /usr/local/bin/nvidia-smi /opt/nvidia/bin/nvidia-smi; do
-    [ -x "$p" ] && { smi=$p; break; }
-  done
-fi
-echo "@@smi_path ${smi:--}"
-if [ -n "$smi" ]; then
-  q='__SMI_FIELDS__'
-  out=$($T "$smi" --query-gpu=$q --format=csv,noheader,nounits 2>&1); rc=$?
-  case "$out" in *'valid field'*|*'Invalid field'*)
-    q='__SMI_FIELDS_OLD__'
-    out=$($T "$smi" --query-gpu=$q --format=csv,noheader,nounits 2>&1); rc=$?;;
-  esac
-  echo "@@smi $q"; printf '%s\n' "$out"; echo "@@smi_rc $rc"
-  if [ "$rc" = 0 ]; then
-    echo '@@smi_list'; $T "$smi" -L 2>&1
-    echo '@@apps'; $T "$smi" --query-compute-apps=__APPS_FIELDS__ --format=csv,noheader,nounits 2>&1
-  fi
-fi
-echo '@@proc_driver'; cat /proc/driver/nvidia/version 2>/dev/null
-echo "@@sys_module $(cat /sys/module/nvidia/version 2>/dev/null)"
-echo '@@modules'; grep -E '^(nvidia|nouveau)' /proc/modules 2>/dev/null | cut -d' ' -f1
+echo '@@proc_driver'; [ -r /proc/driver/nvidia/version ] && while IFS= read -r l; do printf '%s\n' "$l"; done < /proc/driver/nvidia/version
+v=; read -r v 2>/dev/null < /sys/module/nvidia/version; echo "@@sys_module $v"
+echo '@@modules'; [ -r /proc/modules ] && while read -r l _; do case "$l" in nvidia*|nouveau*) echo "$l";; esac; done < /proc/modules
 [ -d /sys/module/nouveau ] && echo 'sysfs nouveau'
 echo '@@nouveau_blacklist'
 grep -lsE '^[[:space:]]*blacklist[[:space:]]+nouveau' /etc/modprobe.d/*.conf /lib/modprobe.d/*.conf /usr/lib/modprobe.d/*.conf 2>/dev/null
-tr ' ' '\n' < /proc/cmdline 2>/dev/null | grep -E '^(modprobe\.blacklist=.*nouveau|nouveau\.modeset=0|rd\.driver\.blacklist=.*nouveau)'
+l=; read -r l 2>/dev/null < /proc/cmdline
+for w in $l; do case "$w" in modprobe.blacklist=*nouveau*|nouveau.modeset=0*|rd.driver.blacklist=*nouveau*) echo "$w";; esac; done
 echo '@@nvml'
 { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep 'libnvidia-ml\.so' | while read -r lib abi arrow path; do
   echo "ldconfig $abi $(readlink -f "$path" 2>/dev/null || echo "$path")"
@@ -129,17 +161,15 @@ done
 for f in /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.* /usr/lib/aarch64-linux-gnu/libnvidia-ml.so.* /usr/lib64/libnvidia-ml.so.* /usr/lib/libnvidia-ml.so.* /usr/local/nvidia/lib64/libnvidia-ml.so.*; do
   [ -f "$f" ] && [ ! -L "$f" ] && echo "file $f"
 done
-fm=-; command -v nv-fabricmanager >/dev/null 2>&1 && fm=$(command -v nv-fabricmanager)
-st=-; command -v systemctl >/dev/null 2>&1 && st=$(systemctl is-active nvidia-fabricmanager 2>/dev/null)
-echo "@@fabricmanager binary=$fm state=${st:--}"
-true
 """
-COMMAND = (
-    SCRIPT.strip()
-    .replace("__SMI_FIELDS_OLD__", SMI_FIELDS_OLD)
-    .replace("__SMI_FIELDS__", SMI_FIELDS)
-    .replace("__APPS_FIELDS__", APPS_FIELDS)
+PART = Part(
+    "gpu", ("units",),
+    SCRIPT,
+    start=SMI_START.replace("__SMI_FIELDS__", SMI_FIELDS).replace("__APPS_FIELDS__", APPS_FIELDS),
+    finish=SMI_FINISH.replace("__SMI_FIELDS_OLD__", SMI_FIELDS_OLD).replace("__SMI_FIELDS__", SMI_FIELDS)
+    .replace("__APPS_FIELDS__", APPS_FIELDS),
 )
+COMMAND = command(PART)
 
 MISMATCH_TEXT = "Driver/library version mismatch"
 NVML_LIB_RE = re.compile(r"NVML library version:\s*([0-9][0-9.]*[0-9])")
@@ -160,7 +190,7 @@ class GpuState(FactBase):
         return process_gpu_sections(Sections([]))
 
     def process(self, output: list[str]) -> dict[str, Any]:
-        return process_gpu_sections(Sections(output))
+        return process_gpu_sections(part_sections(output, "gpu"))
 
 
 def process_gpu_sections(sections: Sections) -> dict[str, Any]:

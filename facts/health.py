@@ -2,7 +2,10 @@
 
 The script and the parser are gpuhost/health/probe.py's, the same the on-host command
 gpuhost-health runs, so `gpuhost inspect` and the scheduler read the same things the same way.
-The command always exits 0.
+In the snapshot, the nvidia-smi fields and the NVLink status come from the gpu part's one
+nvidia-smi call (facts/gpu.py prints them into this part's block); this part's own script reads
+the kernel log, sysfs, the fabric manager and dcgmi. Alone (HealthState), it runs the command's
+whole reading. The command always exits 0.
 
 Shape (all keys always present)::
 
@@ -29,9 +32,12 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
+from facts.readings import Part
+from facts.sections import part_sections
 from gpuhost.health import probe
 
-COMMAND = probe.COMMAND
+PART = Part("health", (), probe.READ_REST)
+COMMAND = probe.COMMAND  # alone: its own nvidia-smi query too
 
 
 def process_health_sections(sections) -> dict[str, Any]:
@@ -54,4 +60,4 @@ class HealthState(FactBase):
         return probe.parse([])
 
     def process(self, output: list[str]) -> dict[str, Any]:
-        return probe.parse(output)
+        return process_health_sections(part_sections(output, "health"))

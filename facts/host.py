@@ -49,7 +49,8 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
-from facts.sections import Sections, env_file, key_values_with_tail
+from facts.readings import Part, command
+from facts.sections import Sections, env_file, key_values_with_tail, part_sections
 
 # Driver-side packages (not CUDA libraries such as libcublas): what a driver change touches.
 NVIDIA_PACKAGE_RE = re.compile(r"^(nvidia|libnvidia|cuda-drivers|kmod-nvidia|libxnvctrl)|-nvidia-|^dkms-nvidia")
@@ -61,54 +62,42 @@ LOCK_FILES = (
 )
 
 # POSIX sh. The lock scan uses /proc/locks (no fuser needed): a lock file's inode listed
-# there is locked, and the listed pid holds it; waiters ("->" lines) are skipped.
+# there is locked, and the listed pid holds it; waiters ("->" lines) are skipped. Holds, half-done
+# packages and the headers' package come from the shared dpkg reading (facts/readings.py).
 SCRIPT = r"""
 echo '@@gpuhost host 1'
-k=$(uname -r)
-echo '@@os_release'; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null
-echo "@@arch $(uname -m)"
+echo '@@os_release'
+for f in /etc/os-release /usr/lib/os-release; do
+  [ -r "$f" ] && { while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "$f"; break; }
+done
+echo "@@arch $m"
 echo "@@kernel $k"
 pm=-; for p in apt-get dnf yum zypper; do command -v $p >/dev/null 2>&1 && { pm=$p; break; }; done
 echo "@@package_manager $pm"
-hd=absent; [ -e "/lib/modules/$k/build/Makefile" ] && hd=present
 echo "@@headers_dir $hd"
-if command -v apt-cache >/dev/null 2>&1; then
-  echo "@@headers_apt linux-headers-$k"
-  # Installed from dpkg, the candidate from `apt-cache madison` (the highest version the sources
-  # offer): a quarter of the CPU of `apt-cache policy`, which was this script's slowest reading.
-  dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' "linux-headers-$k" 2>/dev/null | awk '$1 == "ii" { print "  Installed: " $2 }'
-  [ "$hd" = present ] || apt-cache madison "linux-headers-$k" 2>/dev/null | awk -F'|' 'NR == 1 { gsub(/ /, "", $2); print "  Candidate: " $2 }'
-elif command -v rpm >/dev/null 2>&1; then
-  echo "@@headers_rpm kernel-devel-$k"; rpm -q "kernel-devel-$k" 2>/dev/null | grep -v 'not installed'
-  echo '@@headers_dnf'
-  command -v dnf >/dev/null 2>&1 && timeout 60 dnf -q --cacheonly list --available "kernel-devel-$k" 2>/dev/null | grep kernel-devel
-fi
 efi=no; [ -d /sys/firmware/efi ] && efi=yes
 echo "@@efi $efi"
-if command -v mokutil >/dev/null 2>&1; then echo '@@mokutil'; mokutil --sb-state 2>&1 | head -n 3; fi
-v=$(ls /sys/firmware/efi/efivars/SecureBoot-* 2>/dev/null | head -n 1)
-[ -n "$v" ] && echo "@@efivar $(od -An -t u1 -j 4 -N 1 "$v" 2>/dev/null | tr -d ' ')"
-echo '@@holds'
-# Held packages; indented below them, packages dpkg left half done (half-installed, unpacked,
-# half-configured, triggers awaited/pending): what `dpkg --configure -a` finishes.
-command -v dpkg-query >/dev/null 2>&1 && dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null | awk '$1 ~ /^h/ { print $2 } substr($1, 2, 1) ~ /[HUFWt]/ { print "  unfinished " $2 }'
-command -v dnf >/dev/null 2>&1 && timeout 60 dnf -q versionlock list 2>/dev/null
+# Secure Boot from its EFI variable; mokutil (which reads the same variable) only without one.
+v=; for f in /sys/firmware/efi/efivars/SecureBoot-*; do [ -e "$f" ] && { v=$f; break; }; done
+if [ -n "$v" ]; then v=$(od -An -t u1 -j 4 -N 1 "$v" 2>/dev/null); echo "@@efivar ${v##* }"
+elif command -v mokutil >/dev/null 2>&1; then echo '@@mokutil'; mokutil --sb-state 2>&1 | head -n 3; fi
 echo '@@locks'
-for f in __LOCK_FILES__; do
-  [ -e "$f" ] || continue
-  ino=$(stat -c %i "$f" 2>/dev/null) || continue
-  for pid in $(awk -v ino="$ino" '$2 != "->" { split($6, a, ":"); if (a[3] == ino) print $5 }' /proc/locks 2>/dev/null | sort -u); do
-    if [ "$pid" -gt 0 ] 2>/dev/null; then
-      echo "lock=$f pid=$pid comm=$(cat /proc/$pid/comm 2>/dev/null | tr -d ' ') cmdline=$(tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null | cut -c 1-200)"
-    else
-      echo "lock=$f pid=-"
-    fi
-  done
+lf=; for f in __LOCK_FILES__; do [ -e "$f" ] && lf="$lf $f"; done
+ino=; [ -n "$lf" ] && ino=$(stat -c '%i %n' $lf 2>/dev/null)
+[ -n "$ino" ] && [ -r /proc/locks ] && awk -v ino="$ino" '
+  BEGIN { n = split(ino, l, "\n"); for (i = 1; i <= n; i++) { split(l[i], w, " "); f[w[1]] = w[2] } }
+  $2 != "->" { split($6, a, ":"); if ((a[3] in f) && !seen[a[3] " " $5]++) print f[a[3]], $5 }' /proc/locks |
+while read -r f pid; do
+  if [ "$pid" -gt 0 ] 2>/dev/null; then
+    echo "lock=$f pid=$pid comm=$(tr -d ' ' < /proc/$pid/comm 2>/dev/null) cmdline=$(tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null | cut -c 1-200)"
+  else
+    echo "lock=$f pid=-"
+  fi
 done
-di=no; [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ] && di=yes
+di=no; for f in /var/lib/dpkg/updates/* /var/lib/dpkg/updates/.[!.]*; do [ -e "$f" ] && { di=yes; break; }; done
 echo "@@dpkg_journal $di"
 echo '@@reboot'
-[ -e /var/run/reboot-required ] && { echo 'reboot-required'; cat /var/run/reboot-required.pkgs 2>/dev/null; }
+[ -e /var/run/reboot-required ] && { echo 'reboot-required'; [ -r /var/run/reboot-required.pkgs ] && cat /var/run/reboot-required.pkgs; }
 if command -v needs-restarting >/dev/null 2>&1; then timeout 60 needs-restarting -r >/dev/null 2>&1; echo "needs-restarting $?"; fi
 uu=no; [ -e /usr/bin/unattended-upgrade ] && uu=yes
 echo "@@unattended_upgrades $uu"
@@ -122,9 +111,9 @@ if [ -n "$u" ] && ! { command -v dpkg-query >/dev/null 2>&1 && dpkg-query -S "$u
   echo "@@runfile_driver $u"
   ls -1 /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.*.* /usr/lib/aarch64-linux-gnu/libnvidia-ml.so.*.* /usr/lib64/libnvidia-ml.so.*.* /usr/lib/libnvidia-ml.so.*.* 2>/dev/null | head -n 1
 fi
-true
 """
-COMMAND = SCRIPT.strip().replace("__LOCK_FILES__", " ".join(LOCK_FILES))
+PART = Part("host", ("dpkg",), SCRIPT.replace("__LOCK_FILES__", " ".join(LOCK_FILES)))
+COMMAND = command(PART)
 
 
 class HostState(FactBase):
@@ -138,7 +127,7 @@ class HostState(FactBase):
         return process_host_sections(Sections([]))
 
     def process(self, output: list[str]) -> dict[str, Any]:
-        return process_host_sections(Sections(output))
+        return process_host_sections(part_sections(output, "host"))
 
 
 def process_host_sections(sections: Sections) -> dict[str, Any]:
@@ -235,7 +224,7 @@ def _headers(sections: Sections) -> dict[str, Any]:
     candidate = None
     if sections.first("headers_apt") is not None:
         package = sections.header("headers_apt")
-        for line in sections.lines("headers_apt"):
+        for line in sections.lines("headers_apt") + sections.lines("headers_candidate"):
             key, _, value = line.strip().partition(":")
             value = value.strip()
             if value in ("", "(none)"):

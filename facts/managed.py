@@ -31,6 +31,8 @@ whoever wrote it (None: no gpg on the host, nothing can be proven).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import shlex
@@ -38,7 +40,8 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
-from facts.sections import Sections
+from facts.readings import PACKAGE_FAMILIES, Part, command  # noqa: F401 (the packages it reads)
+from facts.sections import Sections, part_sections
 
 # A one-line apt entry: deb [options] uri suite [components...]
 ONE_LINE = re.compile(r"^deb\s+(?:\[(?P<options>[^\]]*)\]\s+)?(?P<uri>\S+)\s+(?P<suite>\S+)")
@@ -50,14 +53,6 @@ FILES = ("/var/lib/gpuhost/*.json /etc/modprobe.d/*.conf /etc/apt/sources.list.d
          "/etc/systemd/system/prometheus-node-exporter.service.d/*.conf /etc/gpuhost/*/* /usr/local/lib/gpuhost/* "
          "/usr/local/sbin/gpuhost-*")
 KEYRINGS = "/etc/apt/keyrings/* /usr/share/keyrings/* /etc/pki/rpm-gpg/*"
-# Package names gpuhost installs or checks (driver, headers, DKMS, Debian's firmware, Docker, toolkit, exporters).
-PACKAGE_FAMILIES = ("nvidia|cuda|docker|containerd|moby|linux-headers|kernel-devel|dkms|runc|firmware-misc-nonfree"
-                    "|prometheus")
-# Units: the driver's, Docker, the exporters, the registry mirror's (the package's own, and one
-# instance per config file, gpuhost/mirror).
-UNITS = ("docker nvidia-persistenced nvidia-fabricmanager "
-         "prometheus-node-exporter gpuhost-dcgm-exporter gpuhost-gpu-metrics.timer docker-registry "
-         "$(ls /etc/gpuhost/mirror 2>/dev/null | sed -n 's/^\\(.*\\)\\.yml$/gpuhost-mirror@\\1/p')")
 APT_SOURCES = "/etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources"
 # Keyrings whose fingerprints are read even when no source names them yet: gpuhost's own, and the
 # vendors' documented paths that gpuhost writes or adopts (gpuhost/containers/data/container_repos.yaml,
@@ -66,50 +61,42 @@ KEYRING_PATHS = ("/usr/share/keyrings/gpuhost-* /usr/share/keyrings/cuda-archive
                  "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg /etc/apt/keyrings/docker.* "
                  "/etc/pki/rpm-gpg/RPM-GPG-KEY-gpuhost-*")
 
+# POSIX sh, after the shared dpkg and units readings (facts/readings.py). Keyrings are sent as
+# they are (base64) and their fingerprints computed here (primary_fingerprints): no gpg process
+# and temp dir per keyring on the host.
 SCRIPT = r"""
 echo '@@gpuhost managed 1'
 echo '@@files'
 sha1sum __FILES__ 2>/dev/null
 echo '@@keyrings'
-ls -1d __KEYRINGS__ 2>/dev/null
-echo '@@packages'
-if command -v dpkg-query >/dev/null 2>&1; then
-  dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\n' 2>/dev/null | awk '$1 ~ /^.i/ && $2 ~ /__FAMILIES__/ { print $2, $3 }'
-elif command -v rpm >/dev/null 2>&1; then
-  rpm -qa --qf '%{NAME} %{VERSION}-%{RELEASE}\n' 2>/dev/null | grep -E '__FAMILIES__'
-fi
-echo '@@units'
-if [ -d /run/systemd/system ]; then
-  # One systemctl for all units, printed as "unit enabled-state active-state" lines.
-  systemctl show -p Id -p UnitFileState -p ActiveState __UNITS__ 2>/dev/null | awk -F= '
-    $1 == "Id" { id = $2; sub(/\.service$/, "", id) } $1 == "UnitFileState" { st = $2 } $1 == "ActiveState" { ac = $2 }
-    /^$/ { if (id != "") print id, st, ac; id = st = ac = "" } END { if (id != "") print id, st, ac }'
-fi
+for f in __KEYRINGS__; do [ -e "$f" ] && echo "$f"; done
 echo '@@verify'
-head -c 262144 /var/lib/gpuhost/verify.json 2>/dev/null; echo
+[ -f /var/lib/gpuhost/verify.json ] && head -c 262144 /var/lib/gpuhost/verify.json; echo
 echo '@@pulled'
-head -c 65536 /var/lib/gpuhost/pulled.json 2>/dev/null; echo
+[ -f /var/lib/gpuhost/pulled.json ] && head -c 65536 /var/lib/gpuhost/pulled.json; echo
 echo '@@apt_sources'
-for f in __APT_SOURCES__; do
-  [ -f "$f" ] && grep -v '^[[:space:]]*#' "$f" 2>/dev/null | sed "s|^|$f	|"; echo "$f	"
-done
-if command -v gpg >/dev/null 2>&1; then
-  echo '@@keyring_fingerprints'
-  # One line per keyring: its path, then the fingerprint of each primary key it holds.
-  for k in $( { sed -n 's/.*signed-by=\([^] ]*\).*/\1/p' /etc/apt/sources.list /etc/apt/sources.list.d/*.list
-                sed -n 's/^Signed-By:[[:space:]]*\(\/[^[:space:]]*\)[[:space:]]*$/\1/p' /etc/apt/sources.list.d/*.sources
-                ls -1d __KEYRING_PATHS__; } 2>/dev/null | sort -u); do
-    [ -f "$k" ] || continue
-    g=$(mktemp -d)
-    printf '%s' "$k"; gpg --homedir "$g" --batch --show-keys --with-colons "$k" 2>/dev/null | awk -F: '$1 == "pub" { p = 1; next } p && $1 == "fpr" { printf " %s", $10; p = 0 }'; echo
-    rm -rf "$g"
-  done
-fi
-true
+sf=; for f in __APT_SOURCES__; do [ -f "$f" ] && sf="$sf $f"; done
+src=; [ -n "$sf" ] && src=$(awk 'FNR == 1 && NR > 1 { print p "\t" } { p = FILENAME } !/^[[:space:]]*#/ { print FILENAME "\t" $0 } END { if (NR) print p "\t" }' $sf 2>/dev/null)
+[ -n "$src" ] && printf '%s\n' "$src"
+# The keyrings the sources name (signed-by=, Signed-By:), and gpuhost's and the vendors' paths.
+kr=' '
+while IFS= read -r l; do
+  t=${l#*	}; x=
+  case "$t" in
+    *signed-by=*) x=${t#*signed-by=}; x=${x%%[] ]*};;
+    Signed-By:*) x=${t#Signed-By:}; x=${x#"${x%%[! 	]*}"}; x=${x%"${x##*[! 	]}"}; case "$x" in /*[[:space:]]*|[!/]*) x=;; esac;;
+  esac
+  [ -n "$x" ] && case "$kr" in *" $x "*) ;; *) kr="$kr$x ";; esac
+done <<SOURCES
+$src
+SOURCES
+for x in __KEYRING_PATHS__; do case "$kr" in *" $x "*) ;; *) kr="$kr$x ";; esac; done
+echo '@@keyring_files'
+for x in $kr; do [ -f "$x" ] && { echo "@@keyring $x"; base64 "$x" 2>/dev/null; }; done
 """
-COMMAND = (SCRIPT.strip().replace("__FILES__", FILES).replace("__KEYRINGS__", KEYRINGS)
-           .replace("__FAMILIES__", PACKAGE_FAMILIES).replace("__UNITS__", UNITS)
-           .replace("__APT_SOURCES__", APT_SOURCES).replace("__KEYRING_PATHS__", KEYRING_PATHS))
+PART = Part("managed", ("dpkg", "units"), SCRIPT.replace("__FILES__", FILES).replace("__KEYRINGS__", KEYRINGS)
+            .replace("__APT_SOURCES__", APT_SOURCES).replace("__KEYRING_PATHS__", KEYRING_PATHS))
+COMMAND = command(PART)
 
 
 class ManagedState(FactBase):
@@ -123,7 +110,7 @@ class ManagedState(FactBase):
         return process_managed_sections(Sections([]))
 
     def process(self, output: list[str]) -> dict[str, Any]:
-        return process_managed_sections(Sections(output))
+        return process_managed_sections(part_sections(output, "managed"))
 
 
 def process_managed_sections(sections: Sections) -> dict[str, Any]:
@@ -158,9 +145,79 @@ def process_managed_sections(sections: Sections) -> dict[str, Any]:
         **parsed,
         "warnings": warnings,
         "apt_sources": apt_source_entries(sections.lines("apt_sources")),
-        "keyring_fingerprints": {words[0]: words[1:] for words in map(str.split, sections.lines("keyring_fingerprints"))
-                                 if words} if sections.first("keyring_fingerprints") is not None else None,
+        "keyring_fingerprints": _keyring_fingerprints(sections),
     }
+
+
+def _keyring_fingerprints(sections: Sections) -> dict[str, list[str]] | None:
+    """{keyring: primary fingerprints} from the keyrings' bytes (or, in output of the script before
+    issue 29, from gpg's answers); None when nothing was read."""
+    if sections.first("keyring_files") is not None:
+        return {s.header: primary_fingerprints(_base64("".join(s.lines))) for s in sections.every("keyring")}
+    if sections.first("keyring_fingerprints") is not None:
+        return {words[0]: words[1:] for words in map(str.split, sections.lines("keyring_fingerprints")) if words}
+    return None
+
+
+def _base64(text: str) -> bytes:
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except ValueError:
+        return b""
+
+
+ARMOR_BLOCK = re.compile(r"-----BEGIN PGP PUBLIC KEY BLOCK-----\r?\n(.*?)-----END PGP PUBLIC KEY BLOCK-----", re.S)
+
+
+def primary_fingerprints(data: bytes) -> list[str]:
+    """The fingerprints of the primary keys in an OpenPGP keyring (binary or ASCII-armored), as
+    `gpg --show-keys` gives them: v4 SHA-1 (RFC 4880 12.2), v5/v6 SHA-256 (RFC 9580 5.5.4). []
+    when the data is not a well-formed keyring, so it is never trusted; a v3 key gives "V3"."""
+    if data[:1] and not data[0] & 0x80:
+        data = b"".join(map(_dearmor, ARMOR_BLOCK.findall(data.decode("ascii", "replace"))))
+    prints, pos = [], 0
+    while pos < len(data):
+        header = data[pos]
+        if not header & 0x80:
+            return []
+        if header & 0x40:  # new format: tag in 6 bits, then a 1, 2 or 5 octet length
+            tag, first = header & 0x3F, data[pos + 1] if pos + 1 < len(data) else 0
+            if first < 192:
+                length, pos = first, pos + 2
+            elif first < 224:
+                length, pos = ((first - 192) << 8) + (data[pos + 2] if pos + 2 < len(data) else 0) + 192, pos + 3
+            elif first == 255:
+                length, pos = int.from_bytes(data[pos + 2:pos + 6], "big"), pos + 6
+            else:
+                return []  # partial body lengths: never a key packet
+        else:  # old format: tag in 4 bits, length type in 2
+            tag, size = (header >> 2) & 0x0F, (1, 2, 4, 0)[header & 3]
+            length = int.from_bytes(data[pos + 1:pos + 1 + size], "big") if size else len(data) - pos - 1
+            pos += 1 + size
+        body = data[pos:pos + length]
+        if len(body) != length:
+            return []
+        pos += length
+        if tag == 6 and body:  # a public key packet (subkeys are tag 14)
+            prints.append(_fingerprint(body))
+    return prints
+
+
+def _fingerprint(body: bytes) -> str:
+    version = body[0]
+    if version == 4:
+        return hashlib.sha1(b"\x99" + len(body).to_bytes(2, "big") + body).hexdigest().upper()
+    if version in (5, 6):
+        return hashlib.sha256(bytes([0x95 + version]) + len(body).to_bytes(4, "big") + body).hexdigest().upper()
+    return f"V{version}"
+
+
+def _dearmor(block: str) -> bytes:
+    """The base64 body of one armor block: header lines and the CRC-24 line left out."""
+    lines = block.splitlines()
+    while lines and ":" in lines[0]:
+        lines.pop(0)
+    return _base64("".join(line for line in lines if line.strip() and not line.startswith("=")))
 
 
 def apt_source_entries(lines: list[str]) -> list[dict]:

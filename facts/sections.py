@@ -124,3 +124,27 @@ def int_or_none(value: str | None) -> int | None:
         return int(value)  # type: ignore[arg-type]
     except ValueError:
         return None
+
+
+PART_MARK = "@@gpuhost "
+
+
+def part_blocks(output: list[str], names) -> dict[str, list[str]]:
+    """Route each `@@gpuhost <part> 1` block of lines to that part; a part may have several
+    blocks (a shared reading prints into the blocks of the parts that use it), kept in order."""
+    blocks: dict[str, list[str]] = {name: [] for name in names}
+    current: list[str] | None = None
+    for line in output:
+        if line.startswith(PART_MARK):
+            current = blocks.get((line[len(PART_MARK):].split() or [""])[0])
+        if current is not None:
+            current.append(line)
+    return blocks
+
+
+def part_sections(output: list[str], name: str) -> Sections:
+    """The sections of one part's blocks (a fact run alone also prints shared readings for others);
+    output without any part marker is all this part's."""
+    if not any(line.startswith(PART_MARK) for line in output):
+        return Sections(output)
+    return Sections(part_blocks(output, (name,))[name])

@@ -26,32 +26,25 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
-from facts.sections import Sections
+from facts.readings import Part, command
+from facts.sections import Sections, part_sections
 
+# POSIX sh, after the shared units and docker readings (facts/readings.py), which give the
+# workspace units and, from the one Docker API call, the workspace containers and layer images.
 SCRIPT = r"""
-echo '@@gpuhost workspace 1'
 W=/var/lib/gpuhost/workspaces
-echo '@@files'
-sha1sum /etc/systemd/system/gpuhost-workspace-*.service $W/bin/* $W/*/passwd $W/*/group $W/*/sshd_config $W/*/authorized_keys $W/*/workspace.json 2>/dev/null
-echo '@@tokens'
-stat -c '%n %a %u %g %s' $W/*/jupyter_token 2>/dev/null
-echo '@@records'
-for f in $W/*/workspace.json; do [ -f "$f" ] && head -c 16384 "$f" && echo; done
-units=$(ls /etc/systemd/system/gpuhost-workspace-*.service 2>/dev/null | sed 's#.*/##')
-if [ -n "$units" ] && command -v docker >/dev/null 2>&1; then
-  echo '@@units'
-  systemctl show -p Id -p UnitFileState -p ActiveState $units 2>/dev/null | awk -F= '
-    $1 == "Id" { id = $2; sub(/\.service$/, "", id) } $1 == "UnitFileState" { st = $2 } $1 == "ActiveState" { ac = $2 }
-    /^$/ { if (id != "") print id, st, ac; id = st = ac = "" } END { if (id != "") print id, st, ac }'
-  echo '@@containers'
-  docker ps -a --filter label=gpuhost.workspace --format '{{.Names}}	{{.State}}	{{.Label "gpuhost.workspace.spec"}}	{{.Status}}' 2>/dev/null
-  echo '@@layers'
-  tags=$(docker images --filter label=gpuhost.workspace.recipe --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | grep -v '<none>')
-  [ -n "$tags" ] && docker image inspect -f '{{index .RepoTags 0}} {{index .Config.Labels "gpuhost.workspace.base-digest"}}' $tags 2>/dev/null
+echo '@@gpuhost workspace 1'
+if [ -n "$wsu" ] || [ -d $W ]; then
+  echo '@@files'
+  sha1sum /etc/systemd/system/gpuhost-workspace-*.service $W/bin/* $W/*/passwd $W/*/group $W/*/sshd_config $W/*/authorized_keys $W/*/workspace.json 2>/dev/null
+  echo '@@tokens'
+  stat -c '%n %a %u %g %s' $W/*/jupyter_token 2>/dev/null
+  echo '@@records'
+  for f in $W/*/workspace.json; do [ -f "$f" ] && head -c 16384 "$f" && echo; done
 fi
-true
 """
-COMMAND = SCRIPT.strip()
+PART = Part("workspace", ("units", "docker"), SCRIPT)
+COMMAND = command(PART)
 HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 
 
@@ -66,7 +59,7 @@ class WorkspaceState(FactBase):
         return process_workspace_sections(Sections([]))
 
     def process(self, output: list[str]) -> dict[str, Any]:
-        return process_workspace_sections(Sections(output))
+        return process_workspace_sections(part_sections(output, "workspace"))
 
 
 def process_workspace_sections(sections: Sections) -> dict[str, Any]:
@@ -94,17 +87,50 @@ def process_workspace_sections(sections: Sections) -> dict[str, Any]:
         words = line.split()
         if len(words) == 3:
             units[words[0]] = {"enabled": words[1], "active": words[2]}
-    containers = {}
+    containers = _api_containers(sections.text("api_workspace_containers"))
     for line in sections.lines("containers"):
         parts = line.split("\t")
         if len(parts) == 4:
             match = HEALTH.search(parts[3])
             health = match.group(1).replace("health: ", "") if match else None
             containers[parts[0]] = {"state": parts[1], "spec": parts[2] or None, "status": parts[3], "health": health}
-    layers = {}
+    layers = _api_layers(sections.text("api_images"))
     for line in sections.lines("layers"):
         tag, _, base = line.strip().partition(" ")
         if tag:
             layers[tag] = base.strip() or None
     return {"files": files, "tokens": tokens, "records": records, "units": units, "containers": containers,
             "layers": layers}
+
+
+def _api_containers(text: str | None) -> dict[str, dict]:
+    """gpuhost's workspace containers from the Docker API's GET /containers/json?all=1 (label filter)."""
+    containers = {}
+    for item in _json_list(text):
+        names = item.get("Names") or []
+        if isinstance(item, dict) and names:
+            status = str(item.get("Status") or "")
+            match = HEALTH.search(status)
+            containers[str(names[0]).lstrip("/")] = {
+                "state": item.get("State"), "spec": (item.get("Labels") or {}).get("gpuhost.workspace.spec") or None,
+                "status": status, "health": match.group(1).replace("health: ", "") if match else None}
+    return containers
+
+
+def _api_layers(text: str | None) -> dict[str, str | None]:
+    """{first tag: base image digest} of gpuhost's workspace layer images, from GET /images/json."""
+    layers = {}
+    for image in _json_list(text):
+        labels = image.get("Labels") or {} if isinstance(image, dict) else {}
+        tags = [t for t in image.get("RepoTags") or [] if "<none>" not in t] if isinstance(image, dict) else []
+        if "gpuhost.workspace.recipe" in labels and tags:
+            layers[tags[0]] = labels.get("gpuhost.workspace.base-digest") or None
+    return layers
+
+
+def _json_list(text: str | None) -> list:
+    try:
+        value = json.loads(text) if text else []
+    except json.JSONDecodeError:
+        return []
+    return value if isinstance(value, list) else []

@@ -45,42 +45,51 @@ SMI_FIELDS = (
 SMI_FIELDS_BASIC = "index,pci.bus_id,uuid,name,utilization.gpu,ecc.errors.uncorrected.volatile.total"
 RULES_PATH = "/usr/local/lib/gpuhost/health-rules.json"
 
-# POSIX sh. Reads only; every step tolerates absence; always exits 0.
-READ_SCRIPT = r"""
+# POSIX sh, in pieces: the snapshot (facts/health.py) gets its nvidia-smi fields and NVLink status
+# from the gpu part's one nvidia-smi call (facts/gpu.py) and adds READ_REST; the command runs
+# READ_SMI + READ_REST itself. Reads only; every step tolerates absence; always exits 0. Variables
+# start with h_ (the snapshot's other parts have their own). sysfs is read with the shell's `read`.
+READ_SMI = r"""
 echo '@@gpuhost health 1'
-T=; command -v timeout >/dev/null 2>&1 && T='timeout 20'
-t=$(mktemp -d 2>/dev/null) || { t=/tmp/gpuhost-health.$$; mkdir -p "$t"; }
-smi=$(command -v nvidia-smi 2>/dev/null)
-[ -z "$smi" ] && for p in /usr/bin/nvidia-smi /usr/local/nvidia/bin/nvidia-smi /opt/nvidia/bin/nvidia-smi; do
-  [ -x "$p" ] && { smi=$p; break; }; done
-if [ -n "$smi" ]; then
-  ( $T "$smi" nvlink -s > "$t/nvlink" 2>&1 ) &
-  q='__FIELDS__'
-  out=$($T "$smi" --query-gpu=$q --format=csv,noheader,nounits 2>&1); rc=$?
-  case "$out" in *'valid field'*|*'Invalid field'*)
-    q='__BASIC__'; out=$($T "$smi" --query-gpu=$q --format=csv,noheader,nounits 2>&1); rc=$?;;
+h_T=; command -v timeout >/dev/null 2>&1 && h_T='timeout 20'
+h_smi=$(command -v nvidia-smi 2>/dev/null)
+[ -z "$h_smi" ] && for h_p in /usr/bin/nvidia-smi /usr/local/nvidia/bin/nvidia-smi /opt/nvidia/bin/nvidia-smi; do
+  [ -x "$h_p" ] && { h_smi=$h_p; break; }; done
+if [ -n "$h_smi" ]; then
+  h_t=$(mktemp -d 2>/dev/null) || h_t=
+  [ -n "$h_t" ] && { $h_T "$h_smi" nvlink -s > "$h_t/nvlink" 2>&1 & }
+  h_q='__FIELDS__'
+  h_out=$($h_T "$h_smi" --query-gpu=$h_q --format=csv,noheader,nounits 2>&1); h_rc=$?
+  case "$h_out" in *'valid field'*|*'Invalid field'*)
+    h_q='__BASIC__'; h_out=$($h_T "$h_smi" --query-gpu=$h_q --format=csv,noheader,nounits 2>&1); h_rc=$?;;
   esac
-  echo "@@hsmi $q"; printf '%s\n' "$out"; echo "@@hsmi_rc $rc"
+  echo "@@hsmi $h_q"; printf '%s\n' "$h_out"; echo "@@hsmi_rc $h_rc"
   wait
-  echo '@@nvlink'; cat "$t/nvlink"
+  echo '@@nvlink'; [ -n "$h_t" ] && cat "$h_t/nvlink" && rm -rf "$h_t"
 fi
-rm -rf "$t"
+"""
+READ_REST = r"""
+echo '@@gpuhost health 1'
 echo '@@xid'
 { dmesg --time-format iso 2>/dev/null || journalctl -k -b -o short-iso --no-pager 2>/dev/null; } | grep 'NVRM: Xid' | tail -n 500
 echo '@@link'
-nvs=0
-for d in /sys/bus/pci/devices/*; do
-  [ "$(cat "$d/vendor" 2>/dev/null)" = 0x10de ] || continue
-  c=$(cat "$d/class" 2>/dev/null)
-  case "$c" in 0x0680*) nvs=$((nvs+1)); continue;; 0x0300*|0x0302*) ;; *) continue;; esac
-  echo "bus=${d##*/} speed=$(cat "$d/current_link_speed" 2>/dev/null | tr -d ' ') width=$(cat "$d/current_link_width" 2>/dev/null) max_speed=$(cat "$d/max_link_speed" 2>/dev/null | tr -d ' ') max_width=$(cat "$d/max_link_width" 2>/dev/null)"
+h_nvs=0
+for h_d in /sys/bus/pci/devices/*; do
+  read -r h_v 2>/dev/null < "$h_d/vendor" || continue; [ "$h_v" = 0x10de ] || continue
+  h_c=; read -r h_c 2>/dev/null < "$h_d/class"
+  case "$h_c" in 0x0680*) h_nvs=$((h_nvs+1)); continue;; 0x0300*|0x0302*) ;; *) continue;; esac
+  h_s=-; h_w=-; h_ms=-; h_mw=-
+  read -r h_s _ 2>/dev/null < "$h_d/current_link_speed"; read -r h_w 2>/dev/null < "$h_d/current_link_width"
+  read -r h_ms _ 2>/dev/null < "$h_d/max_link_speed"; read -r h_mw 2>/dev/null < "$h_d/max_link_width"
+  echo "bus=${h_d##*/} speed=$h_s width=$h_w max_speed=$h_ms max_width=$h_mw"
 done
-fm=-; [ "$nvs" -gt 0 ] && command -v systemctl >/dev/null 2>&1 && fm=$(systemctl is-active nvidia-fabricmanager 2>/dev/null)
-echo "@@fabric nvswitches=$nvs state=${fm:--}"
-if command -v dcgmi >/dev/null 2>&1; then echo '@@dcgmi'; $T dcgmi health -c 2>&1; fi
+h_fm=-; [ "$h_nvs" -gt 0 ] && command -v systemctl >/dev/null 2>&1 && h_fm=$(systemctl is-active nvidia-fabricmanager 2>/dev/null)
+echo "@@fabric nvswitches=$h_nvs state=${h_fm:--}"
+if command -v dcgmi >/dev/null 2>&1; then echo '@@dcgmi'; timeout 20 dcgmi health -c 2>&1 | head -n 60; fi
 true
 """
-COMMAND = READ_SCRIPT.strip().replace("__FIELDS__", SMI_FIELDS).replace("__BASIC__", SMI_FIELDS_BASIC)
+COMMAND = (READ_SMI + READ_REST).strip().replace("__FIELDS__", SMI_FIELDS).replace("__BASIC__", SMI_FIELDS_BASIC)
+READ_SCRIPT = COMMAND  # the whole reading, as the command runs it
 
 NA = ("", "-", "[N/A]", "N/A", "[Not Supported]", "Not Supported", "<no value>", "[Unknown Error]")
 XID_RE = re.compile(r"NVRM: Xid \((?:PCI:)?([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2})[^)]*\): (\d+),\s*(.*)")
@@ -89,7 +98,7 @@ TIME_RES = (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d"), re.compile(r"[A-Z][a-
 LOST_RE = re.compile(r"Unable to determine the device handle for GPU ?([0-9a-fA-F:.]+): (.+)")
 NVLINK_GPU_RE = re.compile(r"^GPU (\d+): .*")
 NVLINK_LINK_RE = re.compile(r"^\s*Link (\d+): (.+)$")
-SPEED_GEN = {"2.5GT/s": 1, "5.0GT/s": 2, "8.0GT/s": 3, "16.0GT/s": 4, "32.0GT/s": 5, "64.0GT/s": 6}
+SPEED_GEN = {2.5: 1, 5.0: 2, 8.0: 3, 16.0: 4, 32.0: 5, 64.0: 6}  # GT/s per lane -> PCIe generation
 SEVERITY = {"ok": 0, "degraded": 1, "failed": 2}
 
 
@@ -135,12 +144,13 @@ def _flag(text):
 
 def _smi_rows(header, lines):
     fields = [f.strip() for f in header.split(",")] if header else []
+    at = fields.index("index") if "index" in fields else 0
     rows, other = [], []
     for line in lines:
         if not line.strip():
             continue
         cells = [c.strip() for c in line.split(",")]
-        (rows if len(cells) == len(fields) and _number(cells[0]) is not None else other).append(cells)
+        (rows if len(cells) == len(fields) and _number(cells[at]) is not None else other).append(cells)
     return [dict(zip(fields, cells)) for cells in rows], [", ".join(c) for c in other]
 
 
@@ -189,10 +199,15 @@ def _blank_gpu(bus, **extra):
     return gpu
 
 
+def _generation(speed):
+    """sysfs's "32.0 GT/s PCIe" (the script keeps "32.0"; older kernels write "8 GT/s") -> 5."""
+    match = re.match(r"([0-9.]+)", speed or "")
+    return SPEED_GEN.get(float(match.group(1))) if match else None
+
+
 def _link(line):
     values = dict(re.findall(r"(\w+)=(\S*)", line))
-    gen = SPEED_GEN.get((values.get("speed") or "").replace("PCIe", ""))
-    max_gen = SPEED_GEN.get((values.get("max_speed") or "").replace("PCIe", ""))
+    gen, max_gen = _generation(values.get("speed")), _generation(values.get("max_speed"))
     return bus_id(values.get("bus")), {"gen": gen, "max_gen": max_gen, "width": _number(values.get("width")),
                                        "max_width": _number(values.get("max_width")), "source": "sysfs"}
 
@@ -421,7 +436,7 @@ def line(verdict):
 
 
 def read_host():
-    proc = subprocess.run(["sh", "-c", COMMAND], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    proc = subprocess.run(["sh", "-c", READ_SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                           universal_newlines=True, timeout=60)
     return proc.stdout.splitlines()
 

@@ -20,8 +20,15 @@ __all__ = ["FAKE_SMI", "FAKE_SMI_PATH", "HOLD_LOCK", "OTHER_BRANCH", "build_repo
 
 FAKE_SMI = r"""#!/bin/sh
 # TEST FIXTURE (gpuhost e2e): stands in for nvidia-smi; one H100 on 535, one compute process.
+# --query-gpu answers each asked field by name, in the order asked (a field it does not know reads
+# [N/A], as nvidia-smi prints one a GPU lacks).
+q=; for a in "$@"; do case "$a" in --query-gpu=*) q=${a#--query-gpu=};; esac; done
 case "$*" in
-  *--query-gpu=*) echo '0, NVIDIA H100 80GB HBM3, GPU-fixture-0, 00000000:00:06.0, 9.0, 81559, Disabled, Enabled, 535.104.05';;
+  *--query-gpu=*) row=; IFS=,; for f in $q; do
+      case "$f" in index) v=0;; name) v='NVIDIA H100 80GB HBM3';; uuid) v=GPU-fixture-0;; pci.bus_id) v=00000000:00:06.0;;
+        compute_cap) v=9.0;; memory.total) v=81559;; mig.mode.current) v=Disabled;; persistence_mode) v=Enabled;;
+        driver_version) v=535.104.05;; *) v='[N/A]';; esac
+      row="${row:+$row, }$v"; done; echo "$row";;
   -L) echo 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-fixture-0)';;
   *--query-compute-apps=*) echo '4242, python3, GPU-fixture-0, 1024';;
 esac

@@ -43,16 +43,21 @@ def real_h100_values() -> dict[str, str]:
 
 
 def smi_script(case: str) -> str:
+    """nvidia-smi answering --query-gpu field by field, in the order asked (a field it does not know
+    reads [N/A]); the GPU row's identity fields from tests/fixtures/device-h100/facts/gpu.out."""
     values = {**real_h100_values(), **FAULTS[case]}
-    bus = BUS.get(case, values["pci.bus_id"])
-    values["pci.bus_id"] = bus
-    health_row = ", ".join(values[field] for field in SMI_FIELDS.split(","))
-    gpu_row = re.search(r"^0, NVIDIA H100.*$", (REPO / "tests/fixtures/device-h100/facts/gpu.out").read_text(), re.M).group(0)
-    gpu_row = gpu_row.replace("00000000:00:06.0", bus).replace("GPU-ec344130-752c-d74c-0ae6-abd4bb148ff9", values["uuid"])
+    values["pci.bus_id"] = BUS.get(case, values["pci.bus_id"])
+    header, row = re.search(r"^@@smi (.*)\n(.*)$", (REPO / "tests/fixtures/device-h100/facts/gpu.out").read_text(),
+                            re.M).groups()
+    identity = dict(zip(header.split(","), [c.strip() for c in row.split(",")]))
+    values = {**identity, **values}  # the health capture's uuid and bus win: one GPU, one identity
+    arms = "\n".join(f"        {field}) v={shlex.quote(value)};;" for field, value in values.items())
     return (f"#!/bin/sh\n# TEST FIXTURE (gpuhost e2e, tests/e2e/health_fixture.py): stands in for nvidia-smi, {case}.\n"
+            "q=; for a in \"$@\"; do case \"$a\" in --query-gpu=*) q=${a#--query-gpu=};; esac; done\n"
             "case \"$*\" in\n"
-            f"  *--query-gpu=*remapped_rows*) echo {shlex.quote(health_row)};;\n"
-            f"  *--query-gpu=*) echo {shlex.quote(gpu_row)};;\n"
+            "  *--query-gpu=*) row=; IFS=,; for f in $q; do\n"
+            f"      case \"$f\" in\n{arms}\n        *) v='[N/A]';; esac\n"
+            "      row=\"${row:+$row, }$v\"; done; echo \"$row\";;\n"
             f"  -L) echo {shlex.quote('GPU 0: NVIDIA H100 80GB HBM3 (UUID: ' + values['uuid'] + ')')};;\n"
             "esac\n")
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from facts.container import INSPECT_FORMAT, ContainerState, _container
-from facts.gpu import SCRIPT as GPU_SCRIPT
+from facts.container import ContainerState, _container
+from facts.gpu import COMMAND as GPU_SCRIPT
 from facts.gpu import GpuState, _differ
 from facts.host import HostState
+from facts.readings import INSPECT_FORMAT
 from facts.sections import Sections, csv_row, env_file, key_values_with_tail
 from facts.snapshot import HostSnapshot, split_parts
 

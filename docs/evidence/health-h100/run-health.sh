@@ -48,8 +48,11 @@ import os, subprocess, sys, time, statistics
 C = sys.argv[1]
 env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 cmds = {"gpuhost-health (the command)": [f"{C}/gpuhost-health", "--rules", f"{C}/health-rules.json"],
-        "snapshot part health": ["sh", f"{C}/health-part.sh"],
+        "health reading alone (the command's shell script, facts.health.COMMAND)": ["sh", f"{C}/health-part.sh"],
         "snapshot (with the health part)": ["sh", f"{C}/snapshot.sh"]}
+before = "docs/evidence/snapshot-h100/snapshot-0a0f100.sh"  # issue 29's copy of main's snapshot at 0a0f100
+if os.path.exists(before):
+    cmds["snapshot before (main at 0a0f100, same run)"] = ["sh", before]
 print("command | runs | wall median ms | wall min ms | wall max ms | cpu median ms (user+sys, children)")
 for name, argv in cmds.items():
     walls, cpus = [], []

@@ -1,0 +1,134 @@
+"""What the snapshot costs a host: CPU (the host's cgroup) and wall time, whole, per part, per reading.
+
+    .venv/bin/python bench/snapshot.py [--rounds 5] [--repeat 10] [--compare 0a0f100] [--update-figures]
+
+Starts one lab host, provisions it once with the real deploy against the lab's stand-ins (as
+bench/converge.py does), then runs inside the host (docker exec: the command's own cost, no SSH)
+each of: `true` (the floor), the whole snapshot, each part alone (the readings it needs plus its
+own script), each shared reading alone, and with --compare REF the snapshot command of that git
+ref (e.g. 0a0f100, before issue 29). Each `--repeat` times in a row per round, rounds interleaved;
+per run: the CPU-seconds the host's cgroup gained (less `true`'s) and the wall time; medians.
+
+Measured twice: on the host as the lab makes it (its kernel, the machine's, has no headers
+package anywhere, so every snapshot asks apt for a candidate), then with a stand-in
+/lib/modules/<kernel>/build/Makefile (TEST FIXTURE: an empty file), which is what a converged
+host with a DKMS driver has: its kernel's headers installed.
+
+Results: bench/out/snapshot.json (git-ignored), or bench/results/snapshot.json with --update-figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from converge import KERNEL_HEADERS, REPO, _machine, _provision, phase, phase_line
+from labcpu import HostsCpu
+
+from facts.readings import READINGS, Part, command  # noqa: E402
+from facts.snapshot import COMMAND, PARTS  # noqa: E402
+from gpuhost.lab import HostSpec, Lab  # noqa: E402
+from gpuhost.lab.stand_ins import StandIns  # noqa: E402
+
+
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=10, help="runs in a row per measurement (default 10)")
+    parser.add_argument("--compare", metavar="REF", help="also measure the snapshot of this git ref")
+    parser.add_argument("--update-figures", action="store_true", help="write bench/results/snapshot.json")
+    args = parser.parse_args()
+    commands = {"true": "true", "snapshot": COMMAND}
+    if args.compare:
+        commands[f"snapshot@{args.compare}"] = snapshot_of(args.compare)
+    commands |= {f"part {name}": command(part) for name, (part, _) in PARTS.items()}
+    commands |= {f"reading {name}": command(Part("x", (name,), "")) for name in READINGS}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with phase("building the lab's stand-ins (signed fixture repositories)"):
+            stand_ins = StandIns.build(Path(tmp))
+        with Lab([HostSpec("s1", {**stand_ins.data, "apt_lock_timeout": 600})]) as lab:
+            host = lab.hosts[0]
+            with phase("serving the stand-ins to the host"):
+                stand_ins.install(lab)
+            with phase("provisioning the host once with the real deploy"):
+                _provision(lab)
+            for name, text in commands.items():
+                host.exec(f"cat > /tmp/bench-{_file(name)}.sh", input=text, check=True)
+            cpu = HostsCpu.of([host])
+            profiles = {"lab host (no kernel headers)": _measure(host, cpu, commands, args)}
+            host.exec(KERNEL_HEADERS, check=True)
+            profiles["kernel headers installed (stand-in Makefile)"] = _measure(host, cpu, commands, args)
+            sizes = {name: len(host.exec(f"sh /tmp/bench-{_file(name)}.sh").stdout.encode())
+                     for name in ("snapshot", *([f"snapshot@{args.compare}"] if args.compare else []))}
+
+    document = {"machine": _machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "load_average_1m": round(os.getloadavg()[0], 2), "rounds": args.rounds, "repeat": args.repeat,
+                "output_bytes": sizes, "ms": profiles,
+                "reproduce": "./dev setup && .venv/bin/python bench/snapshot.py"
+                             + (f" --compare {args.compare}" if args.compare else "")
+                             + f" --rounds {args.rounds} --repeat {args.repeat}"}
+    out = REPO / "bench" / ("results" if args.update_figures else "out") / "snapshot.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    print(render(document))
+    print(f"\nwritten: {out}")
+    return 0
+
+
+def snapshot_of(ref: str) -> str:
+    """The snapshot command as the facts of `ref` write it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "facts", "gpuhost"], capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        return subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                               "from facts.snapshot import COMMAND; print(COMMAND, end='')", tmp],
+                              capture_output=True, text=True, check=True).stdout
+
+
+def _file(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in name)
+
+
+def _measure(host, cpu: HostsCpu, commands: dict, args) -> dict:
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for number in range(1, args.rounds + 1):
+        phase_line(f"measuring: round {number} of {args.rounds}")
+        for name in commands:
+            loop = f"i=0; while [ $i -lt {args.repeat} ]; do sh /tmp/bench-{_file(name)}.sh >/dev/null 2>&1; i=$((i+1)); done"
+            started = time.perf_counter()
+            with cpu:
+                host.exec(loop, check=True)
+            samples[name].append((cpu.seconds / args.repeat, (time.perf_counter() - started) / args.repeat))
+    floor_cpu = statistics.median(c for c, _ in samples["true"])
+    floor_wall = statistics.median(w for _, w in samples["true"])
+    result = {}
+    for name, values in samples.items():
+        minus = (0.0, 0.0) if name == "true" else (floor_cpu, floor_wall)
+        result[name] = {"cpu": round((statistics.median(c for c, _ in values) - minus[0]) * 1000, 1),
+                        "wall": round((statistics.median(w for _, w in values) - minus[1]) * 1000, 1)}
+    return result
+
+
+def render(doc: dict) -> str:
+    lines = [f"one lab host, {doc['rounds']} rounds x {doc['repeat']} runs, load average {doc['load_average_1m']}, "
+             f"ms per run (CPU of the host's cgroup and wall time, less `true`'s)"]
+    for profile, rows in doc["ms"].items():
+        lines += ["", profile, f"{'':30}{'CPU ms':>8}{'wall ms':>9}"]
+        lines += [f"{name:30}{v['cpu']:>8.1f}{v['wall']:>9.1f}" for name, v in rows.items()]
+    lines += ["", f"output bytes: {doc['output_bytes']}"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

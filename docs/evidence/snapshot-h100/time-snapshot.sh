@@ -1,0 +1,52 @@
+#!/bin/sh
+# The snapshot's wall time and CPU against nvidia-smi's own, on a real GPU host (issue 29, AFTER).
+# In the repository root on the GPU machine, with pyinfra's wheels installed (docs/evidence/README.md):
+#   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+#   OUT=$OUT sh docs/evidence/snapshot-h100/time-snapshot.sh
+# Writes $OUT/snapshot-h100/: timings.txt (10 interleaved rounds, medians), the new snapshot's
+# output and pyinfra's parse of it, `gpuhost inspect @local`, and log.txt.
+set -u
+REPO=$(pwd); C=$OUT/snapshot-h100
+rm -rf "$C"; mkdir -p "$C"
+export PYTHONPATH=/tmp/site:$REPO
+date -u +%Y-%m-%dT%H:%M:%SZ > "$C/date.txt"
+{ nvidia-smi --version; uname -r; nproc; python3 --version; } > "$C/machine.txt" 2>&1
+python3 -c "import facts.snapshot as m; print(m.COMMAND)" > "$C/snapshot.sh" 2> "$C/snapshot-gen.err"
+for part in gpu host container managed workspace; do
+  python3 -c "import facts.$part as m; print(m.COMMAND)" > "$C/part-$part.sh" 2>> "$C/snapshot-gen.err"
+done
+python3 -c "import facts.gpu as m; print(m.SMI_FIELDS)" > "$C/smi-fields.txt"
+python3 - "$C" "$REPO" > "$C/timings.txt" 2>&1 <<'PY'
+import os, statistics, subprocess, sys, time
+C, REPO = sys.argv[1], sys.argv[2]
+fields = open(f"{C}/smi-fields.txt").read().strip()
+cmds = {
+    "nvidia-smi -q": ["nvidia-smi", "-q"],
+    "nvidia-smi --query-gpu (the snapshot's fields)": ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+    "nvidia-smi --query-compute-apps": ["nvidia-smi", "--query-compute-apps=pid,process_name,gpu_uuid,used_memory",
+                                        "--format=csv,noheader,nounits"],
+    "snapshot (issue 29)": ["sh", f"{C}/snapshot.sh"],
+    "snapshot (main @ 0a0f100, before)": ["sh", f"{REPO}/docs/evidence/snapshot-h100/snapshot-0a0f100.sh"],
+}
+for part in ["gpu", "host", "container", "managed", "workspace"]:
+    cmds[f"snapshot part {part}"] = ["sh", f"{C}/part-{part}.sh"]
+samples = {name: [] for name in cmds}
+for _ in range(10):  # rounds interleaved: a slow spell weighs on every command alike
+    for name, argv in cmds.items():
+        t0 = time.perf_counter(); r0 = os.times()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t1 = time.perf_counter(); r1 = os.times()
+        samples[name].append(((t1 - t0) * 1000, ((r1.children_user - r0.children_user)
+                                                  + (r1.children_system - r0.children_system)) * 1000))
+print("command | runs | wall median ms | wall min ms | cpu median ms (user+sys, children)")
+for name, values in samples.items():
+    walls = [w for w, _ in values]
+    print(f"{name} | {len(values)} | {statistics.median(walls):.1f} | {min(walls):.1f} | "
+          f"{statistics.median(c for _, c in values):.1f}")
+PY
+echo "timings rc=$?" >> "$C/log.txt"
+sh "$C/snapshot.sh" > "$C/snapshot.out" 2> "$C/snapshot.err"; echo "snapshot rc=$?" >> "$C/log.txt"
+python3 -m pyinfra @local fact facts.snapshot.HostSnapshot --json > "$C/snapshot.json" 2> "$C/snapshot.log"
+echo "pyinfra fact rc=$?" >> "$C/log.txt"
+python3 -c 'from gpuhost.cli import main; main()' inspect @local > "$C/inspect.txt" 2>&1; echo "inspect rc=$?" >> "$C/log.txt"
+cat "$C/log.txt" "$C/timings.txt"

@@ -1,0 +1,272 @@
+"""Readings that several parts of the snapshot use, taken once per command (facts/snapshot.py).
+
+Each reading is a POSIX sh snippet that asks a tool ONCE and prints what it read into the block
+of every part that uses it (`@@gpuhost <part> 1`, then that part's sections, in the format the
+part's parser has always read): one `dpkg-query` for the packages of every part, one
+`systemctl show` for every unit, one Docker Engine API call (curl) for the daemon, its running
+containers, its images and gpuhost's workspace containers. A part's own script (its module's
+PART) runs after the readings it needs and may use the shell variables they set (`k`, the
+kernel release; `c`, the docker client; `pk`, the dpkg reading; `wsu`, the workspace units).
+
+`command(*parts)` composes the shell command for some parts: their start steps, the readings they
+need, once, in the order of READINGS, then each part's script, then the finishing steps. Work
+that only waits (nvidia-smi, apt-cache) runs in the background when a part made a temp dir `$bg`
+for it (the gpu part, on a host with nvidia-smi): the snapshot's wall time there is nvidia-smi's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# --- what the readings ask for --------------------------------------------------------------------
+
+# Package names gpuhost installs or checks (driver, headers, DKMS, Debian's firmware, Docker, toolkit,
+# exporters): ManagedState's `packages`.
+PACKAGE_FAMILIES = ("nvidia|cuda|docker|containerd|moby|linux-headers|kernel-devel|dkms|runc|firmware-misc-nonfree"
+                    "|prometheus")
+# Docker's and the container toolkit's packages: ContainerState's `docker.packages`, `toolkit.packages`.
+CONTAINER_PACKAGES = (
+    "docker.io docker-ce docker-ce-cli docker-ce-rootless-extras containerd.io moby-engine "
+    "podman-docker docker nvidia-container-toolkit nvidia-container-toolkit-base "
+    "libnvidia-container-tools libnvidia-container1 nvidia-docker2 nvidia-container-runtime"
+)
+# Packages whose version is the docker client's / nvidia-ctk's: their --version is asked only
+# when none of them is installed (a binary install).
+CLIENT_PACKAGES = "docker.io docker-ce-cli moby-cli"
+CTK_PACKAGES = "nvidia-container-toolkit nvidia-container-toolkit-base"
+# Units: the driver's, Docker, the exporters, the registry mirror's (the package's own, and one
+# instance per config file, gpuhost/mirror), and gpuhost's workspaces (one per unit file).
+UNITS = ("docker nvidia-persistenced nvidia-fabricmanager prometheus-node-exporter gpuhost-dcgm-exporter "
+         "gpuhost-gpu-metrics.timer docker-registry")
+INFO_FORMAT = (
+    "server_version={{.ServerVersion}}\n"
+    "default_runtime={{.DefaultRuntime}}\n"
+    "live_restore={{.LiveRestoreEnabled}}\n"
+    "cgroup_driver={{.CgroupDriver}}\n"
+    "runtimes={{json .Runtimes}}"
+)
+# Container details come from `docker inspect --format`, which reads no environment variable but one.
+INSPECT_FORMAT = (
+    '{{.Id}}{{"\\t"}}{{.Name}}{{"\\t"}}{{.Config.Image}}{{"\\t"}}{{.HostConfig.Runtime}}'
+    '{{"\\t"}}{{json .HostConfig.DeviceRequests}}{{"\\t"}}'
+    '{{range .Config.Env}}{{if ge (len .) 23}}{{if eq (slice . 0 23) "NVIDIA_VISIBLE_DEVICES="}}'
+    "{{.}}{{end}}{{end}}{{end}}"
+)
+WORKSPACE_FILTER = "%7B%22label%22%3A%5B%22gpuhost.workspace%22%5D%7D"  # {"label":["gpuhost.workspace"]}
+
+# --- the readings ---------------------------------------------------------------------------------
+
+KERNEL = r"""
+u=$(uname -rm 2>/dev/null); k=${u% *}; m=${u##* }
+"""
+
+# One dpkg-query for every part: gpuhost's package families (managed), Docker's and the toolkit's
+# (container), holds, half-done packages and the running kernel's headers (host); then the
+# headers' candidate, asked only when they are missing (apt-cache madison: a quarter of the CPU
+# of `apt-cache policy`).
+DPKG = r"""
+hd=absent; [ -e "/lib/modules/$k/build/Makefile" ] && hd=present
+if command -v dpkg-query >/dev/null 2>&1; then
+  pk=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\n' 2>/dev/null | awk -v h="linux-headers-$k" \
+      -v fam='__FAMILIES__' -v pkgs=' __PACKAGES__ ' -v cli=' __CLIENT__ ' -v ctk=' __CTK__ ' '
+    $1 ~ /^h/ { held = held $2 "\n" }
+    substr($1, 2, 1) ~ /[HUFWt]/ { held = held "  unfinished " $2 "\n" }
+    $1 ~ /^.i/ && $2 ~ fam { man = man $2 " " $3 "\n" }
+    index(pkgs, " " $2 " ") { con = con $2 " " $3 " " $1 "\n" }
+    $1 ~ /^.i/ && index(cli, " " $2 " ") { hascli = 1 }
+    $1 ~ /^.i/ && index(ctk, " " $2 " ") { hasctk = 1 }
+    $1 == "ii" && $2 == h { hv = $3 }
+    END { printf "@@gpuhost managed 1\n@@packages\n%s@@gpuhost container 1\n@@packages\n%s", man, con
+          printf "@@package_flags cli=%d ctk=%d\n", hascli, hasctk
+          printf "@@gpuhost host 1\n@@holds\n%s@@headers_apt %s\n", held, h
+          if (hv != "") print "  Installed: " hv }')
+  printf '%s\n' "$pk"
+  if [ "$hd" != present ]; then
+    if [ -n "$bg" ]; then apt-cache madison "linux-headers-$k" > "$bg/headers" 2>/dev/null & hp=$!
+    else apt-cache madison "linux-headers-$k" 2>/dev/null | awk -F'|' 'NR == 1 { gsub(/ /, "", $2); print "  Candidate: " $2 }'; fi
+  fi
+elif command -v rpm >/dev/null 2>&1; then
+  pk=
+  echo '@@gpuhost managed 1'; echo '@@packages'
+  rpm -qa --qf '%{NAME} %{VERSION}-%{RELEASE}\n' 2>/dev/null | grep -E '__FAMILIES__'
+  echo '@@gpuhost container 1'; echo '@@packages'
+  rpm -q --qf '%{NAME} %{VERSION}-%{RELEASE} ii\n' __PACKAGES__ 2>/dev/null | grep -v 'not installed'
+  echo '@@gpuhost host 1'
+  echo "@@headers_rpm kernel-devel-$k"; rpm -q "kernel-devel-$k" 2>/dev/null | grep -v 'not installed'
+  echo '@@headers_dnf'
+  command -v dnf >/dev/null 2>&1 && timeout 60 dnf -q --cacheonly list --available "kernel-devel-$k" 2>/dev/null | grep kernel-devel
+  echo '@@holds'
+  command -v dnf >/dev/null 2>&1 && timeout 60 dnf -q versionlock list 2>/dev/null
+fi
+"""
+
+# One systemctl for every unit, printed as "unit enabled-state active-state" lines: gpuhost's
+# workspaces to the workspace part, the fabric manager's state to the gpu part, all others to
+# managed.
+UNITS_READING = r"""
+fm=-; command -v nv-fabricmanager >/dev/null 2>&1 && fm=$(command -v nv-fabricmanager)
+wsu=; for f in /etc/systemd/system/gpuhost-workspace-*.service; do [ -e "$f" ] && wsu="$wsu ${f##*/}"; done
+if [ -d /run/systemd/system ]; then
+  mu=; for f in /etc/gpuhost/mirror/*.yml; do [ -e "$f" ] && { f=${f##*/}; mu="$mu gpuhost-mirror@${f%.yml}"; }; done
+  # systemd is asked only about units with a unit file (it searches the disk for each unknown
+  # name: a third of the cost); one without is what systemd says of it: no file state, inactive.
+  un=; nf=; for x in __UNITS__; do
+    case "$x" in *.*) f=$x;; *) f=$x.service;; esac
+    for dir in /etc/systemd/system /run/systemd/system /run/systemd/transient /run/systemd/generator \
+               /run/systemd/generator.late /usr/local/lib/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
+      [ -e "$dir/$f" ] && { un="$un $x"; f=; break; }
+    done
+    [ -n "$f" ] && nf="$nf $x"
+  done
+  { [ -n "$un$mu$wsu" ] && systemctl show -p Id -p UnitFileState -p ActiveState $un $mu $wsu 2>/dev/null; } | awk -F= -v fm="$fm" -v nf="$nf" '
+    function out() { if (id != "") { line = id " " st " " ac "\n"; if (id ~ /^gpuhost-workspace-/) ws = ws line; else man = man line
+                                     if (id == "nvidia-fabricmanager") fs = ac }; id = st = ac = "" }
+    $1 == "Id" { id = $2; sub(/\.service$/, "", id) } $1 == "UnitFileState" { st = $2 } $1 == "ActiveState" { ac = $2 }
+    /^$/ { out() }
+    END { out(); n = split(nf, u, " "); for (i = 1; i <= n; i++) { id = u[i]; ac = "inactive"; out() }
+          printf "@@gpuhost managed 1\n@@units\n%s", man; if (ws != "") printf "@@gpuhost workspace 1\n@@units\n%s", ws
+          printf "@@gpuhost gpu 1\n@@fabricmanager binary=%s state=%s\n", fm, (fs == "" ? "-" : fs) }'
+else
+  printf '@@gpuhost managed 1\n@@units\n@@gpuhost gpu 1\n@@fabricmanager binary=%s state=-\n' "$fm"
+fi
+"""
+
+# The Docker daemon: how it runs (dockerd processes, through /proc: no ps), then ONE curl on its
+# unix socket for /info, the images, the running containers and gpuhost's workspace containers
+# (each docker CLI call starts a large Go binary, several times the CPU of a curl call); else the
+# CLI. Container details come from one `docker inspect --format`, only when containers run.
+DOCKER = r"""
+T=; command -v timeout >/dev/null 2>&1 && T='timeout 20'
+c=$(command -v docker 2>/dev/null); d=$(command -v dockerd 2>/dev/null)
+[ -z "$d" ] && [ -x /usr/bin/dockerd ] && d=/usr/bin/dockerd
+echo '@@gpuhost container 1'
+echo "@@docker_client ${c:--}"
+case "$c $pk" in /usr/bin/docker*'@@package_flags cli=1'*) ;; /*) $T "$c" --version 2>&1 | head -n 1;; esac
+echo "@@dockerd ${d:--}"
+echo "@@docker_host ${DOCKER_HOST:--}"
+echo '@@daemons'
+cfgs=; host=
+for p in /proc/[0-9]*/comm; do
+  read -r n 2>/dev/null < "$p" || continue
+  [ "$n" = dockerd ] || continue
+  pid=${p#/proc/}; pid=${pid%/comm}
+  # A dockerd inside a container (its own PID namespace) is not this host's daemon.
+  [ -e /proc/$pid/ns/pid ] && ! [ /proc/$pid/ns/pid -ef /proc/$$/ns/pid ] && { echo "other_namespace pid=$pid"; continue; }
+  uid=; while read -r key v _; do [ "$key" = Uid: ] && { uid=$v; break; }; done < /proc/$pid/status
+  cfg=; sock=; cmd=; want=
+  while IFS= read -r a; do
+    cmd="$cmd$a "
+    case "$want" in cfg) cfg=$a; want=; continue;; sock) sock=$a; want=; continue;; esac
+    case "$a" in --config-file=*) [ -z "$cfg" ] && cfg=${a#*=};; --config-file) [ -z "$cfg" ] && want=cfg;;
+      -H=unix:*|--host=unix:*) [ -z "$sock" ] && sock=${a#*=};; -H|--host) [ -z "$sock" ] && want=sock;; esac
+  done <<CMDLINE
+$(tr '\0' '\n' < /proc/$pid/cmdline 2>/dev/null)
+CMDLINE
+  from=--config-file
+  if [ -z "$cfg" ]; then
+    if [ "$uid" = 0 ]; then cfg=/etc/docker/daemon.json; from=default
+    else cfg=$(getent passwd "$uid" | cut -d: -f6)/.config/docker/daemon.json; from=rootless; fi
+  fi
+  case "$sock" in unix://*) [ -z "$host" ] && host=$sock;; esac
+  printf 'pid=%s uid=%s config=%s from=%s host=%s cmdline=%.300s\n' "$pid" "$uid" "$cfg" "$from" "${sock:--}" "$cmd"
+  cfgs="$cfgs $cfg"
+done
+# A daemon on its own socket: talk to it there, unless the session chose one (DOCKER_HOST).
+if [ -n "$c" ] && [ -z "$DOCKER_HOST" ] && [ -n "$host" ] && [ "$host" != unix:///var/run/docker.sock ] && [ "$host" != unix:///run/docker.sock ]; then
+  c="$c -H $host"; echo "@@docker_client_host $host"
+fi
+rc=-; api=
+s=${DOCKER_HOST:-${host:-unix:///var/run/docker.sock}}
+case "$s" in unix://*) s=${s#unix://};; *) s=;; esac
+if [ -n "$c" ] && [ -n "$s" ] && [ -S "$s" ] && command -v curl >/dev/null 2>&1; then
+  o="-s -m 20 --unix-socket $s"
+  w='\n'; ws=
+  [ -n "$wsu" ] && w='\n@@api_workspace_containers\n' && ws="--next $o -w \n http://localhost/containers/json?all=1&filters=__WS_FILTER__"
+  api=$(curl $o -w '\n@@api_images\n' http://localhost/info --next $o -w '\n@@api_containers\n' http://localhost/images/json \
+        --next $o -w "$w" http://localhost/containers/json $ws 2>/dev/null)
+  case "$api" in *'"ServerVersion"'*) rc=0;; *) api=;; esac
+fi
+if [ -n "$api" ]; then
+  echo '@@api_info'; printf '%s\n' "${api%%@@api_containers*}"
+  running=${api#*@@api_containers}; running=${running%%@@api_workspace_containers*}
+  ids=; case "$running" in *'"Id":"'*) ids=$(printf '%s' "$running" | grep -o '"Id":"[0-9a-f]*"' | cut -d'"' -f4 | tr '\n' ' ');; esac
+  echo '@@containers'
+  [ -n "$ids" ] && $T $c inspect --format '__INSPECT_FORMAT__' $ids 2>/dev/null
+  case "$api" in *@@api_workspace_containers*) echo '@@gpuhost workspace 1'; printf '@@api_workspace_containers\n%s\n' "${api#*@@api_workspace_containers}"
+    echo '@@api_images'; a=${api#*@@api_images}; printf '%s\n' "${a%%@@api_containers*}"
+    echo '@@gpuhost container 1';; esac
+elif [ -n "$c" ]; then
+  info=$($T $c info --format '__INFO_FORMAT__' 2>&1); rc=$?
+  echo '@@info'; printf '%s\n' "$info" | head -n 20; echo "@@info_rc $rc"
+  ids=$($T $c ps -q 2>/dev/null | tr '\n' ' ')
+  echo '@@containers'
+  [ -n "$ids" ] && $T $c inspect --format '__INSPECT_FORMAT__' $ids 2>/dev/null
+  echo '@@images'; $T $c images --digests --format '{{.Repository}}:{{.Tag}} {{.Digest}}' 2>/dev/null
+  if [ -n "$wsu" ]; then
+    echo '@@gpuhost workspace 1'
+    echo '@@containers'
+    $T $c ps -a --filter label=gpuhost.workspace --format '{{.Names}}	{{.State}}	{{.Label "gpuhost.workspace.spec"}}	{{.Status}}' 2>/dev/null
+    echo '@@layers'
+    tags=$($T $c images --filter label=gpuhost.workspace.recipe --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | grep -v '<none>')
+    [ -n "$tags" ] && $T $c image inspect -f '{{index .RepoTags 0}} {{index .Config.Labels "gpuhost.workspace.base-digest"}}' $tags 2>/dev/null
+    echo '@@gpuhost container 1'
+  fi
+fi
+# The daemon's version: from /info when it answers, else from the binary (slow to start).
+if [ "$rc" != 0 ] && [ -n "$d" ]; then echo '@@dockerd_version'; $T "$d" --version 2>&1 | head -n 1; fi
+"""
+
+# The headers' candidate, when asked in the background (its own section: the host block goes on).
+DPKG_FINISH = r"""
+if [ -n "$hp" ]; then
+  wait "$hp"; echo '@@gpuhost host 1'; echo '@@headers_candidate'
+  awk -F'|' 'NR == 1 { gsub(/ /, "", $2); print "  Candidate: " $2 }' "$bg/headers"
+fi
+"""
+
+READINGS = {
+    "kernel": KERNEL,
+    "dpkg": DPKG,
+    "units": UNITS_READING,
+    "docker": DOCKER,
+}
+# What each reading needs read before it.
+NEEDS = {"dpkg": ("kernel",), "docker": ("units",)}
+# Finishing steps, after every part's script: what ran in the background.
+FINISH = {"dpkg": DPKG_FINISH}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of the snapshot: its shared readings, its own script (printing `@@gpuhost NAME 1`
+    and its sections), and optional steps before the readings (start background work) and after
+    every script (collect it)."""
+
+    name: str
+    reads: tuple[str, ...]
+    script: str
+    start: str = ""
+    finish: str = ""
+
+
+def _fill(script: str) -> str:
+    return (script.replace("__FAMILIES__", PACKAGE_FAMILIES).replace("__PACKAGES__", CONTAINER_PACKAGES)
+            .replace("__CLIENT__", CLIENT_PACKAGES).replace("__CTK__", CTK_PACKAGES).replace("__UNITS__", UNITS)
+            .replace("__WS_FILTER__", WORKSPACE_FILTER).replace("__INFO_FORMAT__", INFO_FORMAT)
+            .replace("__INSPECT_FORMAT__", INSPECT_FORMAT))
+
+
+def command(*parts: Part) -> str:
+    """One shell command for `parts`: their start steps, the readings they need (each once, in
+    READINGS' order), each part's script, then the finishing steps. It always exits 0."""
+    wanted: set[str] = set()
+    for part in parts:
+        for name in part.reads:
+            wanted |= {name, *NEEDS.get(name, ())}
+    body = [part.start for part in parts]
+    body += [READINGS[name] for name in READINGS if name in wanted]
+    body += [part.script for part in parts]
+    body += [FINISH[name] for name in FINISH if name in wanted]
+    body += [part.finish for part in parts]
+    body.append("[ -n \"$bg\" ] && rm -rf \"$bg\"\ntrue")
+    return _fill("\n".join(step.strip() for step in body if step.strip()))
