@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "gpuhost.commands.inspect",
     "gpuhost.commands.cloud_init",
     "gpuhost.commands.upgrade",
+    "gpuhost.commands.health_sync",
     "gpuhost.commands.keys",
     "gpuhost.commands.monitoring",
     "gpuhost.commands.data",

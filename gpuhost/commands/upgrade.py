@@ -3,7 +3,7 @@
     gpuhost upgrade inventories/lab.py --canary 1 --batch 25% [--max-failed 0]
         [--drain-command 'scontrol update nodename={host} state=drain reason=gpuhost']
         [--undrain-command 'scontrol update nodename={host} state=resume'] [--drain-timeout 600]
-        [--force] [--reboot auto|never] [--deploy deploys/driver.py] [--limit HOST ...]
+        [--scheduler slurm] [--force] [--reboot auto|never] [--deploy deploys/driver.py] [--limit HOST ...]
         [--state FILE] [--restart] [--json]
 
 The thin shell around gpuhost/fleet/rollout.py (which decides everything; read its docstring for the
@@ -23,6 +23,9 @@ rules). What this module chooses, and why:
 - Draining (`--drain-command`, on this machine, `{host}` replaced): run for every host the batch
   will change, then wait up to --drain-timeout for its GPU work to end; `--undrain-command` runs
   after a host is upgraded and verified (failed hosts stay drained).
+- Slurm (`--scheduler slurm`, gpuhost/commands/upgrade_slurm.py): `scontrol` on each host drains
+  its node with a reason naming gpuhost and the target, waits until Slurm reports it drained, and
+  resumes it only after its check passed; the rules are gpuhost/scheduler/slurm.py's.
 - State: a JSON record (default $XDG_STATE_HOME or ~/.local/state, gpuhost/upgrade-<inventory>-
   <hash>.json), written after every batch; pyinfra's output per batch in <state>.logs/. A lock file
   keeps two rollouts off one record.
@@ -247,7 +250,7 @@ class Rollout:
                             driver_before=check.driver_before, target=check.target)
         change = [name for name in batch.hosts if checks[name].action in ("apply", "busy")]
         drained: list[str] = []
-        if change and self.drain:
+        if change and self.draining:
             drained = self.drain_hosts(batch, change, checks)
         for name in change:
             if checks[name].action == "busy":
@@ -258,6 +261,17 @@ class Rollout:
         apply = [name for name in change if checks[name].action == "apply"]
         if apply:
             self.apply(batch, apply, checks)
+        self.release_hosts(batch, drained)
+        self.record["runs"][self.run - 1]["batches"].append({"label": batch.label, "hosts": list(batch.hosts)})
+        save_record(self.state_path, self.record)
+
+    @property
+    def draining(self) -> bool:
+        """Whether hosts are drained before they change (SlurmRollout: always)."""
+        return bool(self.drain)
+
+    def release_hosts(self, batch, drained: list[str]) -> None:
+        """After the batch: the undrain command for each drained host that passed."""
         for name in drained:
             entry = self.record["hosts"][name]
             if entry["result"] not in ("upgraded", "current"):
@@ -266,8 +280,6 @@ class Rollout:
                 rc, last = run_local(rollout.host_command(self.undrain, name), timeout=600)
                 if rc != 0:
                     entry["notes"].append(f"undrain command failed ({rc}): {last}")
-        self.record["runs"][self.run - 1]["batches"].append({"label": batch.label, "hosts": list(batch.hosts)})
-        save_record(self.state_path, self.record)
 
     def drain_hosts(self, batch, names, checks) -> list[str]:
         """Run the drain command for each host, then wait for their GPU work to end."""
@@ -363,6 +375,8 @@ def upgrade_command(
                                                   "host is upgraded and verified (e.g. 'kubectl uncordon {host}')."),
     drain_timeout: int = typer.Option(600, "--drain-timeout", metavar="SECONDS", help="Seconds to wait for GPU work to end "
                                                                    "after the drain command."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="NAME", help="Drain, wait for and resume "
+                                            "each host in this scheduler (slurm: scontrol on the hosts)."),
     force: bool = typer.Option(False, "--force", help="Upgrade hosts even while GPU work runs (passes force: true)."),
     reboot: Optional[str] = typer.Option(None, "--reboot", metavar="POLICY", help="Override the hosts' reboot policy: auto or never."),
     deploy: Optional[str] = typer.Option(None, "--deploy", metavar="FILE", help="Deploy file run per batch (default: deploys/"
@@ -380,6 +394,10 @@ def upgrade_command(
                          "'kubectl uncordon {host}'")
     if reboot is not None and reboot not in ("auto", "never"):
         raise UsageError(f"--reboot {reboot!r}: use auto or never")
+    if scheduler is not None:
+        from gpuhost.commands.upgrade_slurm import check_scheduler
+
+        check_scheduler(scheduler, drain_command, undrain_command)
     deploy_path = resolve_deploy(deploy)
     from gpuhost.commands.inspect import inventory_entry
 
@@ -400,12 +418,19 @@ def upgrade_command(
         raise UsageError(f"--state {state_path}: cannot create its directory ({exc.strerror})") from None
     with locked(state_path):
         record = load_record(state_path, inventory, restart)
-        job = Rollout(source, hosts, record, state_path, deploy=deploy_path, force=force, reboot=reboot,
-                      drain=drain_command, undrain=undrain_command, drain_timeout=drain_timeout,
-                      max_failed=max_failed)
+        kind = Rollout
+        if scheduler is not None:
+            from gpuhost.commands.upgrade_slurm import SlurmRollout, preflight
+
+            preflight(source, hosts, record)
+            kind = SlurmRollout
+        job = kind(source, hosts, record, state_path, deploy=deploy_path, force=force, reboot=reboot,
+                   drain=drain_command, undrain=undrain_command, drain_timeout=drain_timeout,
+                   max_failed=max_failed)
         options = {"canary": canary, "batch": str(size), "max_failed": max_failed, "force": force,
                    "reboot": reboot, "deploy": str(deploy_path), "drain_command": drain_command,
-                   "undrain_command": undrain_command, "drain_timeout": drain_timeout, "limit": list(limit or [])}
+                   "undrain_command": undrain_command, "drain_timeout": drain_timeout, "limit": list(limit or []),
+                   "scheduler": scheduler}
         job.run = rollout.open_run(record, hosts, options, now())
         left = rollout.todo(record, hosts)
         batches = rollout.plan_batches(left, len(hosts), 0 if record["canary_passed"] else canary, size)

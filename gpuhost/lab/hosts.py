@@ -35,7 +35,7 @@ NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 class HostSpec:
     """A host to start: its inventory name, its pyinfra host data (e.g. target_gpus), its
     distribution (debian12: bookworm, debian13: trixie) and the inventory groups it is in besides
-    the lab's own (e.g. ("mirrors",))."""
+    the lab's own (e.g. ("mirrors",)) and Debian packages its image adds (e.g. ("slurmd",))."""
 
     name: str
     data: dict[str, Any] = field(default_factory=dict)
@@ -44,6 +44,8 @@ class HostSpec:
     # it falls back to vfs, which copies a whole image for every container: minutes for a torch image).
     docker_tmpfs: bool = False
     groups: tuple[str, ...] = ()
+    # Debian packages added to the host image (a cached variant image, see image.ensure_variant_image).
+    packages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):

@@ -133,6 +133,27 @@ def ensure_registry_image() -> str:
     return tag
 
 
+VARIANT_REPO = "gpuhost-lab/host-with"
+HOST_CMD = '["/sbin/init"]'
+
+
+def ensure_variant_image(distro: str, pkgs: tuple[str, ...]) -> str:
+    """The host image of distro plus Debian packages (e.g. Slurm's): committed once, tagged by a
+    hash of the base image and the package list, so later labs start from it with no apt run."""
+    base = ensure_host_image(distro)
+    if not pkgs:
+        return base
+    digest = hashlib.sha256(f"{base} {sorted(pkgs)}".encode()).hexdigest()[:12]
+    tag = f"{VARIANT_REPO}:{digest}"
+    if image_exists(tag):
+        return tag
+    with locked("image"):
+        if not image_exists(tag):
+            with step(f"building {tag} (apt-get install {' '.join(sorted(pkgs))} in a container, once)"):
+                commit_with_packages(base, sorted(pkgs), tag, cmd=HOST_CMD)
+    return tag
+
+
 def commit_with_packages(base: str, pkgs: list[str], tag: str, cmd: str,
                          files: dict[str, str] | None = None) -> None:
     """Install pkgs into a container of base (through the engine's NAT), add files, commit."""

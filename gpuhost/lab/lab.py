@@ -27,7 +27,7 @@ from gpuhost.errors import UsageError
 from gpuhost.lab.changes import record_sysctl
 from gpuhost.lab.engine import docker, ensure_engine
 from gpuhost.lab.hosts import HostSpec, LabHost, start_host, wait_ready
-from gpuhost.lab.image import ensure_host_image, ensure_registry_image
+from gpuhost.lab.image import ensure_host_image, ensure_registry_image, ensure_variant_image
 from gpuhost.lab.inventory import write_inventory
 from gpuhost.lab.keys import ensure_key
 from gpuhost.lab.services import Service, serve_directory, start_registry
@@ -77,7 +77,7 @@ class Lab:
         ensure_engine()
         cleanup()
         _room_for_hosts(len(self.specs))
-        images = {distro: ensure_host_image(distro) for distro in sorted({s.distro for s in self.specs})}
+        images = {key: ensure_variant_image(*key) for key in sorted({(s.distro, s.packages) for s in self.specs})}
         key_path, public_key = ensure_key()
         self.run_dir = state_dir() / "runs" / self.id
         self.run_dir.mkdir(parents=True)
@@ -86,7 +86,7 @@ class Lab:
         started = time.monotonic()
         progress(f"lab {self.id}: starting {len(self.specs)} host(s) (systemd + sshd; a few seconds each)")
         for spec in self.specs:
-            self.hosts.append(start_host(spec, image=images[spec.distro], network=self.network,
+            self.hosts.append(start_host(spec, image=images[(spec.distro, spec.packages)], network=self.network,
                                          prefix=self.prefix, labels=self.labels,
                                          public_key=public_key, key_path=key_path))
         for host in self.hosts:

@@ -1,0 +1,1 @@
+"""Schedulers that take part in gpuhost's changes: Slurm drains, waits and resumes (slurm.py)."""
