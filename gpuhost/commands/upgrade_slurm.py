@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gpuhost.commands.upgrade import Rollout, read_hosts, say
+from gpuhost.commands.upgrade_run import Rollout, read_hosts, say
 from gpuhost.errors import UsageError
 from gpuhost.fleet import rollout
 from gpuhost.scheduler.slurm import ReadCommand, SlurmReading, UpdateCommand, next_action
