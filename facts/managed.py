@@ -50,7 +50,7 @@ FILES = ("/var/lib/gpuhost/*.json /etc/modprobe.d/*.conf /etc/apt/sources.list.d
          "/etc/systemd/system/prometheus-node-exporter.service.d/*.conf /etc/gpuhost/*/* /usr/local/lib/gpuhost/*")
 KEYRINGS = "/etc/apt/keyrings/* /usr/share/keyrings/* /etc/pki/rpm-gpg/*"
 # Package names gpuhost installs or checks (driver, headers, DKMS, Debian's firmware, Docker, toolkit, exporters).
-PACKAGE_FAMILIES = ("nvidia|cuda|docker|containerd|moby|linux-headers|kernel-devel|dkms|runc|firmware-misc-nonfree"
+PACKAGE_FAMILIES = ("nvidia|cuda|docker|containerd|moby|linux-headers|kernel-devel|dkms|runc|firmware-misc-nonfree|nvlsm|infiniband-diags"
                     "|prometheus")
 # Units: the driver's, Docker, the exporters, the registry mirror's (the package's own, and one
 # instance per config file, gpuhost/mirror).
