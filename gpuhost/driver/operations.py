@@ -11,7 +11,7 @@ import hashlib
 import shlex
 from io import StringIO
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, StringCommand, operation
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import File, Sha1File
@@ -176,6 +176,8 @@ def packages(source: DriverSource, held: list[str] | tuple[str, ...] = (), lock_
     except NotOffered as exc:
         yield stop_command(str(exc))
         return
+    for note in chosen.notes:
+        logger.warning(f"[{host.name}] {note}")
     yield from install_commands(source, chosen, installed, held, lock_timeout, remove)
 
 
@@ -196,14 +198,16 @@ def present_packages(source: DriverSource, installed: dict) -> list[str]:
     """The installed packages that fulfil the source's set: its packages, a per-version pin for the
     branch's pin, Ubuntu's modules package of any kernel flavour (or DKMS). [] if one is missing."""
     present = []
+    on_branch = any(_upstream(v).startswith(source.branch + ".") for v in installed.get(source.driver_package, []))
     for name in source.packages:
         if name in installed:
             present.append(name)
         elif name == source.pin_package:
             pin = next((p for p in sorted(installed) if p.startswith(f"nvidia-driver-pinning-{source.branch}.")), None)
-            if pin is None:
+            if pin:
+                present.append(pin)
+            elif not on_branch:  # a repository without the pin: the driver held on its branch is enough
                 return []
-            present.append(pin)
         else:
             return []
     if source.modules:
@@ -246,11 +250,24 @@ def install_commands(source: DriverSource, chosen: Chosen, installed: dict, held
     options = "" if source.install_recommends else "--no-install-recommends "
     if chosen.pin and chosen.pin[0] not in installed:
         commands.append(apt_get(f"install {options}{_spec(*chosen.pin)}", lock_timeout))
+    if source.pin_package:  # our own pin only where the repository has no pinning package for the branch
+        commands.append(f"printf %s {shlex.quote(own_pin_text(chosen.version))} > {OWN_PIN_PATH}" if not chosen.pin
+                        else f"rm -f {OWN_PIN_PATH}")
     commands += [apt_get(f"install {options}{' '.join(_spec(n, v) for n, v in chosen.driver)}", lock_timeout),
                  f"apt-mark hold {' '.join(names)}"]
-    if chosen.notes:
-        commands.insert(0, "echo " + shlex.quote("gpuhost: " + "; ".join(chosen.notes)))
     return commands
+
+
+OWN_PIN_PATH = "/etc/apt/preferences.d/gpuhost-nvidia-driver-pin"
+
+
+def own_pin_text(version: str) -> str:
+    """What NVIDIA's per-version pinning package does (constrain the driver-versioned packages to one
+    release, NVIDIA/gpu-driver-container ubuntu26.04/install.sh), for a repository that has none:
+    without it, the driver's dependencies (nvidia-persistenced, ...) would resolve to a newer branch.
+    The names are globs: apt ignores a version pin for `Package: *` (seen with apt 2.6.1)."""
+    return ("# written by gpuhost: the repository has no pinning package for this driver release\n"
+            f"Package: *nvidia* cuda-drivers*\nPin: version {version}-*\nPin-Priority: 1000\n")
 
 
 def _spec(name: str, version: str | None) -> str:
