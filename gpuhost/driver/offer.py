@@ -172,7 +172,7 @@ def choose(source, offer: Offer, expected: str | None = None, extras: tuple[str,
     `exact_extras`: packages installed at the driver's exact version (fabric manager, NSCQ, IMEX);
     `extras`: packages of their own version (nvlsm, infiniband-diags). Raises NotOffered."""
     branch, driver = source.branch, source.driver_package
-    where = source.repository.url if source.repository else f"the {source.name} repositories"
+    where = source.repository.url if source.repository else f"the {source.name} archive"
     offered = offer.versions.get(driver, ())
     on_branch = [v for v in offered if upstream(v).startswith(branch + ".")]
     if not on_branch:

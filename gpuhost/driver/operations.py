@@ -164,9 +164,19 @@ def packages(source: DriverSource, held: list[str] | tuple[str, ...] = (), lock_
         host.noop(f"driver module stream {source.module_stream} installed and locked" if source.package_manager == "dnf"
                   else f"driver packages installed and held: {', '.join(present_packages(source, installed))}")
         return
+    if source.package_manager == "dnf":
+        if exact_extras or extras:  # the same gate as apt: what the fabric needs is offered, else nothing changes
+            reading = host.get_fact(DriverOffer, names=["nvidia-driver", *exact_extras, *extras], prefixes=[])
+            refused = dnf_fabric_refusal(source, {k: tuple(v) for k, v in reading["versions"].items()},
+                                         exact_extras, extras)
+            if refused:
+                yield stop_command(refused)
+                return
+        yield from commands
+        return
     yield from commands
-    if source.package_manager == "dnf" or "update 2>&1" not in commands[-1]:
-        return  # dnf's module streams, or only holds to add
+    if "update 2>&1" not in commands[-1]:
+        return  # only holds to add
     names, prefixes = offer_query(source, exact_extras, extras)
     reading = host.get_fact(DriverOffer, names=names, prefixes=prefixes)
     offer = Offer({k: tuple(v) for k, v in reading["versions"].items()}, frozenset(reading["names"]),
@@ -179,6 +189,25 @@ def packages(source: DriverSource, held: list[str] | tuple[str, ...] = (), lock_
     for note in chosen.notes:
         logger.warning(f"[{host.name}] {note}")
     yield from install_commands(source, chosen, installed, held, lock_timeout, remove)
+
+
+def dnf_fabric_refusal(source: DriverSource, versions: dict, exact_extras=(), extras=()) -> str | None:
+    """dnf: the module stream installs the newest nvidia-driver of the branch; the fabric packages must be
+    offered at exactly that version (`dnf list --showduplicates`), or the host stops before the stream
+    is installed. Pure."""
+    on_branch = [v for v in versions.get("nvidia-driver", ()) if _upstream(v).startswith(source.branch + ".")]
+    where = source.repository.url if source.repository else "the host's repositories"
+    if not on_branch:
+        return f"{where} offers no nvidia-driver of R{source.branch}: set driver_branch to a branch it has"
+    driver = _upstream(on_branch[0])
+    for name in exact_extras:
+        if not any(_upstream(v) == driver for v in versions.get(name, ())):
+            have = ", ".join(versions.get(name, ())[:4]) or "no version"
+            return f"{where} offers {name} {have}, not {driver} (the driver's version): set driver_branch to a branch whose fabric packages are published"
+    for name in extras:
+        if not versions.get(name):
+            return f"the host's repositories offer no {name} (NVLink5 hosts need it): add the repository that has it"
+    return None
 
 
 def offer_query(source: DriverSource, exact_extras=(), extras=()) -> tuple[list[str], list[str]]:

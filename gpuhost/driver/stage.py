@@ -80,6 +80,9 @@ def driver_stage(ctx) -> list:
         ops.append(driver.headers(name="Kernel headers and DKMS", package=headers, lock_timeout=lock_timeout,
                                   _timeout=install))
     nvswitch, nvlink5, imex = fabric_needs(ctx, source)
+    if nvswitch and not source.nvlink5 and any(g.compute_capability.startswith("10.") for g in ctx.host_plan.gpus):
+        logger.warning(f"[{host.name}] NVLink5 host: driver source {source.name} has no nvlsm/infiniband-diags "
+                       f"(NVIDIA's subnet manager): set driver_source: cuda to install them")
     packages = driver.packages(
         name=f"Driver packages R{source.branch} {source.flavour} (as the repository offers them; held)",
         source=source, held=list(ctx.host_state.get("held_packages") or []), lock_timeout=lock_timeout,

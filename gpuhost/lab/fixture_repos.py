@@ -22,6 +22,10 @@ source, apt-get update/install of exact versions, apt-mark hold, systemctl enabl
   seen: the stand-in's (branch.* at priority 1000) models the effect those sources describe.
   Why not Debian's own non-free nvidia-driver: it is branch 535/550 with proprietary modules
   only, and its DKMS build cannot succeed here (no headers for the machine's kernel).
+- recorded_builds(): NVIDIA's CUDA repository as public output RECORDED it (RECORDED_CUDA: each
+  name and version with where it was seen), not as gpuhost's data predicts it: it lacks R620 and
+  offers a newer R595 than the data names, so a wrong prediction fails a test
+  (tests/e2e/test_driver_repository.py).
 - TOOLKIT_PACKAGES: the container toolkit's four packages, laid out and depending on each other
   as NVIDIA's (github.com/NVIDIA/nvidia-container-toolkit, packaging/debian/control and
   *.install: -base ships nvidia-ctk and nvidia-container-runtime, nvidia-container-toolkit the

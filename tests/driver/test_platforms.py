@@ -156,3 +156,17 @@ def test_hgx_b200_gets_nvlsm_and_gb200_also_imex():
     stale = Offer({**offer.versions, "nvidia-fabricmanager": ("620.60.01-1",)})  # checked before nvlsm
     with pytest.raises(NotOffered, match="offers nvidia-fabricmanager 620.60.01-1, not 620.70.06"):
         choose(source, stale, extras=source.nvlink5, exact_extras=source.fabric_manager)
+
+
+def test_rhel_stops_before_the_stream_when_fabric_manager_lags_the_driver():
+    from gpuhost.driver.operations import dnf_fabric_refusal
+    rocky = {"os": {"id": "rocky", "version_id": "9.4"}, "arch": "x86_64", "kernel": "5.14.0-427.el9.x86_64"}
+    source = select_source(rocky, "580", "open", nvswitch=True)
+    offered = {"nvidia-driver": ("580.95.05-1.el9", "580.82.07-1.el9"), "nvidia-fabricmanager": ("580.82.07-1",),
+               "libnvidia-nscq": ("580.95.05-1",)}
+    assert dnf_fabric_refusal(source, offered, source.fabric_manager) == (
+        "https://developer.download.nvidia.com/compute/cuda/repos/rhel9/x86_64/ offers nvidia-fabricmanager "
+        "580.82.07-1, not 580.95.05 (the driver's version): set driver_branch to a branch whose fabric packages "
+        "are published")
+    offered["nvidia-fabricmanager"] = ("580.95.05-1",) + offered["nvidia-fabricmanager"]
+    assert dnf_fabric_refusal(source, offered, source.fabric_manager) is None
