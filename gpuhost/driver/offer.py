@@ -61,6 +61,7 @@ class Chosen:
     extras: tuple[tuple[str, str | None], ...] = ()  # fabric manager, NSCQ, IMEX (exact), nvlsm (any)
     builds_modules: bool = False  # DKMS chosen (Ubuntu fallback)
     notes: tuple[str, ...] = ()
+    headers: str | None = None  # the running kernel's headers, installed (not held) for a DKMS fallback
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -193,7 +194,7 @@ def choose(source, offer: Offer, expected: str | None = None, extras: tuple[str,
         else:  # the exact version, held, keeps the branch as well: said, not refused
             notes.append(f"no {source.pin_package} in {where}: {driver} is held at {version} instead")
     packages: list[tuple[str, str | None]] = [(driver, version)]
-    builds_modules = source.builds_modules
+    builds_modules, headers = source.builds_modules, None
     if source.modules:
         prefix, dkms = source.modules
         module, is_dkms, why = ubuntu_modules(prefix, dkms, offer)
@@ -203,6 +204,7 @@ def choose(source, offer: Offer, expected: str | None = None, extras: tuple[str,
         packages.append((module, None))
         builds_modules = is_dkms
         notes.append(why)
+        headers = f"linux-headers-{offer.kernel}" if is_dkms and offer.kernel else None
     chosen_extras: list[tuple[str, str | None]] = []
     for name in exact_extras:
         matching = [v for v in offer.versions.get(name, ()) if upstream(v) == upstream(version)]
@@ -219,4 +221,5 @@ def choose(source, offer: Offer, expected: str | None = None, extras: tuple[str,
         chosen_extras.append((name, None))
     if expected and upstream(version) != expected:
         notes.append(f"R{branch}: {upstream(version)} is the newest the repository offers (the data names {expected})")
-    return Chosen(pin, tuple(packages), upstream(version), tuple(chosen_extras), builds_modules, tuple(notes))
+    return Chosen(pin, tuple(packages), upstream(version), tuple(chosen_extras), builds_modules, tuple(notes),
+                  headers)

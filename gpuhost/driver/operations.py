@@ -130,7 +130,7 @@ def repository(source: DriverSource, adopt: str | None = None, set_aside: tuple[
 @operation()
 def packages(source: DriverSource, held: list[str] | tuple[str, ...] = (), lock_timeout: int = 300,
              remove: tuple[str, ...] = (), expected: str | None = None, exact_extras: tuple[str, ...] = (),
-             extras: tuple[str, ...] = ()):
+             extras: tuple[str, ...] = (), unsigned_refused: str | None = None):
     """
     Install the driver packages the repository really offers for the plan's branch, and hold them.
 
@@ -142,6 +142,8 @@ def packages(source: DriverSource, held: list[str] | tuple[str, ...] = (), lock_
     + exact_extras: packages that must be offered at the driver's exact version (fabric manager,
       NSCQ, IMEX: installed by `fabric_manager`), checked before anything is installed
     + extras: packages that must be offered at all (nvlsm, infiniband-diags on NVLink5 hosts)
+    + unsigned_refused: the Secure Boot line to stop with when the only modules offered are DKMS
+      (unsigned) ones (None: they may be built)
 
     apt: after `apt-get update` (the repository is in place by then) the repository's offer is
     read (facts.driver_offer.DriverOffer) and the versions chosen from it (gpuhost.driver.offer):
@@ -185,6 +187,9 @@ def packages(source: DriverSource, held: list[str] | tuple[str, ...] = (), lock_
         chosen = choose(source, offer, expected, extras, exact_extras)
     except NotOffered as exc:
         yield stop_command(str(exc))
+        return
+    if chosen.builds_modules and not source.builds_modules and unsigned_refused:
+        yield stop_command(f"{'; '.join(chosen.notes)}; {unsigned_refused}")
         return
     for note in chosen.notes:
         logger.warning(f"[{host.name}] {note}")
@@ -282,7 +287,9 @@ def install_commands(source: DriverSource, chosen: Chosen, installed: dict, held
     if source.pin_package:  # our own pin only where the repository has no pinning package for the branch
         commands.append(f"printf %s {shlex.quote(own_pin_text(chosen.version))} > {OWN_PIN_PATH}" if not chosen.pin
                         else f"rm -f {OWN_PIN_PATH}")
-    commands += [apt_get(f"install {options}{' '.join(_spec(n, v) for n, v in chosen.driver)}", lock_timeout),
+    headers = [chosen.headers] if chosen.headers and chosen.headers not in installed else []
+    commands += [apt_get(f"install {options}{' '.join([*headers, *(_spec(n, v) for n, v in chosen.driver)])}",
+                         lock_timeout),
                  f"apt-mark hold {' '.join(names)}"]
     return commands
 

@@ -12,7 +12,7 @@ from pyinfra.operations import server
 
 from gpuhost.run.converged import file_current, installed, unit_ok
 from gpuhost.run.keys import choose_source, keyring_trusted
-from gpuhost.driver.safety import decide, existing_driver_decision, gpu_attached, other_driver
+from gpuhost.driver.safety import SECURE_BOOT_OPTIONS, decide, existing_driver_decision, gpu_attached, other_driver
 from gpuhost.driver.sources import select_source
 from gpuhost.errors import GpuhostError
 from gpuhost.driver import operations as driver
@@ -88,7 +88,7 @@ def driver_stage(ctx) -> list:
         source=source, held=list(ctx.host_state.get("held_packages") or []), lock_timeout=lock_timeout,
         remove=existing.packages if existing else (), expected=_data_version(source.branch),
         exact_extras=(*(source.fabric_manager if nvswitch else ()), *(source.imex if imex else ())),
-        extras=source.nvlink5 if nvlink5 else (), _timeout=install)
+        extras=source.nvlink5 if nvlink5 else (), unsigned_refused=_unsigned_refused(ctx, source), _timeout=install)
     ops += [packages, driver.nouveau_blacklist(name="Blacklist nouveau (initramfs rebuilt when changed)",
                                                package_manager=source.package_manager)]
     if source.persistenced:
@@ -169,6 +169,14 @@ def fabric_needs(ctx, source) -> tuple[bool, bool, bool]:
     nvlink5 = nvswitch and any(g.compute_capability.startswith("10.") for g in gpus) and bool(source.nvlink5)
     imex = nvlink5 and ctx.host_state.get("arch") == "aarch64" and bool(source.imex)
     return nvswitch, nvlink5, imex
+
+
+def _unsigned_refused(ctx, source) -> str | None:
+    """The Secure Boot line when DKMS modules (Ubuntu's fallback) could not be loaded on this host."""
+    secure_boot = (ctx.host_state.get("secure_boot") or {}).get("state")
+    if source.modules and secure_boot == "enabled" and not ctx.settings.driver.secure_boot_mok:
+        return SECURE_BOOT_OPTIONS.format(source=source.name)
+    return None
 
 
 def _data_version(branch: str) -> str | None:

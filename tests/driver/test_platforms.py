@@ -170,3 +170,16 @@ def test_rhel_stops_before_the_stream_when_fabric_manager_lags_the_driver():
         "are published")
     offered["nvidia-fabricmanager"] = ("580.95.05-1",) + offered["nvidia-fabricmanager"]
     assert dnf_fabric_refusal(source, offered, source.fabric_manager) is None
+
+
+def test_dkms_fallback_installs_the_running_kernels_headers_unheld():
+    from gpuhost.driver.operations import install_commands
+    installed_images = tuple(i for i in images("usn-ubuntu2404-kernels.txt") if i[0].endswith("nvidia-64k"))
+    source = select_source(ubuntu("24.04", "6.8.0-1021-nvidia-64k", "aarch64"), "580", "open")
+    offer = Offer({"nvidia-driver-580-server-open": ("580.95.05-0ubuntu0.24.04.2",),
+                   "nvidia-dkms-580-server-open": ("580.95.05-0ubuntu0.24.04.2",)}, frozenset(),
+                  "6.8.0-1021-nvidia-64k", installed_images)
+    commands = install_commands(source, choose(source, offer), {}, [])
+    assert ("install linux-headers-6.8.0-1021-nvidia-64k nvidia-driver-580-server-open=580.95.05-0ubuntu0.24.04.2 "
+            "nvidia-dkms-580-server-open 2>&1") in commands[0]
+    assert commands[-1] == "apt-mark hold nvidia-driver-580-server-open nvidia-dkms-580-server-open"
