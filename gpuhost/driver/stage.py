@@ -84,7 +84,7 @@ def driver_stage(ctx) -> list:
         logger.warning(f"[{host.name}] NVLink5 host: driver source {source.name} has no nvlsm/infiniband-diags "
                        f"(NVIDIA's subnet manager): set driver_source: cuda to install them")
     packages = driver.packages(
-        name=f"Driver packages R{source.branch} {source.flavour} (as the repository offers them; held)",
+        name=f"Driver packages R{source.branch} {source.flavour} (installed and held)",
         source=source, held=list(ctx.host_state.get("held_packages") or []), lock_timeout=lock_timeout,
         remove=existing.packages if existing else (), expected=_data_version(source.branch),
         exact_extras=(*(source.fabric_manager if nvswitch else ()), *(source.imex if imex else ())),
