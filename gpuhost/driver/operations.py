@@ -284,9 +284,9 @@ def install_commands(source: DriverSource, chosen: Chosen, installed: dict, held
     options = "" if source.install_recommends else "--no-install-recommends "
     if chosen.pin and chosen.pin[0] not in installed:
         commands.append(apt_get(f"install {options}{_spec(*chosen.pin)}", lock_timeout))
-    if source.pin_package:  # our own pin only where the repository has no pinning package for the branch
-        commands.append(f"printf %s {shlex.quote(own_pin_text(chosen.version))} > {OWN_PIN_PATH}" if not chosen.pin
-                        else f"rm -f {OWN_PIN_PATH}")
+    # our own pin only where the repository has no pinning package for the branch; gone everywhere else
+    commands.append(f"printf %s {shlex.quote(own_pin_text(chosen.version))} > {OWN_PIN_PATH}"
+                    if source.pin_package and not chosen.pin else f"rm -f {OWN_PIN_PATH}")
     headers = [chosen.headers] if chosen.headers and chosen.headers not in installed else []
     commands += [apt_get(f"install {options}{' '.join([*headers, *(_spec(n, v) for n, v in chosen.driver)])}",
                          lock_timeout),

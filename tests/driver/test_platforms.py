@@ -180,6 +180,7 @@ def test_dkms_fallback_installs_the_running_kernels_headers_unheld():
                    "nvidia-dkms-580-server-open": ("580.95.05-0ubuntu0.24.04.2",)}, frozenset(),
                   "6.8.0-1021-nvidia-64k", installed_images)
     commands = install_commands(source, choose(source, offer), {}, [])
+    assert commands[0] == "rm -f /etc/apt/preferences.d/gpuhost-nvidia-driver-pin"  # no stale pin of ours
     assert ("install linux-headers-6.8.0-1021-nvidia-64k nvidia-driver-580-server-open=580.95.05-0ubuntu0.24.04.2 "
-            "nvidia-dkms-580-server-open 2>&1") in commands[0]
+            "nvidia-dkms-580-server-open 2>&1") in commands[1]
     assert commands[-1] == "apt-mark hold nvidia-driver-580-server-open nvidia-dkms-580-server-open"
