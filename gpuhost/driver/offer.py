@@ -193,7 +193,8 @@ def choose(source, offer: Offer, expected: str | None = None, extras: tuple[str,
                 break
         else:  # the exact version, held, keeps the branch as well: said, not refused
             notes.append(f"no {source.pin_package} in {where}: {driver} is held at {version} instead")
-    packages: list[tuple[str, str | None]] = [(driver, version)]
+    packages: list[tuple[str, str | None]] = [(p, version if p == driver else None)
+                                              for p in source.packages if p != source.pin_package]
     builds_modules, headers = source.builds_modules, None
     if source.modules:
         prefix, dkms = source.modules

@@ -61,7 +61,8 @@ class DriverSource:
         """Installed packages of this source's family that the wanted set (and `keep`) does not keep."""
         wanted = set(self.packages) | set(keep)
         family = self.modules[0] if self.modules else None  # the kept modules' ABI-specific packages
-        return sorted(p for p in installed if p not in wanted and not (family and p.startswith(family))
+        return sorted(p for p in installed if p not in wanted
+                      and not (family and p.startswith(family) and p[len(family):][:1].isdigit())
                       and any(fnmatch.fnmatchcase(p, pattern) for pattern in self.replaces))
 
 

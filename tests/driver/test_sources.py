@@ -171,3 +171,11 @@ def test_branches_past_end_of_life_are_not_offered():
         assert not served_branches(key) & {535, 570, 590, 610}
     with pytest.raises(UsageError, match="has branch 580/595/615/620 only on ubuntu-24.04"):
         select_source(host("ubuntu", "24.04"), "610", "open", "cuda")
+
+
+def test_replaced_keeps_the_kept_modules_abi_packages_only():
+    src = select_source(host("ubuntu", "22.04", codename="jammy"), "580", "proprietary")
+    installed = {"linux-modules-nvidia-580-server-6.8.0-40-generic": 1, "linux-modules-nvidia-580-server-open-generic": 1,
+                 "nvidia-driver-580-server-open": 1}
+    assert src.replaced(installed, keep=["linux-modules-nvidia-580-server-generic"]) == [
+        "linux-modules-nvidia-580-server-open-generic", "nvidia-driver-580-server-open"]
