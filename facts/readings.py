@@ -23,7 +23,7 @@ from dataclasses import dataclass
 # Package names gpuhost installs or checks (driver, headers, DKMS, Debian's firmware, Docker, toolkit,
 # exporters): ManagedState's `packages`.
 PACKAGE_FAMILIES = ("nvidia|cuda|docker|containerd|moby|linux-headers|kernel-devel|dkms|runc|firmware-misc-nonfree"
-                    "|prometheus")
+                    "|nvlsm|infiniband-diags|prometheus")
 # Docker's and the container toolkit's packages: ContainerState's `docker.packages`, `toolkit.packages`.
 CONTAINER_PACKAGES = (
     "docker.io docker-ce docker-ce-cli docker-ce-rootless-extras containerd.io moby-engine "

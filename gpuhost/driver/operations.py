@@ -11,15 +11,18 @@ import hashlib
 import shlex
 from io import StringIO
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, StringCommand, operation
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import File, Sha1File
 from pyinfra.facts.rpm import RpmPackages
 from pyinfra.operations import systemd
 
+from facts.driver_offer import DriverOffer
 from facts.managed import KeyringFingerprints
+from gpuhost.driver.offer import Chosen, NotOffered, Offer, choose
 from gpuhost.driver.sources import DriverSource, Repository
+from gpuhost.run.stop import stop_command
 from gpuhost.run.keys import pinned_key_script, set_aside_script
 
 NOUVEAU_BLACKLIST_PATH = "/etc/modprobe.d/blacklist-nouveau.conf"
@@ -129,20 +132,30 @@ def repository(source: DriverSource, adopt: str | None = None, set_aside: tuple[
 
 @operation()
 def packages(source: DriverSource, held: list[str] | tuple[str, ...] = (), lock_timeout: int = 300,
-             remove: tuple[str, ...] = ()):
+             remove: tuple[str, ...] = (), expected: str | None = None, exact_extras: tuple[str, ...] = (),
+             extras: tuple[str, ...] = (), unsigned_refused: str | None = None):
     """
-    Install the driver packages of the source's branch and flavour, and hold them.
+    Install the driver packages the repository really offers for the plan's branch, and hold them.
 
     + source: the host's `DriverSource`
     + held: packages currently held (HostState's held_packages)
     + lock_timeout: seconds to wait for the apt/dpkg lock before failing
     + remove: packages of another driver stack to purge first (named by the stage beforehand)
+    + expected: the branch's version the data names (a newer point release offered is taken, and said)
+    + exact_extras: packages that must be offered at the driver's exact version (fabric manager,
+      NSCQ, IMEX: installed by `fabric_manager`), checked before anything is installed
+    + extras: packages that must be offered at all (nvlsm, infiniband-diags on NVLink5 hosts)
+    + unsigned_refused: the Secure Boot line to stop with when the only modules offered are DKMS
+      (unsigned) ones (None: they may be built)
 
-    Packages of another branch or flavour of the same source are removed in the same run; our
-    own holds are moved, not broken: unhold, remove/install, hold. `apt-get update` runs only
-    when something will be installed. The CUDA repository's branch pinning package is installed
-    in its own step before the driver, as NVIDIA's installation guide says: otherwise apt
-    resolves the driver before the pin exists and the newest branch can win.
+    apt: after `apt-get update` (the repository is in place by then) the repository's offer is
+    read (facts.driver_offer.DriverOffer) and the versions chosen from it (gpuhost.driver.offer):
+    the newest point release of the branch, at that exact version; NVIDIA's per-version pinning
+    package when offered, else the branch's, installed alone first as NVIDIA's installation guide
+    says; Ubuntu's modules of the kernel's linux-image metapackage flavour, or DKMS. When what the
+    plan needs is not offered, the host stops with one line naming what is there: nothing is
+    removed or installed. Packages of another branch or flavour are removed only then; our own
+    holds are moved, not broken: unhold, remove/install, hold.
 
     **Example:**
 
@@ -150,38 +163,154 @@ def packages(source: DriverSource, held: list[str] | tuple[str, ...] = (), lock_
 
         driver.packages(name="NVIDIA driver packages", source=src, held=["nvidia-open"])
     """
-    commands = package_commands(source, _installed(source.package_manager), held, lock_timeout, remove)
+    installed = _installed(source.package_manager)
+    commands = package_commands(source, installed, held, lock_timeout, remove)
     if not commands:
         host.noop(f"driver module stream {source.module_stream} installed and locked" if source.package_manager == "dnf"
-                  else f"driver packages installed and held: {', '.join(source.packages)}")
+                  else f"driver packages installed and held: {', '.join(present_packages(source, installed))}")
+        return
+    if source.package_manager == "dnf":
+        if exact_extras or extras:  # the same gate as apt: what the fabric needs is offered, else nothing changes
+            reading = host.get_fact(DriverOffer, names=["nvidia-driver", *exact_extras, *extras], prefixes=[])
+            refused = dnf_fabric_refusal(source, {k: tuple(v) for k, v in reading["versions"].items()},
+                                         exact_extras, extras)
+            if refused:
+                yield stop_command(refused)
+                return
+        yield from commands
+        return
     yield from commands
+    if "update 2>&1" not in commands[-1]:
+        return  # only holds to add
+    names, prefixes = offer_query(source, exact_extras, extras)
+    reading = host.get_fact(DriverOffer, names=names, prefixes=prefixes)
+    offer = Offer({k: tuple(v) for k, v in reading["versions"].items()}, frozenset(reading["names"]),
+                  reading["kernel"], tuple(tuple(i) for i in reading["images"]))
+    try:
+        chosen = choose(source, offer, expected, extras, exact_extras)
+    except NotOffered as exc:
+        yield stop_command(str(exc))
+        return
+    if chosen.builds_modules and not source.builds_modules and unsigned_refused:
+        yield stop_command(f"{'; '.join(chosen.notes)}; {unsigned_refused}")
+        return
+    for note in chosen.notes:
+        logger.warning(f"[{host.name}] {note}")
+    yield from install_commands(source, chosen, installed, held, lock_timeout, remove)
+
+
+def dnf_fabric_refusal(source: DriverSource, versions: dict, exact_extras=(), extras=()) -> str | None:
+    """dnf: the module stream installs the newest nvidia-driver of the branch; the fabric packages must be
+    offered at exactly that version (`dnf list --showduplicates`), or the host stops before the stream
+    is installed. Pure."""
+    on_branch = [v for v in versions.get("nvidia-driver", ()) if _upstream(v).startswith(source.branch + ".")]
+    where = source.repository.url if source.repository else "the host's repositories"
+    if not on_branch:
+        return f"{where} offers no nvidia-driver of R{source.branch}: set driver_branch to a branch it has"
+    driver = _upstream(on_branch[0])
+    for name in exact_extras:
+        if not any(_upstream(v) == driver for v in versions.get(name, ())):
+            have = ", ".join(versions.get(name, ())[:4]) or "no version"
+            return f"{where} offers {name} {have}, not {driver} (the driver's version): set driver_branch to a branch whose fabric packages are published"
+    for name in extras:
+        if not versions.get(name):
+            return f"the host's repositories offer no {name} (NVLink5 hosts need it): add the repository that has it"
+    return None
+
+
+def offer_query(source: DriverSource, exact_extras=(), extras=()) -> tuple[list[str], list[str]]:
+    """(names for `apt-cache madison`, prefixes for `apt-cache pkgnames`) that `choose` needs."""
+    names = [source.driver_package, *exact_extras, *extras]
+    prefixes = []
+    if source.pin_package:
+        names.append(source.pin_package)
+        prefixes.append(source.pin_package)
+    if source.modules:
+        prefixes.append(source.modules[0])
+        names.append(source.modules[1])
+    return names, prefixes
+
+
+def present_packages(source: DriverSource, installed: dict) -> list[str]:
+    """The installed packages that fulfil the source's set: its packages, a per-version pin for the
+    branch's pin, Ubuntu's modules package of any kernel flavour (or DKMS). [] if one is missing."""
+    present = []
+    on_branch = any(_upstream(v).startswith(source.branch + ".") for v in installed.get(source.driver_package, []))
+    for name in source.packages:
+        if name in installed:
+            present.append(name)
+        elif name == source.pin_package:
+            pin = next((p for p in sorted(installed) if p.startswith(f"nvidia-driver-pinning-{source.branch}.")), None)
+            if pin:
+                present.append(pin)
+            elif not on_branch:  # a repository without the pin: the driver held on its branch is enough
+                return []
+        else:
+            return []
+    if source.modules:
+        prefix, dkms = source.modules
+        module = next((p for p in sorted(installed) if p == dkms or (p.startswith(prefix)
+                                                                    and not p[len(prefix):][:1].isdigit())), None)
+        if module is None:
+            return []
+        present.append(module)
+    return present
 
 
 def package_commands(source: DriverSource, installed: dict, held, lock_timeout: int = 300,
                      remove: tuple[str, ...] = ()) -> list[str]:
-    """What `packages` runs, from the installed packages and holds ([] when converged). Pure.
+    """What `packages` runs before it reads the repository ([] when converged; only holds when just
+    those are missing; else `apt-get update`, after which `install_commands` decides). Pure.
 
     `remove`: another driver stack's packages to purge in the same run (gpuhost.driver.safety)."""
     held = set(held)
     if source.package_manager == "dnf":
         return _dnf_packages(source, installed, held)
-    missing = [p for p in source.packages if p not in installed]
-    replaced = sorted(set(source.replaced(installed)) | {p for p in remove if p in installed})
-    if not missing and not replaced:
-        unheld = [p for p in source.packages if p not in held]
+    present = present_packages(source, installed)
+    replaced = set(source.replaced(installed, keep=present)) | {p for p in remove if p in installed}
+    if present and not replaced:
+        unheld = [p for p in present if p not in held]
         return [f"apt-mark hold {' '.join(unheld)}"] if unheld else []
-    moving = [p for p in (*replaced, *source.packages) if p in held]
+    return [apt_get("update", lock_timeout)]
+
+
+def install_commands(source: DriverSource, chosen: Chosen, installed: dict, held, lock_timeout: int = 300,
+                     remove: tuple[str, ...] = ()) -> list[str]:
+    """The install from what the repository offers (`chosen`), each package at its exact version. Pure."""
+    held = set(held)
+    names = [n for n, _ in ((chosen.pin,) if chosen.pin else ()) + chosen.driver]
+    replaced = sorted(set(source.replaced(installed, keep=names)) | {p for p in remove if p in installed})
+    moving = [p for p in (*replaced, *names) if p in held]
     commands = [f"apt-mark unhold {' '.join(moving)}"] if moving else []
     if replaced:
         commands.append(apt_get(f"purge {' '.join(replaced)}", lock_timeout))
-    commands.append(apt_get("update", lock_timeout))
     options = "" if source.install_recommends else "--no-install-recommends "
-    pin = source.pin_package
-    if pin and (pin in missing or pin in replaced):
-        commands.append(apt_get(f"install {options}{pin}", lock_timeout))
-    driver = [p for p in source.packages if p != pin]
-    return commands + [apt_get(f"install {options}{' '.join(driver)}", lock_timeout),
-                       f"apt-mark hold {' '.join(source.packages)}"]
+    if chosen.pin and chosen.pin[0] not in installed:
+        commands.append(apt_get(f"install {options}{_spec(*chosen.pin)}", lock_timeout))
+    # our own pin only where the repository has no pinning package for the branch; gone everywhere else
+    commands.append(f"printf %s {shlex.quote(own_pin_text(chosen.version))} > {OWN_PIN_PATH}"
+                    if source.pin_package and not chosen.pin else f"rm -f {OWN_PIN_PATH}")
+    headers = [chosen.headers] if chosen.headers and chosen.headers not in installed else []
+    commands += [apt_get(f"install {options}{' '.join([*headers, *(_spec(n, v) for n, v in chosen.driver)])}",
+                         lock_timeout),
+                 f"apt-mark hold {' '.join(names)}"]
+    return commands
+
+
+OWN_PIN_PATH = "/etc/apt/preferences.d/gpuhost-nvidia-driver-pin"
+
+
+def own_pin_text(version: str) -> str:
+    """What NVIDIA's per-version pinning package does (constrain the driver-versioned packages to one
+    release, NVIDIA/gpu-driver-container ubuntu26.04/install.sh), for a repository that has none:
+    without it, the driver's dependencies (nvidia-persistenced, ...) would resolve to a newer branch.
+    The names are globs: apt ignores a version pin for `Package: *` (seen with apt 2.6.1)."""
+    return ("# written by gpuhost: the repository has no pinning package for this driver release\n"
+            f"Package: *nvidia* cuda-drivers*\nPin: version {version}-*\nPin-Priority: 1000\n")
+
+
+def _spec(name: str, version: str | None) -> str:
+    return f"{name}={version}" if version else name
 
 
 def _dnf_packages(source: DriverSource, installed: dict, held: set) -> list[str]:
@@ -282,13 +411,19 @@ def persistenced(service: str = "nvidia-persistenced", running: bool = False):
 
 
 @operation()
-def fabric_manager(source: DriverSource, lock_timeout: int = 300):
+def fabric_manager(source: DriverSource, lock_timeout: int = 300, nvlink5: bool = False, imex: bool = False):
     """
-    Install and enable NVIDIA Fabric Manager (and NSCQ) of exactly the installed driver's version.
+    Install, hold and enable NVIDIA Fabric Manager (and NSCQ) of exactly the installed driver's
+    version; on NVLink5 hosts also NVIDIA's subnet manager (nvlsm, infiniband-diags), and IMEX at
+    the driver's version on NVL72 (Grace) hosts, as NVIDIA's driver container installs them.
 
     + source: the host's `DriverSource` (its driver package carries the driver's version; the
       fabric manager package names depend on the branch and the distribution)
     + lock_timeout: seconds to wait for the apt/dpkg lock
+    + nvlink5: the host's NVSwitches are NVLink5 (Blackwell data-center GPUs)
+    + imex: an NVL72 host (Grace CPUs with NVLink5 GPUs)
+
+    apt: `pkg=<version>-*` and `apt-mark hold`; dnf: `pkg-<version>` and `dnf versionlock add`.
 
     **Example:**
 
@@ -296,8 +431,8 @@ def fabric_manager(source: DriverSource, lock_timeout: int = 300):
 
         driver.fabric_manager(name="Fabric manager", source=src)
     """
-    installed = _installed("apt")
-    commands = fabric_manager_commands(source, installed, lock_timeout)
+    installed = _installed(source.package_manager)
+    commands = fabric_manager_commands(source, installed, lock_timeout, nvlink5, imex)
     if not commands:
         have = [f"{p} {installed[p][0]}" for p in source.fabric_manager if installed.get(p)]
         host.noop(f"{', '.join(have)} installed" if have
@@ -312,21 +447,30 @@ def _upstream(version: str) -> str:
 
 def driver_upstream_version(source: DriverSource, installed: dict) -> str | None:
     """The installed driver's version, from the driver package: never from the pinning package,
-    whose version ('580-5') is not a driver version."""
-    return next((_upstream(v) for v in installed.get(source.driver_package, [])
+    whose version ('580-5') is not a driver version. dnf: the nvidia-driver package of the stream."""
+    package = "nvidia-driver" if source.package_manager == "dnf" else source.driver_package
+    return next((_upstream(v) for v in installed.get(package, [])
                  if _upstream(v).startswith(source.branch + ".")), None)
 
 
-def fabric_manager_commands(source: DriverSource, installed: dict, lock_timeout: int = 300) -> list[str]:
+def fabric_manager_commands(source: DriverSource, installed: dict, lock_timeout: int = 300,
+                            nvlink5: bool = False, imex: bool = False) -> list[str]:
     """What `fabric_manager` runs ([] when it matches the installed driver, or nothing to match). Pure."""
     upstream = driver_upstream_version(source, installed)
-    if not source.fabric_manager or upstream is None:
+    exact = [*source.fabric_manager, *(source.imex if imex else ())]
+    own = [p for p in (source.nvlink5 if nvlink5 else ()) if p not in installed]
+    if not exact or upstream is None:
         return []
-    if all(any(_upstream(v) == upstream for v in installed.get(p, [])) for p in source.fabric_manager):
+    if all(any(_upstream(v) == upstream for v in installed.get(p, [])) for p in exact) and not own:
         return []
-    names = " ".join(source.fabric_manager)
+    names = " ".join(exact)
+    if source.package_manager == "dnf":
+        return [f"dnf -y versionlock delete {names} >/dev/null 2>&1 || true",
+                "dnf -y install " + " ".join([f"{p}-{upstream}" for p in exact] + own),
+                f"dnf -y versionlock add {names}",
+                "systemctl enable nvidia-fabricmanager"]
     return [f"apt-mark unhold {names} >/dev/null 2>&1 || true",
-            apt_get("install --allow-downgrades " + " ".join(f"{p}={upstream}-*" for p in source.fabric_manager),
+            apt_get("install --allow-downgrades " + " ".join([f"{p}={upstream}-*" for p in exact] + own),
                     lock_timeout),
             f"apt-mark hold {names}",
             "systemctl enable nvidia-fabricmanager"]

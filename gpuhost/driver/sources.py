@@ -47,6 +47,9 @@ class DriverSource:
     module_stream: str | None = None
     flavour_package: str | None = None  # dnf: installed only with this flavour's stream
     install_recommends: bool = True  # apt: False installs with --no-install-recommends
+    modules: tuple[str, str] | None = None  # Ubuntu: (prebuilt modules' name prefix, DKMS fallback)
+    nvlink5: tuple[str, ...] = ()  # NVLink5 hosts: NVIDIA's subnet manager and its tools (own versions)
+    imex: tuple[str, ...] = ()  # NVL72 (Grace + NVLink5): IMEX, at the driver's exact version
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -54,10 +57,12 @@ class DriverSource:
         """The package whose version is the driver's (not the pinning package: its version is '580-5')."""
         return next(p for p in self.packages if p != self.pin_package)
 
-    def replaced(self, installed) -> list[str]:
-        """Installed packages of this source's family that the wanted set does not keep."""
-        wanted = set(self.packages)
+    def replaced(self, installed, keep=()) -> list[str]:
+        """Installed packages of this source's family that the wanted set (and `keep`) does not keep."""
+        wanted = set(self.packages) | set(keep)
+        family = self.modules[0] if self.modules else None  # the kept modules' ABI-specific packages
         return sorted(p for p in installed if p not in wanted
+                      and not (family and p.startswith(family) and p[len(family):][:1].isdigit())
                       and any(fnmatch.fnmatchcase(p, pattern) for pattern in self.replaces))
 
 
@@ -76,12 +81,6 @@ def os_key(host_state: dict) -> str | None:
     if os_id in ("rhel", "rocky", "almalinux", "centos"):
         version = version.split(".")[0]
     return f"{os_id}-{version}"
-
-
-def kernel_flavour(kernel: str) -> str:
-    """'6.8.0-85-generic' -> 'generic'; Ubuntu's linux-modules-nvidia-* packages are per flavour."""
-    parts = kernel.split("-")
-    return parts[-1] if len(parts) >= 3 and not parts[-1].isdigit() else "generic"
 
 
 def select_source(host_state: dict, branch: str, flavour: str, source: str | None = None,
@@ -110,6 +109,9 @@ def select_source(host_state: dict, branch: str, flavour: str, source: str | Non
                          f"R{target}, and fabric manager would no longer match): set driver_branch: {target}")
     branches = _branches(entry, key)
     if branches != "any" and branch not in branches:
+        missing = (entry.get("missing") or {}).get(key, {}).get(branch)
+        if missing:
+            raise UsageError(f"driver source {name!r} on {key} offers R{'/R'.join(branches)}, not R{branch}: {missing}")
         raise UsageError(f"driver source {name!r} has branch {'/'.join(branches)} only on {key}, the plan wants "
                          f"R{branch}: set driver_branch: {branches[-1]}" + ("" if name == "cuda" else
                                                                             ", or driver_source: cuda"))
@@ -120,7 +122,6 @@ def select_source(host_state: dict, branch: str, flavour: str, source: str | Non
     values = {
         "branch": branch,
         "kernel": kernel,
-        "kernel_flavour": kernel_flavour(kernel),
         "codename": ((host_state or {}).get("os") or {}).get("codename") or "",
         "repo_distro": (entry.get("repo_distro") or {}).get(key, ""),
         "repo_arch": (entry.get("repo_arch") or {}).get(arch, arch),
@@ -130,6 +131,7 @@ def select_source(host_state: dict, branch: str, flavour: str, source: str | Non
     stream = (entry.get("module_stream") or {}).get(flavour)
     pin = entry["pin_package"].format(**values) if entry.get("pin_package") else None
     repo = entry.get("repository")
+    modules = (entry.get("kernel_modules") or {}).get(flavour)
     multiverse = entry.get("multiverse")
     if repo is None and multiverse and (nvswitch and multiverse["fabric_manager"]
                                         or branch in (multiverse.get("branches") or {}).get(key, ())):
@@ -149,6 +151,9 @@ def select_source(host_state: dict, branch: str, flavour: str, source: str | Non
         module_stream=stream.format(**values) if stream else None,
         flavour_package=(entry.get("flavour_package") or {}).get(flavour),
         install_recommends=entry.get("install_recommends", True),
+        modules=(modules["prefix"].format(**values), modules["dkms"].format(**values)) if modules else None,
+        nvlink5=tuple(entry.get("nvlink5") or ()),
+        imex=tuple(p.format(**values) for p in entry.get("imex") or ()),
     )
 
 

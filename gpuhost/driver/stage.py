@@ -12,7 +12,7 @@ from pyinfra.operations import server
 
 from gpuhost.run.converged import file_current, installed, unit_ok
 from gpuhost.run.keys import choose_source, keyring_trusted
-from gpuhost.driver.safety import decide, existing_driver_decision, gpu_attached, other_driver
+from gpuhost.driver.safety import SECURE_BOOT_OPTIONS, decide, existing_driver_decision, gpu_attached, other_driver
 from gpuhost.driver.sources import select_source
 from gpuhost.errors import GpuhostError
 from gpuhost.driver import operations as driver
@@ -79,19 +79,26 @@ def driver_stage(ctx) -> list:
     if headers:
         ops.append(driver.headers(name="Kernel headers and DKMS", package=headers, lock_timeout=lock_timeout,
                                   _timeout=install))
+    nvswitch, nvlink5, imex = fabric_needs(ctx, source)
+    if nvswitch and not source.nvlink5 and any(g.compute_capability.startswith("10.") for g in ctx.host_plan.gpus):
+        logger.warning(f"[{host.name}] NVLink5 host: driver source {source.name} has no nvlsm/infiniband-diags "
+                       f"(NVIDIA's subnet manager): set driver_source: cuda to install them")
     packages = driver.packages(
         name=f"Driver packages R{source.branch} {source.flavour} (installed and held)",
         source=source, held=list(ctx.host_state.get("held_packages") or []), lock_timeout=lock_timeout,
-        remove=existing.packages if existing else (), _timeout=install)
+        remove=existing.packages if existing else (), expected=_data_version(source.branch),
+        exact_extras=(*(source.fabric_manager if nvswitch else ()), *(source.imex if imex else ())),
+        extras=source.nvlink5 if nvlink5 else (), unsigned_refused=_unsigned_refused(ctx, source), _timeout=install)
     ops += [packages, driver.nouveau_blacklist(name="Blacklist nouveau (initramfs rebuilt when changed)",
                                                package_manager=source.package_manager)]
     if source.persistenced:
         ops.append(driver.persistenced(name="Persistence daemon enabled", service=source.persistenced,
                                        running=_persistenced_runs(ctx)))
-    if ctx.gpu_state.get("needs_fabric_manager"):
-        if source.fabric_manager and source.package_manager == "apt":
-            ops.append(driver.fabric_manager(name="Fabric manager of the driver's version", source=source,
-                                             lock_timeout=lock_timeout, _timeout=install))
+    if nvswitch:
+        if source.fabric_manager:
+            ops.append(driver.fabric_manager(name="Fabric manager of the driver's version" + (
+                " (and nvlsm" + (", IMEX)" if imex else ")") if nvlink5 else ""), source=source,
+                lock_timeout=lock_timeout, nvlink5=nvlink5, imex=imex, _timeout=install))
         else:
             logger.warning(f"[{host.name}] NVSwitch present but driver source {source.name} has no fabric manager "
                            f"package: install it by hand")
@@ -144,10 +151,40 @@ def driver_pending(ctx, source) -> list[str]:
         pending.append("nouveau blacklist")
     if source.persistenced and not unit_ok(managed, source.persistenced, _persistenced_runs(ctx)):
         pending.append(source.persistenced)
-    if ctx.gpu_state.get("needs_fabric_manager") and source.package_manager == "apt" \
-            and driver.fabric_manager_commands(source, managed["packages"]):
+    nvswitch, nvlink5, imex = fabric_needs(ctx, source)
+    if nvswitch and driver.fabric_manager_commands(source, managed["packages"], nvlink5=nvlink5, imex=imex):
         pending.append("fabric manager")
     return pending
+
+
+def fabric_needs(ctx, source) -> tuple[bool, bool, bool]:
+    """(NVSwitch: fabric manager, NVLink5: nvlsm and infiniband-diags, NVL72: IMEX) for this host.
+
+    NVLink5 is the NVSwitch fabric of Blackwell data-center GPUs (compute capability 10.x: HGX
+    B200/B300, GB200/GB300); NVL72 racks are its Grace (aarch64) systems. NVIDIA's driver
+    container installs nvlsm/infiniband-diags and IMEX with the driver (driver_sources.yaml
+    gdc-nvlink5); here they go only where that hardware is."""
+    nvswitch = bool(ctx.gpu_state.get("needs_fabric_manager"))
+    gpus = ctx.host_plan.gpus if ctx.host_plan else []
+    nvlink5 = nvswitch and any(g.compute_capability.startswith("10.") for g in gpus) and bool(source.nvlink5)
+    imex = nvlink5 and ctx.host_state.get("arch") == "aarch64" and bool(source.imex)
+    return nvswitch, nvlink5, imex
+
+
+def _unsigned_refused(ctx, source) -> str | None:
+    """The Secure Boot line when DKMS modules (Ubuntu's fallback) could not be loaded on this host."""
+    secure_boot = (ctx.host_state.get("secure_boot") or {}).get("state")
+    if source.modules and secure_boot == "enabled" and not ctx.settings.driver.secure_boot_mok:
+        return SECURE_BOOT_OPTIONS.format(source=source.name)
+    return None
+
+
+def _data_version(branch: str) -> str | None:
+    """The branch's version the matrix names (its first release): the repository may offer newer ones."""
+    from gpuhost.plan.matrix import load_matrix  # noqa: PLC0415 (the matrix file is read only when installing)
+
+    known = load_matrix().branch(int(branch))
+    return str(known.first_version) if known and known.first_version else None
 
 
 def _headers_package(ctx, source) -> str | None:

@@ -22,6 +22,10 @@ source, apt-get update/install of exact versions, apt-mark hold, systemctl enabl
   seen: the stand-in's (branch.* at priority 1000) models the effect those sources describe.
   Why not Debian's own non-free nvidia-driver: it is branch 535/550 with proprietary modules
   only, and its DKMS build cannot succeed here (no headers for the machine's kernel).
+- recorded_builds(): NVIDIA's CUDA repository as public output RECORDED it (RECORDED_CUDA: each
+  name and version with where it was seen), not as gpuhost's data predicts it: it lacks R620 and
+  offers a newer R595 than the data names, so a wrong prediction fails a test
+  (tests/e2e/test_driver_repository.py).
 - TOOLKIT_PACKAGES: the container toolkit's four packages, laid out and depending on each other
   as NVIDIA's (github.com/NVIDIA/nvidia-container-toolkit, packaging/debian/control and
   *.install: -base ships nvidia-ctk and nvidia-container-runtime, nvidia-container-toolkit the
@@ -53,6 +57,10 @@ FLAVOUR = "open"  # an H100 plan
 OTHER_BRANCH = "580"
 
 
+PERSISTENCED_UNIT = ("# TEST FIXTURE unit (gpuhost e2e), not NVIDIA's\n[Unit]\nDescription=fixture persistenced\n"
+                     "[Service]\nType=oneshot\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n")
+
+
 def planned_branch() -> str:
     """The branch the real resolver plans for an H100 on a lab host (R620 in December 2026)."""
     return resolve([identify("H100")], served_branches=served_branches(LAB_HOST, "cuda")).driver.branch
@@ -79,11 +87,41 @@ def driver_builds(branches: Sequence[str] | None = None, flavour: str = FLAVOUR)
             (src.driver_package, version, {"depends": f"{userspace} (>= {upstream})", "files": {}}),
             (userspace, version, {"depends": f"{src.persistenced} (>= {upstream})", "files": {}}),
             (src.persistenced, version, {"depends": None, "files": {
-                f"lib/systemd/system/{src.persistenced}.service":
-                    "# TEST FIXTURE unit (gpuhost e2e), not NVIDIA's\n[Unit]\nDescription=fixture persistenced\n"
-                    "[Service]\nType=oneshot\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n"}}),
+                f"lib/systemd/system/{src.persistenced}.service": PERSISTENCED_UNIT}}),
             *((name, version, {"depends": None, "files": {}}) for name in src.fabric_manager),
         ]
+    return builds
+
+
+# RECORDED metadata of NVIDIA's CUDA repository (name, version, where it was seen), read 2026-12-06.
+# The versions are NOT gpuhost's predictions: a stand-in built from them can disagree with the data
+# (R620 is absent; R595's newest point release is not the data's first_version 595.45.04).
+RECORDED_CUDA = (
+    ("nvidia-open", "615.71.09-1ubuntu1", "dsx-ai-factory/infra-controller PR #5927 (2026-09-14): "
+     "nvidia-open=615.71.09-1ubuntu1 from NVIDIA's CUDA repository"),
+    ("nvidia-open", "610.57.04-1ubuntu1", "`apt-cache madison nvidia-open | grep sbsa` (repos/ubuntu2404/sbsa), "
+     "quoted in a public engineering log on GitHub (search tool find_string id 65717647662)"),
+    ("nvidia-open", "595.91.07-1ubuntu1", "same madison output"),
+    ("nvidia-open", "590.48.01-0ubuntu1", "same madison output"),
+    ("nvidia-driver-pinning-610", "610-2ubuntu1", "NVIDIA/NemoClaw PR #8207: nvidia-driver-pinning-610=610-2ubuntu1"),
+    ("nvidia-driver-pinning-580", "580-5", "third-party `apt-cache policy` output, vendor-audit-2026-12.md S23"),
+)
+
+
+def recorded_builds() -> list[tuple[str, str, dict]]:
+    """The stand-in of RECORDED_CUDA: each recorded package at its recorded version. What was not
+    recorded is not invented: the pins hold no preferences file (its content was never seen), and
+    the only support added is a TEST FIXTURE nvidia-persistenced per driver version (a unit the
+    stage enables), which nvidia-open depends on; names and versions stay the recorded ones."""
+    builds = []
+    for name, version, _ in RECORDED_CUDA:
+        if name == "nvidia-open":
+            upstream = version.rsplit("-", 1)[0]
+            builds += [(name, version, {"depends": f"nvidia-persistenced (>= {upstream})", "files": {}}),
+                       ("nvidia-persistenced", version, {"depends": None, "files": {
+                           "lib/systemd/system/nvidia-persistenced.service": PERSISTENCED_UNIT}})]
+        else:
+            builds.append((name, version, {"depends": None, "files": {}}))
     return builds
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpuhost.driver.sources import kernel_flavour, load_sources, select_source
+from gpuhost.driver.sources import load_sources, select_source
 from gpuhost.errors import UsageError
 
 
@@ -15,7 +15,9 @@ def host(os_id, version, arch="x86_64", kernel="6.8.0-85-generic", codename="nob
 def test_ubuntu_defaults_to_its_signed_server_packages():
     src = select_source(host("ubuntu", "24.04"), "580", "open")
     assert src.name == "ubuntu" and not src.builds_modules and src.repository is None
-    assert src.packages == ("nvidia-driver-580-server-open", "linux-modules-nvidia-580-server-open-generic")
+    assert src.packages == ("nvidia-driver-580-server-open",)
+    # the modules' flavour is chosen from the repository and the kernel's metapackage (gpuhost.driver.offer)
+    assert src.modules == ("linux-modules-nvidia-580-server-open-", "nvidia-dkms-580-server-open")
 
 
 def test_cuda_repository_on_arm64_uses_sbsa_and_a_pinned_keyring():
@@ -63,10 +65,6 @@ def test_replaced_packages_are_the_family_not_the_wanted_ones():
     assert src.replaced(installed) == ["linux-modules-nvidia-535-server-generic", "nvidia-driver-535-server"]
 
 
-def test_kernel_flavour():
-    assert kernel_flavour("6.8.0-85-generic") == "generic"
-    assert kernel_flavour("6.8.0-1015-aws") == "aws"
-    assert kernel_flavour("6.8.0") == "generic"
 
 
 def test_every_key_records_its_source_and_a_40_digit_fingerprint():
@@ -91,10 +89,8 @@ def test_cuda_pinning_package_comes_first_and_is_not_the_driver_package():
 
 @pytest.mark.parametrize("os_id,version,branch,source,names", [
     ("debian", "12", "580", "cuda", ("nvidia-fabricmanager", "libnvidia-nscq")),
-    ("ubuntu", "24.04", "570", "cuda", ("nvidia-fabricmanager-570", "libnvidia-nscq-570")),
     ("ubuntu", "24.04", "580", "ubuntu", ("nvidia-fabricmanager-580", "libnvidia-nscq-580")),
     ("rocky", "9", "580", "cuda-rhel", ("nvidia-fabricmanager", "libnvidia-nscq")),
-    ("rocky", "9", "570", "cuda-rhel", ("nvidia-fabric-manager", "libnvidia-nscq-570")),
 ])
 def test_fabric_manager_names_per_branch_range_and_os(os_id, version, branch, source, names):
     assert select_source(host(os_id, version), branch, "open", source).fabric_manager == names
@@ -135,7 +131,7 @@ def test_rhel10_is_refused_with_the_reason():
 
 
 def test_no_pinning_package_for_535_on_the_cuda_repository():
-    with pytest.raises(UsageError, match="has branch 570/.* only on debian-12"):
+    with pytest.raises(UsageError, match="has branch 580/.* only on debian-12"):
         select_source(host("debian", "12", codename="bookworm"), "535", "proprietary")
 
 
@@ -149,5 +145,37 @@ def test_served_branches_steer_the_lts_policy():
     assert resolve([identify("H100")], served_branches=served_branches(host("debian", "13"))).driver.branch == "620"
     # RHEL: only the branches whose module streams were seen
     assert resolve([identify("H100")], served_branches=served_branches(host("rocky", "9.4"))).driver.branch == "580"
-    with pytest.raises(UsageError, match="has branch 535/570/580/610 only on rocky-9"):
+    with pytest.raises(UsageError, match="has branch 580 only on rocky-9"):
         select_source(host("rocky", "9.4"), "595", "open")
+
+
+def test_debian13_volta_host_is_refused_naming_what_the_repository_offers():
+    """NVIDIA's debian13 repository lacks R580 (cuda-repo-management #38, #40): a V100's last branch."""
+    from gpuhost.driver.sources import served_branches
+    from gpuhost.plan.gpus import identify
+    from gpuhost.plan.resolver import resolve
+    trixie = host("debian", "13", kernel="6.12.48+deb13-amd64", codename="trixie")
+    plan = resolve([identify("V100")], served_branches=served_branches(trixie))
+    assert plan.driver.branch == "580"
+    with pytest.raises(UsageError) as refused:
+        select_source(trixie, plan.driver.branch, plan.driver.kernel_module)
+    assert str(refused.value) == (
+        "driver source 'cuda' on debian-13 offers R595/R615/R620, not R580: NVIDIA's debian13 repository does "
+        "not carry R580, the last branch for Maxwell, Pascal and Volta (NVIDIA/cuda-repo-management #38, #40): "
+        "run these GPUs on Debian 12 or Ubuntu")
+
+
+def test_branches_past_end_of_life_are_not_offered():
+    from gpuhost.driver.sources import served_branches
+    for key in (host("debian", "12", codename="bookworm"), host("rocky", "9.4")):
+        assert not served_branches(key) & {535, 570, 590, 610}
+    with pytest.raises(UsageError, match="has branch 580/595/615/620 only on ubuntu-24.04"):
+        select_source(host("ubuntu", "24.04"), "610", "open", "cuda")
+
+
+def test_replaced_keeps_the_kept_modules_abi_packages_only():
+    src = select_source(host("ubuntu", "22.04", codename="jammy"), "580", "proprietary")
+    installed = {"linux-modules-nvidia-580-server-6.8.0-40-generic": 1, "linux-modules-nvidia-580-server-open-generic": 1,
+                 "nvidia-driver-580-server-open": 1}
+    assert src.replaced(installed, keep=["linux-modules-nvidia-580-server-generic"]) == [
+        "linux-modules-nvidia-580-server-open-generic", "nvidia-driver-580-server-open"]

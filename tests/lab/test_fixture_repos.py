@@ -27,3 +27,14 @@ def test_only_the_pin_keeps_nvidia_open_on_its_branch():
     assert newer != OTHER_BRANCH
     (pref,) = specs[(f"nvidia-driver-pinning-{OTHER_BRANCH}", f"{OTHER_BRANCH}-5")]["files"].values()
     assert f"Pin: version {OTHER_BRANCH}.*" in pref and "nvidia-open" in pref and "TEST FIXTURE" in pref
+
+
+def test_recorded_stand_in_holds_only_recorded_versions_and_disagrees_with_the_data():
+    from gpuhost.lab.fixture_repos import RECORDED_CUDA, recorded_builds
+    recorded = {(name, version) for name, version, _ in RECORDED_CUDA}
+    built = {(name, version) for name, version, _ in recorded_builds() if name != "nvidia-persistenced"}
+    assert built == recorded and all(cite for *_, cite in RECORDED_CUDA)
+    offered = {v.split(".")[0] for n, v in recorded if n == "nvidia-open"}
+    assert planned_branch() not in offered  # the data plans R620: the real repository copy has none
+    r595 = [v for n, v in recorded if n == "nvidia-open" and v.startswith("595.")]
+    assert r595 and not r595[0].startswith(str(load_matrix().branch(595).first_version))
