@@ -13,15 +13,15 @@ from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valid
 
 from gpuhost import yamlfile
 from gpuhost.errors import UsageError
+from gpuhost.run import grammar
 
 UPSTREAMS_FILE = Path(__file__).resolve().parent / "data" / "upstreams.yaml"
 PREFIX = "mirror_"
 OTHER_KEYS = ("image_digest",)
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")
-REGISTRY_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
-HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
-ABSOLUTE = re.compile(r"^/[A-Za-z0-9._/-]*$")
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+GO_DURATION = re.compile(r"([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+")
+REGISTRY_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?")
+HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
 @lru_cache(maxsize=1)
@@ -49,14 +49,14 @@ class Upstream(BaseModel):
     @field_validator("registry")
     @classmethod
     def _registry(cls, value: str) -> str:
-        if not REGISTRY_NAME.match(value):
+        if not REGISTRY_NAME.fullmatch(value):
             raise ValueError(f"registry {value!r} is not a registry name such as nvcr.io or registry.lab:5000")
         return value
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+/?$", value):
+        if value is not None and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", value):
             raise ValueError(f"url {value!r}: use the registry's root, http(s)://host[:port]")
         return value.rstrip("/") if value else value
 
@@ -115,7 +115,7 @@ class MirrorSettings(BaseModel):
     @field_validator("mirror_host")
     @classmethod
     def _host(cls, value: str | None) -> str | None:
-        if value is not None and not HOST_NAME.match(value):
+        if value is not None and not HOST_NAME.fullmatch(value):
             raise ValueError(f"mirror_host {value!r}: use a host name or IP address, without port or scheme "
                              "(each upstream has its own port)")
         return value
@@ -123,21 +123,19 @@ class MirrorSettings(BaseModel):
     @field_validator("mirror_storage", "mirror_tls_certificate", "mirror_tls_key")
     @classmethod
     def _path(cls, value: str | None) -> str | None:
-        if value is not None and not ABSOLUTE.match(value):
-            raise ValueError(f"{value!r} is not an absolute path on the mirror host")
-        return value
+        return None if value is None else grammar.absolute_path(value)
 
     @field_validator("mirror_ttl")
     @classmethod
     def _ttl(cls, value: str) -> str:
-        if not GO_DURATION.match(value):
+        if not GO_DURATION.fullmatch(value):
             raise ValueError(f"mirror_ttl {value!r}: use a duration such as 168h or 72h")
         return value
 
     @field_validator("image_digest")
     @classmethod
     def _digest(cls, value: str | None) -> str | None:
-        if value is not None and not DIGEST.match(value):
+        if value is not None and not DIGEST.fullmatch(value):
             raise ValueError(f"image_digest {value!r}: use sha256: and 64 hex digits")
         return value
 

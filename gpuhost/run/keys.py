@@ -36,7 +36,7 @@ def pinned_key_script(key_url: str, fingerprint: str, keyring: str, allow_http: 
         f"if [ \"$got\" != {q(fingerprint)} ]; then "
         f"had=$({gpg} --with-colons --list-keys 2>/dev/null | awk -F: '$1 == \"pub\" {{ p = 1; next }} "
         "p && $1 == \"fpr\" { printf \"%s%s\", s, $10; s = \" \"; p = 0 }'); "
-        f"echo \"gpuhost: key from {key_url} has fingerprint ${{had:-none}}, expected {fingerprint}: "
+        f"echo \"gpuhost: key from \"{q(key_url)}\" has fingerprint ${{had:-none}}, expected \"{q(fingerprint)}\": "
         "refusing to trust it (check the fingerprint its publisher gives)\" >&2; exit 1; fi; "
         f"mkdir -p {q(posixpath.dirname(keyring))}; "
         # a keyring already there held another key (it was checked): kept aside, never lost

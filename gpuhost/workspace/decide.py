@@ -15,6 +15,7 @@ import json
 import shlex
 
 from gpuhost.errors import UsageError
+from gpuhost.run.grammar import systemd_command, systemd_quote  # noqa: F401 (systemd_quote: tests, callers)
 from gpuhost.workspace.settings import Workspace, WorkspaceSettings, WorkspaceUser, layer_data
 
 ROOT = "/var/lib/gpuhost/workspaces"  # per workspace: <id>/ (its config), bin/ (shared scripts)
@@ -233,14 +234,6 @@ def docker_run_args(ws: Workspace, user: WorkspaceUser, uuids: tuple[str, ...], 
     return args
 
 
-def systemd_quote(arg: str) -> str:
-    """One ExecStart word as systemd reads it (systemd.service(5), "Command lines")."""
-    escaped = arg.replace("%", "%%").replace("$", "$$")
-    if escaped and not any(c in escaped for c in " \t\"'\\;"):
-        return escaped
-    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def unit_text(ws: Workspace, run_args: list[str], spec: str) -> str:
     """The systemd unit: restart on failure, started at boot, the container removed when it stops."""
     name = container_name(ws)
@@ -255,7 +248,7 @@ def unit_text(ws: Workspace, run_args: list[str], spec: str) -> str:
         "[Service]",
         "Type=simple",
         f"ExecStartPre=-/usr/bin/docker rm -f {name}",
-        "ExecStart=/usr/bin/docker run " + " ".join(systemd_quote(a) for a in args),
+        "ExecStart=/usr/bin/docker run " + systemd_command(args),
         f"ExecStop=/usr/bin/docker stop -t 30 {name}",
         "Restart=on-failure",
         "RestartSec=5",

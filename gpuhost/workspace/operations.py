@@ -86,12 +86,26 @@ def owned_directory(path: str, uid: int, gid: int, mode: str = "750", adopt: boo
     """
     p, ids = q(path), f"{uid}:{gid}"
     if adopt:
-        yield StringCommand(f"mkdir -p {p} && chown {ids} {p} && chmod {mode} {p}")
+        yield StringCommand(f"mkdir -p {p} && chown -h {ids} {p} && chmod {mode} {p}")
         return
-    refuse = (f"echo \"gpuhost: volume {path} is owned by $o, not {ids} of workspace user {user}: "
-              f"chown -R {ids} {path}, or use another directory\" >&2; exit 1")
-    yield StringCommand(f"if [ -e {p} ]; then o=$(stat -c '%u:%g' {p}); [ \"$o\" = {ids} ] || {{ {refuse}; }}; "
-                        f"else mkdir -p {p} && chown {ids} {p} && chmod {mode} {p}; fi")
+    # Every value in a message is shell-quoted outside the double quotes: "...{q(x)}...".
+    link = (f"echo \"gpuhost: volume \"{p}\" is a symbolic link: name the real directory in the workspace's "
+            "volumes\" >&2; exit 1")
+    refuse = (f"echo \"gpuhost: volume \"{p}\" is owned by $o, not {ids} of workspace user \"{q(user)}\": "
+              f"chown -R {ids} \"{p}\", or use another directory\" >&2; exit 1")
+    # A volume gpuhost makes and chowns lies below directories only root can change (no ancestor a
+    # link, another user's or writable by others): otherwise its owner could swap the path for a link between the check
+    # and the chown. chown -h never follows a link.
+    chain = (f"d=$(dirname {p}); while :; do if [ -e \"$d\" ] || [ -L \"$d\" ]; then "
+             "if [ -L \"$d\" ] || [ \"$(stat -c %u \"$d\")\" != 0 ] || "
+             "[ $((0$(stat -c %a \"$d\") & 022)) != 0 ]; then "
+             f"echo \"gpuhost: volume \"{p}\" lies in $d, which is a link, not root's or writable by others: "
+             "make it root's (mode 755), or create the volume for the user\" >&2; exit 1; fi; fi; "
+             "[ \"$d\" = / ] && break; "
+             "d=$(dirname \"$d\"); done")
+    yield StringCommand(f"if [ -L {p} ]; then {link}; elif [ -e {p} ]; then o=$(stat -c '%u:%g' {p}); "
+                        f"[ \"$o\" = {ids} ] || {{ {refuse}; }}; "
+                        f"else {chain}; mkdir -p {p} && chown -h {ids} {p} && chmod {mode} {p}; fi")
 
 
 @operation()
