@@ -45,6 +45,9 @@ class Upstream(BaseModel):
     credentials_file: Optional[str] = Field(
         None, description="file on the machine running pyinfra holding `user:password` for the upstream; "
                           "read at deploy time, written only into the mirror's 0600 config, never printed")
+    readonly: StrictBool = Field(
+        False, description="seeded only: refuse every push and delete (distribution's "
+                           "storage.maintenance.readonly), once it is seeded")
 
     @field_validator("registry")
     @classmethod
@@ -64,6 +67,9 @@ class Upstream(BaseModel):
     def _known_or_complete(self) -> Upstream:
         if self.seeded and (self.url or self.credentials_file):
             raise ValueError(f"upstream {self.registry} is seeded (no upstream): drop its url and credentials_file")
+        if self.readonly and not self.seeded:
+            raise ValueError(f"upstream {self.registry}: readonly is for a seeded registry (a cache takes no "
+                             "pushes): drop it")
         if self.registry not in known_upstreams() and (self.port is None or not (self.url or self.seeded)):
             raise ValueError(f"upstream {self.registry} is not in gpuhost/mirror/data/upstreams.yaml: "
                              + ("give its port" if self.seeded else "give its url and port"))
@@ -73,6 +79,12 @@ class Upstream(BaseModel):
     def name(self) -> str:
         """The systemd instance and file name: docker.io -> docker.io, registry:5000 -> registry-5000."""
         return self.registry.replace(":", "-")
+
+    @property
+    def authenticated(self) -> bool:
+        """Its clients log in (htpasswd): a seeded registry takes pushes, and a proxy with upstream
+        credentials would otherwise serve that account's private images to anyone."""
+        return self.seeded or bool(self.credentials_file)
 
     @property
     def remote_url(self) -> str | None:
@@ -107,6 +119,10 @@ class MirrorSettings(BaseModel):
                                                      "(default: fail loudly)")
     mirror_pull_parallel: StrictInt = Field(4, ge=1, le=1000, description="GPU hosts: how many pull at once after the "
                                                                     "first host of each mirror warmed its cache")
+    mirror_password_file: Optional[str] = Field(
+        None, description="file on the machine running pyinfra holding the password of the mirror's user "
+                          "`gpuhost` (0600): needed when an upstream is seeded or has credentials_file; GPU "
+                          "hosts log in with it (docker login --password-stdin), never printed")
     mirror_group: str = Field("mirrors", description="the inventory group whose hosts deploys/registry_mirror.py "
                                                      "turns into mirrors")
     image_digest: Optional[str] = Field(None, description="the plan's image pinned by digest (sha256:...); unset: "
@@ -146,6 +162,11 @@ class MirrorSettings(BaseModel):
                              "with mirror_insecure: true")
         if self.mirror_tls_certificate and self.mirror_insecure:
             raise ValueError("mirror_insecure is true but TLS is configured: drop one of them")
+        locked = [u.registry for u in self.mirror_upstreams if u.authenticated]
+        if locked and not self.mirror_password_file:
+            raise ValueError(f"mirror_upstreams {locked[0]} is seeded or holds upstream credentials, so its "
+                             "clients must log in: set mirror_password_file (a 0600 file holding a password "
+                             "for the mirror's user gpuhost)")
         seen: dict = {}
         for upstream in self.mirror_upstreams:
             for kind, value in (("registry", upstream.registry), ("port", upstream.listen_port)):

@@ -43,7 +43,7 @@ def test_host_settings_carry_the_mirror():
     ({"mirror_upstreams": [{"registry": "nvcr.io", "port": 5000}, {"registry": "docker.io"}]},
      "two upstreams share port 5000"),
     ({"mirror_upstreams": [{"registry": "nvcr.io", "password": "x"}]},
-     "mirror_upstreams.0.password is not a gpuhost setting: use one of credentials_file, port, registry, seeded, url"),
+     "mirror_upstreams.0.password is not a gpuhost setting: use one of credentials_file, port, readonly, registry, seeded, url"),
     ({"mirror_upstreams": [{"registry": "nvcr.io", "url": "ftp://nvcr.io"}]}, "use the registry's root"),
 ])
 def test_bad_values_are_one_line_naming_the_key(data, message):
