@@ -109,7 +109,7 @@ def owned_directory(path: str, uid: int, gid: int, mode: str = "750", adopt: boo
 
 
 @operation()
-def workspace_removed(unit: str, container: str, config_dir: str):
+def workspace_removed(unit: str, container: str, config_dir: str, network: str | None = None):
     """
     Stop and remove a workspace: its unit, its container and its config (token, host keys). Its
     volumes stay: deleting the user's data is never gpuhost's to do.
@@ -117,6 +117,7 @@ def workspace_removed(unit: str, container: str, config_dir: str):
     + unit: gpuhost-workspace-<id>
     + container: its container's name
     + config_dir: /var/lib/gpuhost/workspaces/<id>
+    + network: its own Docker network (gpuhost-ws-<id>), removed too
 
     **Example:**
 
@@ -127,4 +128,5 @@ def workspace_removed(unit: str, container: str, config_dir: str):
     """
     path = f"/etc/systemd/system/{unit}.service"
     yield StringCommand(f"systemctl disable --now {q(unit)} 2>/dev/null; docker rm -f {q(container)} >/dev/null 2>&1; "
-                        f"rm -f {q(path)} && rm -rf {q(config_dir)} && systemctl daemon-reload")
+                        + (f"docker network rm {q(network)} >/dev/null 2>&1; " if network else "")
+                        + f"rm -f {q(path)} && rm -rf {q(config_dir)} && systemctl daemon-reload")

@@ -77,8 +77,10 @@ class Workspace(BaseModel):
     jupyter_tls_key: Optional[str] = Field(default=None, description="host path of its private key")
     volumes: tuple[str, ...] = Field(default=(), description="HOST_DIR:CONTAINER_DIR[:ro]; default "
                                      "/srv/workspaces/<name>:/workspace")
-    cpus: Optional[float] = Field(default=None, gt=0, description="docker --cpus")
-    memory: Optional[str] = Field(default=None, description="docker --memory, e.g. 64g")
+    cpus: float = Field(default_factory=lambda: float(_default("cpus")), gt=0,
+                        description="CPU limit (docker --cpus; the default as a CFS quota)")
+    memory: str = Field(default_factory=lambda: _default("memory"),
+                        description="memory limit, swap included (docker --memory), e.g. 64g")
     pids: int = Field(default_factory=lambda: _default("pids"), ge=64, description="docker --pids-limit")
     shm: str = Field(default_factory=lambda: _default("shm"), description="docker --shm-size")
     image: Optional[str] = Field(default=None, description="an image of your own instead of the plan's "
