@@ -120,8 +120,10 @@ def image_pulled_via_mirror(image: str, origin: str, mirror: str, digest: str | 
         pin = digest or (digest_from() if digest_from else None)
         endpoint = split_reference(image)[0]
         if password is not None:
-            yield StringCommand(f"docker login {shlex.quote(endpoint)} -u gpuhost --password-stdin >/dev/null",
-                                _stdin=password)
+            # A failed login is said, not fatal: the pull then fails (or falls back) with its own line.
+            yield StringCommand(f"out=$(docker login {shlex.quote(endpoint)} -u gpuhost --password-stdin 2>&1) || "
+                                f"echo \"gpuhost: login to mirror \"{shlex.quote(endpoint)}\" failed: "
+                                "$(printf '%s\\n' \"$out\" | tail -n 1)\" >&2; true", _stdin=password)
         script = pull_script(image, origin, pinned(image, pin), pinned(origin, pin) if fallback else None, mirror)
         if password is not None:
             script = f"( {script}\n); rc=$?; docker logout {shlex.quote(endpoint)} >/dev/null 2>&1; exit $rc"

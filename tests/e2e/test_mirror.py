@@ -188,7 +188,8 @@ def test_gpu_hosts_pull_through_the_mirror_each_blob_crosses_once(lab):
     journal = lab.host("mirror").ssh("journalctl -u gpuhost-mirror@registry-5000 -o cat --no-pager").stdout
     by_tag = {c["host"]: bool(re.search(rf'^{re.escape(c["address"])} .*"(GET|HEAD) /v2/\S+/manifests/2\.', journal, re.M))
               for c in report["clients"]}
-    assert sorted(by_tag.values()) == [False] * (len(GPU_HOSTS) - 1) + [True], by_tag
+    assert sorted(by_tag.values()) == [False] * (len(GPU_HOSTS) - 1) + [True], (
+        by_tag, [line for line in journal.splitlines() if "/manifests/" in line], run.stdout[-5000:])
 
     # gpuhost inspect says where each host's image came from.
     inspect = _gpuhost(lab, "inspect", "--json")
