@@ -17,7 +17,8 @@ Shape of the fact (all keys always present)::
       "pulled": ["registry:5000/pytorch/pytorch:..."] | None,   # /var/lib/gpuhost/pulled.json
       "warnings": ["..."],                                      # a damaged file of gpuhost's
       "apt_sources": [{"file": "/etc/apt/sources.list.d/docker.list", "uri": "https://...",
-                       "suites": ["bookworm"], "signed_by": "/etc/apt/keyrings/docker.asc" | None}],
+                       "suites": ["bookworm"], "signed_by": "/etc/apt/keyrings/docker.asc" | None,
+                       "insecure": ["trusted=yes", ...]}],   # options that skip the signature check
       "keyring_fingerprints": {"/etc/apt/keyrings/docker.asc": ["9DC8...CD88"], ...} | None,
     }
 
@@ -229,7 +230,8 @@ def apt_source_entries(lines: list[str]) -> list[dict]:
         if stanza and "deb" in stanza.get("types", "").split():
             for uri in stanza.get("uris", "").split():
                 entries.append({"file": stanza_file, "uri": uri, "suites": stanza.get("suites", "").split(),
-                                "signed_by": stanza.get("signed-by", "").strip() or None})
+                                "signed_by": stanza.get("signed-by", "").strip() or None,
+                                "insecure": insecure_options(stanza)})
         stanza.clear()
 
     for line in lines:
@@ -248,9 +250,20 @@ def apt_source_entries(lines: list[str]) -> list[dict]:
         if match:
             options = dict(o.split("=", 1) for o in (match["options"] or "").split() if "=" in o)
             entries.append({"file": path, "uri": match["uri"], "suites": [match["suite"]],
-                            "signed_by": options.get("signed-by")})
+                            "signed_by": options.get("signed-by"), "insecure": insecure_options(options)})
     close()
     return entries
+
+
+# Options with which apt skips or weakens the signature check of a source (sources.list(5)).
+INSECURE_OPTIONS = ("trusted", "allow-insecure", "allow-weak", "allow-downgrade-to-insecure")
+
+
+def insecure_options(options: dict) -> list[str]:
+    """`option=value` of each option that weakens the entry's signature check (case as apt reads it:
+    `trusted=yes` one-line, `Trusted: yes` deb822)."""
+    lowered = {key.lower(): value.strip() for key, value in options.items()}
+    return [f"{key}={lowered[key]}" for key in INSECURE_OPTIONS if lowered.get(key, "").lower() in ("yes", "true")]
 
 
 def _json(text: str | None, kind: type):

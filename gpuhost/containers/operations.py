@@ -196,9 +196,9 @@ def image_pulled(image: str, login_user: str | None = None, password_file: str |
 
     + image: full reference, registry prefix included (registry:5000/pytorch/pytorch:2.9.1-...)
     + login_user: registry user; the password comes from password_file (a file on the machine
-      running pyinfra) or password_env (an environment variable there); it is copied to a
-      0600 temp file on the host, fed to `docker login --password-stdin`, and deleted. It is
-      never part of a command line or of pyinfra's output, and the host logs out after the pull
+      running pyinfra) or password_env (an environment variable there); it is fed on stdin to
+      `docker login --password-stdin`, never written to a file on the way, never part of a command
+      line or of pyinfra's output, and the host logs out after the pull
     + record: JSON list of the images gpuhost pulled on this host
     + remove_previous: `docker image rm` the images in the record other than `image` (never
       images gpuhost did not pull; an image a container still uses is kept with a warning)
@@ -222,12 +222,10 @@ def image_pulled(image: str, login_user: str | None = None, password_file: str |
     else:
         registry = registry_of(image)
         password = _password(password_file, password_env) if login_user else None
-        if password is not None:
-            secret = f"/root/.gpuhost-login-{os.getpid()}"
-            yield from files.put._inner(src=StringIO(password), dest=secret, mode="600")
-            yield StringCommand(
-                f"docker login {q(registry)} -u {q(login_user)} --password-stdin < {secret} "
-                f">/dev/null; rc=$?; rm -f {secret}; exit $rc")
+        if password is not None:  # on stdin: in no file, command line or output (pyinfra's sudo
+            # upload would stage a file in /tmp with the SSH user's umask)
+            yield StringCommand(f"docker login {q(registry)} -u {q(login_user)} --password-stdin >/dev/null",
+                                _stdin=password)
         pull = (f"docker pull {q(image)} && echo \"gpuhost: pulled {image} "
                 f"$(docker image inspect -f '{{{{index .RepoDigests 0}}}}' {q(image)})\"")
         if password is not None:

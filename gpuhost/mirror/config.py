@@ -11,8 +11,11 @@ endpoint; `registry-mirrors` serves what users pull by hand.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 
+import bcrypt
 import yaml
 
 from gpuhost.mirror.settings import MirrorSettings, Upstream
@@ -24,6 +27,7 @@ UNIT_TEXT = (Path(__file__).resolve().parent / "data" / UNIT_TEMPLATE).read_text
 PACKAGE = "docker-registry"
 PACKAGE_UNIT = "docker-registry"  # the package's own registry on :5000 (htpasswd dir: refuses all)
 DEBUG_PORT_OFFSET = 10000  # each process's debug server (/debug/vars, health) on 127.0.0.1:port+10000
+CLIENT_USER = "gpuhost"  # the one htpasswd user of a registry whose clients log in
 FIXED_TTL = "168h"  # distribution 2.8's proxy keeps content 7 days (repositoryTTL); `ttl` came in 3.0
 
 
@@ -33,6 +37,10 @@ def unit_name(upstream: Upstream) -> str:
 
 def config_path(upstream: Upstream) -> str:
     return f"{CONFIG_DIR}/{upstream.name}.yml"
+
+
+def htpasswd_path(upstream: Upstream) -> str:
+    return f"{CONFIG_DIR}/{upstream.name}.htpasswd"
 
 
 def storage_path(settings: MirrorSettings, upstream: Upstream) -> str:
@@ -65,13 +73,22 @@ def registry_config(settings: MirrorSettings, upstream: Upstream,
     if ttl_supported:
         proxy["ttl"] = settings.mirror_ttl
     seeded = upstream.remote_url is None  # air-gapped: a plain registry, filled by pushes
+    storage: dict = {"filesystem": {"rootdirectory": storage_path(settings, upstream)},
+                     # a seeded registry keeps every manifest it was given (a digest stays pullable);
+                     # a cache evicts what it fetched (the proxy's scheduler deletes)
+                     "delete": {"enabled": not seeded}, "cache": {"blobdescriptor": "inmemory"}}
+    if upstream.readonly:
+        storage["maintenance"] = {"readonly": {"enabled": True}}
     config = {
         "version": 0.1,
         # info: the access log (client, request, status, bytes) is the mirror's record of what it served.
         "log": {"level": "info", "accesslog": {"disabled": False},
                 "fields": {"service": "gpuhost-mirror", "upstream": upstream.registry}},
-        "storage": {"filesystem": {"rootdirectory": storage_path(settings, upstream)},
-                    "delete": {"enabled": True}, "cache": {"blobdescriptor": "inmemory"}},
+        "storage": storage,
+        # Clients log in where the registry takes pushes or holds an account's credentials
+        # (distribution 2.8 docs/configuration.md, "htpasswd": bcrypt only, every request).
+        **({"auth": {"htpasswd": {"realm": f"gpuhost-mirror {upstream.registry}", "path": htpasswd_path(upstream)}}}
+           if upstream.authenticated else {}),
         "http": http,
         **({} if seeded else {"proxy": proxy}),
         "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
@@ -80,6 +97,31 @@ def registry_config(settings: MirrorSettings, upstream: Upstream,
               "(written by deploys/registry_mirror.py;\n"
               "# edits are replaced on the next run). Mode 0600: it may hold the upstream's credentials.\n")
     return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+
+
+def htpasswd(password: str, upstream: Upstream) -> str:
+    """The htpasswd file of an authenticated registry: CLIENT_USER with a bcrypt hash. The salt is
+    derived from the password and the upstream (never random), so an unchanged password gives an
+    unchanged file and a converged mirror is left alone."""
+    seed = hashlib.sha256(f"gpuhost-mirror\0{upstream.registry}\0{password}".encode()).digest()[:16]
+    salt = b"$2b$10$" + _bcrypt64(seed)
+    return f"{CLIENT_USER}:{bcrypt.hashpw(password.encode(), salt).decode()}\n"
+
+
+def _bcrypt64(data: bytes) -> bytes:
+    """bcrypt's own base64 (./A-Za-z0-9, no padding): 16 bytes -> the 22 salt characters."""
+    standard = base64.b64encode(data).rstrip(b"=")
+    table = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+                            b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+    return standard.translate(table)[:22]
+
+
+def read_password(path: str) -> str:
+    """The first line of a local password file (raises OSError / ValueError)."""
+    first = Path(path).expanduser().read_text().splitlines()[:1]
+    if not first or not first[0]:
+        raise ValueError("its first line must be the password")
+    return first[0]
 
 
 def read_credentials(path: str) -> tuple[str, str]:

@@ -5,13 +5,12 @@ operations; each yields nothing (`host.noop`) when the host is already as asked.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import shlex
-from io import StringIO
-
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.api import StringCommand, operation
 from pyinfra.facts.docker import DockerImage
 from pyinfra.facts.files import Sha1File
 
@@ -29,8 +28,10 @@ def private_file(dest: str, content: str, user: str, group: str, mode: str = "60
     + content: the text (compared by SHA-1; pyinfra's --diff never shows it, unlike files.put)
     + user, group, mode: the file's owner and mode (the registry's user must read it)
 
-    The new file is created empty with umask 077 first, so the upload writes into a file only
-    root can read, then owned, moded and moved over the old one in one step.
+    The text goes to a root shell on stdin (base64), written under umask 077 and then owned, moded
+    and moved over the old one: never through pyinfra's upload, which under `_sudo` stages the
+    file in /tmp with the SSH user's umask (pyinfra connectors/ssh.py, put_file), never in a
+    command line.
 
     **Example:**
 
@@ -42,11 +43,17 @@ def private_file(dest: str, content: str, user: str, group: str, mode: str = "60
     if host.get_fact(Sha1File, path=dest) == hashlib.sha1(content.encode()).hexdigest():
         host.noop(f"{dest} is current")
         return
+    yield secret_written(dest, content, f"{user}:{group}", mode)
+
+
+def secret_written(dest: str, content: str, owner: str = "root:root", mode: str = "600") -> StringCommand:
+    """One root command writing `content` to `dest` from stdin: umask 077, a new file, then chown,
+    chmod and rename. The content is in no command line, no temp file another user can read."""
     q = shlex.quote
     new = f"{dest}.gpuhost-new"
-    yield StringCommand(f"umask 077 && rm -f {q(new)} && : > {q(new)}")
-    yield FileUploadCommand(StringIO(content), new)
-    yield StringCommand(f"chown {q(user)}:{q(group)} {q(new)} && chmod {q(mode)} {q(new)} && mv -f {q(new)} {q(dest)}")
+    return StringCommand(f"umask 077 && rm -f {q(new)} && base64 -d > {q(new)} && chown {q(owner)} {q(new)} && "
+                         f"chmod {q(mode)} {q(new)} && mv -f {q(new)} {q(dest)}",
+                         _stdin=base64.b64encode(content.encode()).decode())
 
 
 @operation(is_idempotent=False)
@@ -76,7 +83,7 @@ def registry_healthy(unit: str, health_url: str, timeout: int = 30):
 @operation()
 def image_pulled_via_mirror(image: str, origin: str, mirror: str, digest: str | None = None,
                             digest_from=None, fallback: bool = False, record: str = PULLED_RECORD,
-                            remove_previous: bool = False):
+                            remove_previous: bool = False, password: str | None = None):
     """Pull an image through a registry mirror's endpoint, by digest, and say where it came from.
 
     + image: the reference through the mirror (mirror-01:5000/pytorch/pytorch:2.9.1-...)
@@ -89,6 +96,9 @@ def image_pulled_via_mirror(image: str, origin: str, mirror: str, digest: str | 
     + fallback: when the mirror fails, pull from the upstream (a WARNING line); otherwise the host
       fails with one line naming the mirror and the setting
     + record, remove_previous: gpuhost's record of its pulls (see containers' image_pulled)
+    + password: the mirror's client password (user gpuhost) when its registry wants a login: fed to
+      `docker login --password-stdin` on stdin, never in a command line, file or output; logged
+      out after the pull
 
     Present means: `image` exists with a registry digest of the mirror's repository, i.e. it was
     pulled through the mirror (an image that came from the upstream is pulled again).
@@ -102,12 +112,22 @@ def image_pulled_via_mirror(image: str, origin: str, mirror: str, digest: str | 
     """
     repository = image.rsplit(":", 1)[0]
     found = host.get_fact(DockerImage, object_id=image) or []
-    if any(d.split("@", 1)[0] == repository for i in found for d in i.get("RepoDigests") or []):
+    held = {d for i in found for d in i.get("RepoDigests") or []}
+    # Pinned: only that digest counts as present (a host holding another one pulls the pinned one).
+    if (f"{repository}@{digest}" in held) if digest else any(d.split("@", 1)[0] == repository for d in held):
         host.noop(f"{image} present, pulled through mirror {mirror}")
     else:
         pin = digest or (digest_from() if digest_from else None)
-        yield StringCommand(pull_script(image, origin, pinned(image, pin), pinned(origin, pin) if fallback else None,
-                                        mirror))
+        endpoint = split_reference(image)[0]
+        if password is not None:
+            # A failed login is said, not fatal: the pull then fails (or falls back) with its own line.
+            yield StringCommand(f"out=$(docker login {shlex.quote(endpoint)} -u gpuhost --password-stdin 2>&1) || "
+                                f"echo \"gpuhost: login to mirror \"{shlex.quote(endpoint)}\" failed: "
+                                "$(printf '%s\\n' \"$out\" | tail -n 1)\" >&2; true", _stdin=password)
+        script = pull_script(image, origin, pinned(image, pin), pinned(origin, pin) if fallback else None, mirror)
+        if password is not None:
+            script = f"( {script}\n); rc=$?; docker logout {shlex.quote(endpoint)} >/dev/null 2>&1; exit $rc"
+        yield StringCommand(script)
     yield from recorded_pull(record, _read_record(record), image, remove_previous)
 
 
@@ -141,7 +161,9 @@ def pull_script(image: str, origin: str, source: str, upstream_source: str | Non
         + "fi\n"
         f'[ "$src" = {q(image)} ] || docker tag "$src" {q(image)}\n'
         f'docker tag "$src" {q(origin)}\n'
-        f"echo \"gpuhost: pulled {image} from $from: $(docker image inspect -f '{{{{join .RepoDigests \" \"}}}}' "
+        'case "$src" in *@sha256:*) how=" (by digest ${src##*@}: a tag pushed again there is not followed)";; '
+        '*) how="";; esac\n'
+        f"echo \"gpuhost: pulled {image} from $from$how: $(docker image inspect -f '{{{{join .RepoDigests \" \"}}}}' "
         f'"$src")"')
 
 

@@ -13,15 +13,15 @@ from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valid
 
 from gpuhost import yamlfile
 from gpuhost.errors import UsageError
+from gpuhost.run import grammar
 
 UPSTREAMS_FILE = Path(__file__).resolve().parent / "data" / "upstreams.yaml"
 PREFIX = "mirror_"
 OTHER_KEYS = ("image_digest",)
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")
-REGISTRY_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
-HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
-ABSOLUTE = re.compile(r"^/[A-Za-z0-9._/-]*$")
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+GO_DURATION = re.compile(r"([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+")
+REGISTRY_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?")
+HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
 @lru_cache(maxsize=1)
@@ -45,18 +45,21 @@ class Upstream(BaseModel):
     credentials_file: Optional[str] = Field(
         None, description="file on the machine running pyinfra holding `user:password` for the upstream; "
                           "read at deploy time, written only into the mirror's 0600 config, never printed")
+    readonly: StrictBool = Field(
+        False, description="seeded only: refuse every push and delete (distribution's "
+                           "storage.maintenance.readonly), once it is seeded")
 
     @field_validator("registry")
     @classmethod
     def _registry(cls, value: str) -> str:
-        if not REGISTRY_NAME.match(value):
+        if not REGISTRY_NAME.fullmatch(value):
             raise ValueError(f"registry {value!r} is not a registry name such as nvcr.io or registry.lab:5000")
         return value
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+/?$", value):
+        if value is not None and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", value):
             raise ValueError(f"url {value!r}: use the registry's root, http(s)://host[:port]")
         return value.rstrip("/") if value else value
 
@@ -64,6 +67,9 @@ class Upstream(BaseModel):
     def _known_or_complete(self) -> Upstream:
         if self.seeded and (self.url or self.credentials_file):
             raise ValueError(f"upstream {self.registry} is seeded (no upstream): drop its url and credentials_file")
+        if self.readonly and not self.seeded:
+            raise ValueError(f"upstream {self.registry}: readonly is for a seeded registry (a cache takes no "
+                             "pushes): drop it")
         if self.registry not in known_upstreams() and (self.port is None or not (self.url or self.seeded)):
             raise ValueError(f"upstream {self.registry} is not in gpuhost/mirror/data/upstreams.yaml: "
                              + ("give its port" if self.seeded else "give its url and port"))
@@ -73,6 +79,12 @@ class Upstream(BaseModel):
     def name(self) -> str:
         """The systemd instance and file name: docker.io -> docker.io, registry:5000 -> registry-5000."""
         return self.registry.replace(":", "-")
+
+    @property
+    def authenticated(self) -> bool:
+        """Its clients log in (htpasswd): a seeded registry takes pushes, and a proxy with upstream
+        credentials would otherwise serve that account's private images to anyone."""
+        return self.seeded or bool(self.credentials_file)
 
     @property
     def remote_url(self) -> str | None:
@@ -107,6 +119,10 @@ class MirrorSettings(BaseModel):
                                                      "(default: fail loudly)")
     mirror_pull_parallel: StrictInt = Field(4, ge=1, le=1000, description="GPU hosts: how many pull at once after the "
                                                                     "first host of each mirror warmed its cache")
+    mirror_password_file: Optional[str] = Field(
+        None, description="file on the machine running pyinfra holding the password of the mirror's user "
+                          "`gpuhost` (0600): needed when an upstream is seeded or has credentials_file; GPU "
+                          "hosts log in with it (docker login --password-stdin), never printed")
     mirror_group: str = Field("mirrors", description="the inventory group whose hosts deploys/registry_mirror.py "
                                                      "turns into mirrors")
     image_digest: Optional[str] = Field(None, description="the plan's image pinned by digest (sha256:...); unset: "
@@ -115,7 +131,7 @@ class MirrorSettings(BaseModel):
     @field_validator("mirror_host")
     @classmethod
     def _host(cls, value: str | None) -> str | None:
-        if value is not None and not HOST_NAME.match(value):
+        if value is not None and not HOST_NAME.fullmatch(value):
             raise ValueError(f"mirror_host {value!r}: use a host name or IP address, without port or scheme "
                              "(each upstream has its own port)")
         return value
@@ -123,21 +139,19 @@ class MirrorSettings(BaseModel):
     @field_validator("mirror_storage", "mirror_tls_certificate", "mirror_tls_key")
     @classmethod
     def _path(cls, value: str | None) -> str | None:
-        if value is not None and not ABSOLUTE.match(value):
-            raise ValueError(f"{value!r} is not an absolute path on the mirror host")
-        return value
+        return None if value is None else grammar.absolute_path(value)
 
     @field_validator("mirror_ttl")
     @classmethod
     def _ttl(cls, value: str) -> str:
-        if not GO_DURATION.match(value):
+        if not GO_DURATION.fullmatch(value):
             raise ValueError(f"mirror_ttl {value!r}: use a duration such as 168h or 72h")
         return value
 
     @field_validator("image_digest")
     @classmethod
     def _digest(cls, value: str | None) -> str | None:
-        if value is not None and not DIGEST.match(value):
+        if value is not None and not DIGEST.fullmatch(value):
             raise ValueError(f"image_digest {value!r}: use sha256: and 64 hex digits")
         return value
 
@@ -148,6 +162,11 @@ class MirrorSettings(BaseModel):
                              "with mirror_insecure: true")
         if self.mirror_tls_certificate and self.mirror_insecure:
             raise ValueError("mirror_insecure is true but TLS is configured: drop one of them")
+        locked = [u.registry for u in self.mirror_upstreams if u.authenticated]
+        if locked and not self.mirror_password_file:
+            raise ValueError(f"mirror_upstreams {locked[0]} is seeded or holds upstream credentials, so its "
+                             "clients must log in: set mirror_password_file (a 0600 file holding a password "
+                             "for the mirror's user gpuhost)")
         seen: dict = {}
         for upstream in self.mirror_upstreams:
             for kind, value in (("registry", upstream.registry), ("port", upstream.listen_port)):

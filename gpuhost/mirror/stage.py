@@ -21,6 +21,7 @@ from gpuhost.errors import UsageError
 from gpuhost.mirror import config as mc
 from gpuhost.mirror import operations as mirror_ops
 from gpuhost.run.converged import file_current, installed, unit_ok
+from gpuhost.run.host_data import secret_file_problem
 from gpuhost.run.stop import stop_host
 
 REGISTRY_USER = "docker-registry"  # the package's system user
@@ -29,7 +30,10 @@ REGISTRY_USER = "docker-registry"  # the package's system user
 def mirror_files(settings) -> dict[str, str]:
     """path -> content of every file the mirror host must hold (credentials read here, locally)."""
     wanted = {mc.UNIT_PATH: mc.UNIT_TEXT}
+    password = client_password(settings)
     for upstream in settings.mirror_upstreams:
+        if upstream.authenticated and password:
+            wanted[mc.htpasswd_path(upstream)] = mc.htpasswd(password, upstream)
         credentials = None
         if upstream.credentials_file:
             try:
@@ -40,6 +44,20 @@ def mirror_files(settings) -> dict[str, str]:
                                  f"{upstream.credentials_file}: {why}") from None
         wanted[mc.config_path(upstream)] = mc.registry_config(settings, upstream, credentials)
     return wanted
+
+
+def client_password(settings) -> str | None:
+    """The password of the mirror's user (mirror_password_file, read here); UsageError when unreadable."""
+    if not settings.mirror_password_file:
+        return None
+    line = secret_file_problem("mirror_password_file", settings.mirror_password_file)
+    try:
+        if line:
+            raise ValueError(line)
+        return mc.read_password(settings.mirror_password_file)
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise UsageError(why if line else f"mirror_password_file {settings.mirror_password_file}: {why}") from None
 
 
 def mirror_problem(settings, managed: dict) -> str | None:
@@ -66,7 +84,8 @@ def stale_configs(managed: dict, wanted: dict[str, str]) -> list[str]:
     """Configs of upstreams the data no longer names: their units are stopped and the files removed
     (their cache folders are left for the admin to delete)."""
     return sorted(path for path in managed["files"]
-                  if path.startswith(mc.CONFIG_DIR + "/") and path.endswith(".yml") and path not in wanted)
+                  if path.startswith(mc.CONFIG_DIR + "/") and path.endswith((".yml", ".htpasswd"))
+                  and path not in wanted)
 
 
 def mirror_stage(ctx) -> list:
@@ -103,15 +122,23 @@ def mirror_stage(ctx) -> list:
                                 user=REGISTRY_USER, group=REGISTRY_USER, mode="750"),
                 mirror_ops.private_file(name=f"Registry config for {upstream.registry} (0600)", dest=path,
                                         content=wanted[path], user=REGISTRY_USER, group=REGISTRY_USER),
+                *([mirror_ops.private_file(name=f"Client password (htpasswd, bcrypt) for {upstream.registry}",
+                                           dest=mc.htpasswd_path(upstream), content=wanted[mc.htpasswd_path(upstream)],
+                                           user=REGISTRY_USER, group=REGISTRY_USER)]
+                  if upstream.authenticated else []),
                 systemd.service(name=f"{unit} running and enabled", service=unit, running=True, enabled=True,
                                 daemon_reload=unit_changed,
-                                restarted=unit_changed or not file_current(managed, path, wanted[path])),
+                                restarted=unit_changed or any(not file_current(managed, p, wanted[p])
+                                                              for p in (path, mc.htpasswd_path(upstream))
+                                                              if p in wanted)),
                 mirror_ops.registry_healthy(name=f"{unit} healthy", unit=unit, health_url=(
                     f"http://{mc.debug_address(upstream)}/debug/health"))]
     for path in stale_configs(managed, wanted):
-        unit = f"gpuhost-mirror@{path.rsplit('/', 1)[1].removesuffix('.yml')}"
-        ops += [systemd.service(name=f"Stop {unit} (no longer listed)", service=unit, running=False, enabled=False),
-                files.file(name=f"Remove {path}", path=path, present=False)]
+        if path.endswith(".yml"):
+            unit = f"gpuhost-mirror@{path.rsplit('/', 1)[1].removesuffix('.yml')}"
+            ops.append(systemd.service(name=f"Stop {unit} (no longer listed)", service=unit, running=False,
+                                       enabled=False))
+        ops.append(files.file(name=f"Remove {path}", path=path, present=False))
     return ops
 
 
@@ -124,9 +151,21 @@ def mirror_pull(ctx) -> list:
     """Queue the pull of the plan's image through the mirror (the first host alone, then the rest),
     and a line in pyinfra's output saying where it came from (a fallback is a warning)."""
     settings, image = ctx.settings.mirror, ctx.host_plan.plan.image
+    upstream = settings.upstream_for(mc.split_reference(image.origin)[0])
+    if upstream and upstream.seeded and not settings.image_digest:
+        stop_host(f"the plan's image {image.origin} comes from seeded registry {upstream.registry}, whose tags "
+                  "anyone who can push there may replace: set image_digest (sha256:..., the digest you seeded; "
+                  f"docker image inspect -f '{{{{index .RepoDigests 0}}}}' {image.tag})",
+                  name="Pre-pull through the mirror")
+        return []
+    try:
+        password = client_password(settings) if upstream and upstream.authenticated else None
+    except UsageError as exc:
+        stop_host(str(exc), name="Pre-pull through the mirror")
+        return []
     args = {"image": image.tag, "origin": image.origin, "mirror": settings.mirror_host,
             "digest": settings.image_digest, "fallback": settings.mirror_fallback,
-            "remove_previous": ctx.settings.container.prune_pulled_images}
+            "remove_previous": ctx.settings.container.prune_pulled_images, "password": password}
     key = (settings.mirror_host, image.tag)
     if key not in _first_pulls:
         pull = _first_pulls[key] = mirror_ops.image_pulled_via_mirror(

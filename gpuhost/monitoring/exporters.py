@@ -9,10 +9,9 @@ and writes a textfile instead.
 
 from __future__ import annotations
 
-import shlex
-
 from gpuhost.driver.safety import gpu_attached
 from gpuhost.monitoring.settings import DATA_DIR, MonitoringSettings, data_file
+from gpuhost.run.grammar import systemd_command
 
 DCGM_UNIT = "gpuhost-dcgm-exporter"
 DCGM_CONTAINER = "gpuhost-dcgm-exporter"
@@ -68,7 +67,7 @@ def dcgm_unit(settings: MonitoringSettings) -> str:
     run = ["/usr/bin/docker", "run", "--rm", "--name", DCGM_CONTAINER, "--pull", "never",
            "--gpus", "all", "--cap-add", "SYS_ADMIN", "--security-opt", "no-new-privileges",
            "--memory", settings.dcgm_exporter_memory, "--memory-swap", settings.dcgm_exporter_memory,
-           "-p", f"{settings.monitoring_listen}:{port}:{port}",
+           "-p", f"{settings.listen_host}:{port}:{port}",
            "-v", f"{COUNTERS_PATH}:/etc/dcgm-exporter/gpuhost-counters.csv:ro",
            reference, "-f", "/etc/dcgm-exporter/gpuhost-counters.csv"]
     return f"""# Written by gpuhost (gpuhost/monitoring/exporters.py): NVIDIA dcgm-exporter in a container.
@@ -79,7 +78,7 @@ Requires=docker.service
 
 [Service]
 ExecStartPre=-/usr/bin/docker rm -f {DCGM_CONTAINER}
-ExecStart={shlex.join(run)}
+ExecStart={systemd_command(run)}
 ExecStop=/usr/bin/docker stop {DCGM_CONTAINER}
 Restart=always
 RestartSec=10
@@ -129,5 +128,5 @@ def node_exporter_dropin(settings: MonitoringSettings) -> str:
 # /etc/default/{node['unit']} still apply.
 [Service]
 ExecStart=
-ExecStart={node['binary']} --web.listen-address={settings.monitoring_listen}:{node['port']} $ARGS
+ExecStart={node['binary']} --web.listen-address={settings.listen_host}:{node['port']} $ARGS
 """

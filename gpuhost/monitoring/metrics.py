@@ -106,12 +106,26 @@ def run_metrics(now: float) -> str:
                  [({}, round(now))])
 
 
-def atomic_write_command(files: dict[str, str]) -> str:
-    """One shell command writing each file whole: base64 to `<path>.tmp`, then `mv` (rename), so a
-    reader (node_exporter) never sees half a file."""
-    steps = []
+STAGING_DIR = "/var/lib/gpuhost/tmp"  # root's own (0700), on the same file system as /var/lib/prometheus
+
+
+def atomic_write_command(files: dict[str, str], staging: str = STAGING_DIR) -> str:
+    """One shell command writing each file whole, so a reader (node_exporter) never sees half a file.
+
+    The textfile directory's parent belongs to the prometheus account (Debian's postinst), so
+    whoever holds that account can replace the directory and plant links in it. Root therefore
+    never opens a file there: each file is written in `staging` (root's, 0700, refused when it is
+    a link or another user's), then renamed into place with `mv -T`, a rename(2) that replaces a
+    link at the target instead of following it. A textfile directory that is itself a link is
+    refused."""
+    q = shlex.quote
+    stage = q(staging)
+    steps = [f"mkdir -p {stage} && chmod 700 {stage} && [ ! -L {stage} ] && [ \"$(stat -c %u {stage})\" = 0 ] "
+             f"|| {{ echo \"gpuhost: \"{stage}\" is a link or not root's: remove it\" >&2; exit 1; }}"]
     for path, text in files.items():
-        data, q = base64.b64encode(text.encode()).decode(), shlex.quote(path)
-        steps.append(f"mkdir -p {shlex.quote(path.rsplit('/', 1)[0])} && echo {data} | base64 -d > {q}.tmp "
-                     f"&& chmod 644 {q}.tmp && mv -f {q}.tmp {q}")
+        data, target, folder = base64.b64encode(text.encode()).decode(), q(path), q(path.rsplit("/", 1)[0])
+        steps.append(
+            f"mkdir -p {folder} && {{ [ ! -L {folder} ] || {{ echo \"gpuhost: \"{folder}\" is a symbolic link: "
+            f"not writing there\" >&2; exit 1; }}; }} && t=$(mktemp -p {stage}) && echo {data} | base64 -d > \"$t\" "
+            f"&& chmod 644 \"$t\" && mv -fT \"$t\" {target}")
     return " && ".join(steps)

@@ -11,10 +11,11 @@ from pydantic import Field, field_validator, model_validator
 
 from gpuhost import yamlfile
 from gpuhost.errors import UsageError
+from gpuhost.run import grammar
 from gpuhost.run.host_data import HostDataModel
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class MonitoringSettings(HostDataModel):
@@ -41,9 +42,29 @@ class MonitoringSettings(HostDataModel):
     @field_validator("dcgm_exporter_digest")
     @classmethod
     def _digest(cls, value):
-        if value is not None and not DIGEST.match(value):
+        if value is not None and not DIGEST.fullmatch(value):
             raise ValueError("use sha256: and 64 lower-case hex digits")
         return value
+
+    @field_validator("monitoring_listen")
+    @classmethod
+    def _listen(cls, value):
+        return grammar.ip_address(value)
+
+    @field_validator("monitoring_address")
+    @classmethod
+    def _address(cls, value):
+        return None if value is None else grammar.host_or_ip(value)
+
+    @field_validator("dcgm_exporter_registry")
+    @classmethod
+    def _registry(cls, value):
+        return grammar.registry(value.rstrip("/"))
+
+    @property
+    def listen_host(self) -> str:
+        """monitoring_listen as a listen address's host part: an IPv6 address in brackets."""
+        return f"[{self.monitoring_listen}]" if ":" in self.monitoring_listen else self.monitoring_listen
 
     @model_validator(mode="after")
     def _digest_pinned(self):

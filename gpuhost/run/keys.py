@@ -36,7 +36,7 @@ def pinned_key_script(key_url: str, fingerprint: str, keyring: str, allow_http: 
         f"if [ \"$got\" != {q(fingerprint)} ]; then "
         f"had=$({gpg} --with-colons --list-keys 2>/dev/null | awk -F: '$1 == \"pub\" {{ p = 1; next }} "
         "p && $1 == \"fpr\" { printf \"%s%s\", s, $10; s = \" \"; p = 0 }'); "
-        f"echo \"gpuhost: key from {key_url} has fingerprint ${{had:-none}}, expected {fingerprint}: "
+        f"echo \"gpuhost: key from \"{q(key_url)}\" has fingerprint ${{had:-none}}, expected \"{q(fingerprint)}\": "
         "refusing to trust it (check the fingerprint its publisher gives)\" >&2; exit 1; fi; "
         f"mkdir -p {q(posixpath.dirname(keyring))}; "
         # a keyring already there held another key (it was checked): kept aside, never lost
@@ -79,12 +79,19 @@ def choose_source(managed: dict, uri: str, fingerprint: str, own_file: str, own_
     replace it with gpuhost's own (set aside). Pure: reads the snapshot's apt sources and keyrings."""
     entries = managed.get("apt_sources") or []
     # Entries without Signed-By do not conflict (apt takes the one that is set) and are left alone.
-    theirs = [e for e in entries if _same_uri(e["uri"], uri) and e["file"] != own_file and e["signed_by"]]
+    # An entry that tells apt to skip or weaken the signature check (trusted=yes, allow-insecure,
+    # allow-weak) is never adopted, whatever its keyring: it is set aside too.
+    theirs = [e for e in entries if _same_uri(e["uri"], uri) and e["file"] != own_file
+              and (e["signed_by"] or e.get("insecure"))]
     if not theirs:
         return SourceChoice(keyring=own_keyring)
     files = sorted({e["file"] for e in theirs})
     mixed = [f for f in files if any(e["file"] == f and not _same_uri(e["uri"], uri) for e in entries)]
-    trusted = [e for e in theirs if keyring_trusted(managed, e["signed_by"], fingerprint)]
+    weak = {e["file"]: e["insecure"] for e in theirs if e.get("insecure")}
+    weak_line = "".join(f"; setting aside {f}: {' '.join(o)} would make apt skip or weaken its signature check"
+                        for f, o in sorted(weak.items()))
+    trusted = [e for e in theirs if e["signed_by"] and e["file"] not in weak
+               and keyring_trusted(managed, e["signed_by"], fingerprint)]
     if trusted:
         adopted = trusted[0]
         others = [f for f in files if f != adopted["file"]]
@@ -92,9 +99,11 @@ def choose_source(managed: dict, uri: str, fingerprint: str, own_file: str, own_
         return SourceChoice(
             adopt=adopted["file"], keyring=adopted["signed_by"], set_aside=tuple(own + others),
             line=(f"adopting {adopted['file']} for {uri}: its keyring {adopted['signed_by']} holds exactly the "
-                  f"pinned key {fingerprint}, so gpuhost writes no second source"),
+                  f"pinned key {fingerprint}, so gpuhost writes no second source{weak_line}"),
             blocker=_mixed_blocker([f for f in mixed if f != adopted["file"]], uri))
-    why = "; ".join(f"{e['file']}: Signed-By {e['signed_by']} does not hold exactly the pinned key" for e in theirs)
+    why = "; ".join(f"{e['file']}: {' '.join(e['insecure'])} skips or weakens apt's signature check"
+                    if e.get("insecure") else
+                    f"{e['file']}: Signed-By {e['signed_by']} does not hold exactly the pinned key" for e in theirs)
     return SourceChoice(
         keyring=own_keyring, set_aside=tuple(files),
         line=(f"replacing the existing source for {uri} ({why}) with gpuhost's {own_file}, keyring checked "

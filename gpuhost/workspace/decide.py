@@ -15,6 +15,7 @@ import json
 import shlex
 
 from gpuhost.errors import UsageError
+from gpuhost.run.grammar import systemd_command, systemd_quote  # noqa: F401 (systemd_quote: tests, callers)
 from gpuhost.workspace.settings import Workspace, WorkspaceSettings, WorkspaceUser, layer_data
 
 ROOT = "/var/lib/gpuhost/workspaces"  # per workspace: <id>/ (its config), bin/ (shared scripts)
@@ -30,6 +31,17 @@ def unit_name(ws: Workspace) -> str:
 
 def container_name(ws: Workspace) -> str:
     return f"gpuhost-workspace-{ws.id}"
+
+
+def network_name(ws: Workspace) -> str:
+    """Each workspace's own Docker bridge: Docker isolates bridges from each other, and with
+    inter-container traffic off not even a second container on it reaches the workspace."""
+    return f"gpuhost-ws-{ws.id}"
+
+
+def network_create_args(ws: Workspace) -> list[str]:
+    return ["network", "create", "--driver", "bridge", "-o", "com.docker.network.bridge.enable_icc=false",
+            "--label", f"{LABEL}={ws.id}", network_name(ws)]
 
 
 def config_dir(ws: Workspace) -> str:
@@ -208,10 +220,13 @@ def docker_run_args(ws: Workspace, user: WorkspaceUser, uuids: tuple[str, ...], 
             "--user", f"{user.uid}:{user.gid}", "--security-opt", "no-new-privileges",
             "--cap-drop", "ALL",  # sshd runs as the user, on a port above 1024: it needs no capability
             "--pids-limit", str(ws.pids), "--shm-size", ws.shm]
-    if ws.cpus:
+    # Its own bridge network (network_name): no route to another workspace's container.
+    args += ["--network", network_name(ws)]
+    if "cpus" in ws.model_fields_set:
         args += ["--cpus", f"{ws.cpus:g}"]
-    if ws.memory:
-        args += ["--memory", ws.memory, "--memory-swap", ws.memory]
+    else:  # the default: a quota Docker takes even on a host with fewer CPUs (--cpus it would refuse)
+        args += ["--cpu-period", "100000", "--cpu-quota", str(round(ws.cpus * 100000))]
+    args += ["--memory", ws.memory, "--memory-swap", ws.memory]
     # Only its GPUs: --gpus for Docker's GPU support, and NVIDIA_VISIBLE_DEVICES so an image that sets
     # `all` (jupyter/docker-stacks' CUDA images do) cannot widen it under the nvidia runtime.
     if uuids:
@@ -252,14 +267,6 @@ def docker_run_args(ws: Workspace, user: WorkspaceUser, uuids: tuple[str, ...], 
     return args
 
 
-def systemd_quote(arg: str) -> str:
-    """One ExecStart word as systemd reads it (systemd.service(5), "Command lines")."""
-    escaped = arg.replace("%", "%%").replace("$", "$$")
-    if escaped and not any(c in escaped for c in " \t\"'\\;"):
-        return escaped
-    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def unit_text(ws: Workspace, run_args: list[str], spec: str) -> str:
     """The systemd unit: restart on failure, started at boot, the container removed when it stops."""
     name = container_name(ws)
@@ -274,7 +281,9 @@ def unit_text(ws: Workspace, run_args: list[str], spec: str) -> str:
         "[Service]",
         "Type=simple",
         f"ExecStartPre=-/usr/bin/docker rm -f {name}",
-        "ExecStart=/usr/bin/docker run " + " ".join(systemd_quote(a) for a in args),
+        # the workspace's own network, made when missing ('-': an existing one is kept)
+        "ExecStartPre=-/usr/bin/docker " + systemd_command(network_create_args(ws)),
+        "ExecStart=/usr/bin/docker run " + systemd_command(args),
         f"ExecStop=/usr/bin/docker stop -t 30 {name}",
         "Restart=on-failure",
         "RestartSec=5",

@@ -86,16 +86,30 @@ def owned_directory(path: str, uid: int, gid: int, mode: str = "750", adopt: boo
     """
     p, ids = q(path), f"{uid}:{gid}"
     if adopt:
-        yield StringCommand(f"mkdir -p {p} && chown {ids} {p} && chmod {mode} {p}")
+        yield StringCommand(f"mkdir -p {p} && chown -h {ids} {p} && chmod {mode} {p}")
         return
-    refuse = (f"echo \"gpuhost: volume {path} is owned by $o, not {ids} of workspace user {user}: "
-              f"chown -R {ids} {path}, or use another directory\" >&2; exit 1")
-    yield StringCommand(f"if [ -e {p} ]; then o=$(stat -c '%u:%g' {p}); [ \"$o\" = {ids} ] || {{ {refuse}; }}; "
-                        f"else mkdir -p {p} && chown {ids} {p} && chmod {mode} {p}; fi")
+    # Every value in a message is shell-quoted outside the double quotes: "...{q(x)}...".
+    link = (f"echo \"gpuhost: volume \"{p}\" is a symbolic link: name the real directory in the workspace's "
+            "volumes\" >&2; exit 1")
+    refuse = (f"echo \"gpuhost: volume \"{p}\" is owned by $o, not {ids} of workspace user \"{q(user)}\": "
+              f"chown -R {ids} \"{p}\", or use another directory\" >&2; exit 1")
+    # A volume gpuhost makes and chowns lies below directories only root can change (no ancestor a
+    # link, another user's or writable by others): otherwise its owner could swap the path for a link between the check
+    # and the chown. chown -h never follows a link.
+    chain = (f"d=$(dirname {p}); while :; do if [ -e \"$d\" ] || [ -L \"$d\" ]; then "
+             "if [ -L \"$d\" ] || [ \"$(stat -c %u \"$d\")\" != 0 ] || "
+             "[ $((0$(stat -c %a \"$d\") & 022)) != 0 ]; then "
+             f"echo \"gpuhost: volume \"{p}\" lies in $d, which is a link, not root's or writable by others: "
+             "make it root's (mode 755), or create the volume for the user\" >&2; exit 1; fi; fi; "
+             "[ \"$d\" = / ] && break; "
+             "d=$(dirname \"$d\"); done")
+    yield StringCommand(f"if [ -L {p} ]; then {link}; elif [ -e {p} ]; then o=$(stat -c '%u:%g' {p}); "
+                        f"[ \"$o\" = {ids} ] || {{ {refuse}; }}; "
+                        f"else {chain}; mkdir -p {p} && chown -h {ids} {p} && chmod {mode} {p}; fi")
 
 
 @operation()
-def workspace_removed(unit: str, container: str, config_dir: str):
+def workspace_removed(unit: str, container: str, config_dir: str, network: str | None = None):
     """
     Stop and remove a workspace: its unit, its container and its config (token, host keys). Its
     volumes stay: deleting the user's data is never gpuhost's to do.
@@ -103,6 +117,7 @@ def workspace_removed(unit: str, container: str, config_dir: str):
     + unit: gpuhost-workspace-<id>
     + container: its container's name
     + config_dir: /var/lib/gpuhost/workspaces/<id>
+    + network: its own Docker network (gpuhost-ws-<id>), removed too
 
     **Example:**
 
@@ -113,4 +128,5 @@ def workspace_removed(unit: str, container: str, config_dir: str):
     """
     path = f"/etc/systemd/system/{unit}.service"
     yield StringCommand(f"systemctl disable --now {q(unit)} 2>/dev/null; docker rm -f {q(container)} >/dev/null 2>&1; "
-                        f"rm -f {q(path)} && rm -rf {q(config_dir)} && systemctl daemon-reload")
+                        + (f"docker network rm {q(network)} >/dev/null 2>&1; " if network else "")
+                        + f"rm -f {q(path)} && rm -rf {q(config_dir)} && systemctl daemon-reload")

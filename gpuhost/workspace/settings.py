@@ -22,11 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gpuhost import yamlfile
 from gpuhost.errors import UsageError
+from gpuhost.run import grammar
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "workspace.yaml"
-NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-SIZE = re.compile(r"^[0-9]+(\.[0-9]+)?[bkmg]?$")
-UUID = re.compile(r"^(GPU|MIG)-[0-9A-Za-z-]+$")
+NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
+SIZE = re.compile(r"[0-9]+(\.[0-9]+)?[bkmg]?")
+UUID = re.compile(r"(GPU|MIG)-[0-9A-Za-z-]+")
+SSH_KEY = re.compile(r"[A-Za-z0-9@.-]+ +[A-Za-z0-9+/=.]+( +[^\x00-\x1f\x7f-\x9f]*)?")  # type, key, comment
 KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-")
 
 
@@ -51,7 +53,7 @@ class WorkspaceUser(BaseModel):
     @classmethod
     def _public_keys(cls, keys):
         for key in keys:
-            if not key.strip().startswith(KEY_TYPES) or len(key.split()) < 2 or "\n" in key.strip():
+            if not key.strip().startswith(KEY_TYPES) or not SSH_KEY.fullmatch(key.strip()):
                 raise ValueError(f"{key[:30]!r}... is not an OpenSSH public key line (ssh-ed25519 AAAA...)")
         return tuple(key.strip() for key in keys)
 
@@ -75,8 +77,10 @@ class Workspace(BaseModel):
     jupyter_tls_key: Optional[str] = Field(default=None, description="host path of its private key")
     volumes: tuple[str, ...] = Field(default=(), description="HOST_DIR:CONTAINER_DIR[:ro]; default "
                                      "/srv/workspaces/<name>:/workspace")
-    cpus: Optional[float] = Field(default=None, gt=0, description="docker --cpus")
-    memory: Optional[str] = Field(default=None, description="docker --memory, e.g. 64g")
+    cpus: float = Field(default_factory=lambda: float(_default("cpus")), gt=0,
+                        description="CPU limit (docker --cpus; the default as a CFS quota)")
+    memory: str = Field(default_factory=lambda: _default("memory"),
+                        description="memory limit, swap included (docker --memory), e.g. 64g")
     pids: int = Field(default_factory=lambda: _default("pids"), ge=64, description="docker --pids-limit")
     shm: str = Field(default_factory=lambda: _default("shm"), description="docker --shm-size")
     image: Optional[str] = Field(default=None, description="an image of your own instead of the plan's "
@@ -91,7 +95,7 @@ class Workspace(BaseModel):
     @field_validator("name", "user")
     @classmethod
     def _name(cls, value):
-        if value is not None and not NAME.match(value):
+        if value is not None and not NAME.fullmatch(value):
             raise ValueError(f"{value!r} is not a name: use lower-case letters, digits and '-' (a letter first)")
         return value
 
@@ -100,7 +104,7 @@ class Workspace(BaseModel):
     def _gpus(cls, gpus):
         for gpu in gpus:
             if isinstance(gpu, bool) or (isinstance(gpu, int) and gpu < 0) or \
-                    (isinstance(gpu, str) and not UUID.match(gpu)):
+                    (isinstance(gpu, str) and not UUID.fullmatch(gpu)):
                 raise ValueError(f"{gpu!r} is not a GPU: use an index (0, 1, ...) or a UUID (GPU-...)")
         if len(set(gpus)) != len(gpus):
             raise ValueError(f"{list(gpus)} names a GPU twice")
@@ -109,7 +113,7 @@ class Workspace(BaseModel):
     @field_validator("memory", "shm")
     @classmethod
     def _size(cls, value):
-        if value is not None and not SIZE.match(str(value).lower()):
+        if value is not None and not SIZE.fullmatch(str(value).lower()):
             raise ValueError(f"{value!r} is not a size: use e.g. 512m or 64g")
         return None if value is None else str(value).lower()
 
@@ -118,11 +122,29 @@ class Workspace(BaseModel):
     def _volumes(cls, volumes):
         for volume in volumes:
             parts = volume.split(":")
-            if len(parts) not in (2, 3) or not all(p.startswith("/") for p in parts[:2]) or \
-                    (len(parts) == 3 and parts[2] not in ("ro", "rw")) or ".." in volume:
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")) or \
+                    not all(grammar.ABSOLUTE_PATH.fullmatch(p) and "/../" not in f"{p}/" for p in parts[:2]):
                 raise ValueError(f"{volume!r}: use HOST_DIR:CONTAINER_DIR or HOST_DIR:CONTAINER_DIR:ro, "
-                                 "absolute paths")
+                                 "absolute paths of letters, digits and ._+@,=- (no space, quote, $, .. or "
+                                 "control character)")
+            if parts[0].rstrip("/") == "":
+                raise ValueError(f"{volume!r}: the host's / cannot be a workspace volume: name a directory")
         return volumes
+
+    @field_validator("jupyter_tls_cert", "jupyter_tls_key")
+    @classmethod
+    def _path(cls, value):
+        return None if value is None else grammar.absolute_path(value)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value):
+        return None if value is None else grammar.image_reference(value)
+
+    @field_validator("apt_packages")
+    @classmethod
+    def _packages(cls, packages):
+        return tuple(grammar.debian_package(p) for p in packages)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -155,6 +177,16 @@ class WorkspaceSettings(BaseModel):
                                                "JupyterLab (pip --index-url)")
     workspace_wheels: Optional[str] = Field(default=None, description="host directory of wheels for the "
                                             "layer (air-gapped: pip --no-index --find-links)")
+
+    @field_validator("workspace_pip_index")
+    @classmethod
+    def _index(cls, value):
+        return None if value is None else grammar.http_url(value)
+
+    @field_validator("workspace_wheels")
+    @classmethod
+    def _wheels(cls, value):
+        return None if value is None else grammar.absolute_path(value)
 
     @model_validator(mode="after")
     def _together(self):

@@ -78,7 +78,7 @@ def workspace_stage(ctx) -> list:
         if ws.state == "absent":
             ops.append(ws_ops.workspace_removed(name=f"Remove workspace {ws.id} (its volumes stay)",
                                                 unit=decide.unit_name(ws), container=decide.container_name(ws),
-                                                config_dir=decide.config_dir(ws)))
+                                                config_dir=decide.config_dir(ws), network=decide.network_name(ws)))
             continue
         busy = _gpu_processes(ctx.gpu_state, resolved.get(ws.id, ()))
         restarts = ws.state == "running" and (facts.get("containers", {}).get(decide.container_name(ws)) or {}

@@ -25,6 +25,7 @@ from gpuhost.lab.engine import docker
 from gpuhost.lab.fixture_repos import NVIDIA_CONTAINER_RUNTIME, NVIDIA_CONTAINER_RUNTIME_HOOK
 from gpuhost.lab.image import layered_image
 from gpuhost.lab.results import host_statuses
+from gpuhost.mirror.config import UNIT_PATH
 from gpuhost.mirror.record import blob_fetches, served_per_client
 from gpuhost.plan.gpus import identify
 from gpuhost.plan.resolver import Policy, resolve
@@ -35,6 +36,7 @@ UPSTREAM = "registry:5000"
 MIRROR_PORT = 5010
 SEEDED_REGISTRY, SEEDED_PORT = "seed.lab:5000", 5020  # an upstream the lab cannot reach: seeded
 SECRET = "s3cret-TEST-FIXTURE-not-a-real-password"
+CLIENT_SECRET = "client-TEST-FIXTURE-mirror-password"  # mirror_password_file: the mirror's user gpuhost
 LAYERS = [1_500_000, 700_000, 300_000]
 # distribution 2.8 fetches a cold blob from the upstream twice, once to store it and once to stream
 # it to the first client (registry/proxy/proxyblobstore.go, ServeBlob: `go storeLocal` + copyContent;
@@ -58,7 +60,10 @@ def lab(engine, tmp_path_factory):
     credentials = tmp_path_factory.mktemp("mirror") / "lab-upstream.cred"
     credentials.write_text(f"lab-user:{SECRET}\n")
     credentials.chmod(0o600)
-    shared = {"mirror_insecure": True, "mirror_upstreams": [
+    password = credentials.parent / "mirror.password"
+    password.write_text(CLIENT_SECRET + "\n")
+    password.chmod(0o600)
+    shared = {"mirror_insecure": True, "mirror_password_file": str(password), "mirror_upstreams": [
         {"registry": UPSTREAM, "url": f"http://{UPSTREAM}", "port": MIRROR_PORT,
          "credentials_file": str(credentials)},
         {"registry": "docker.io", "url": f"http://{UPSTREAM}"},  # TEST FIXTURE: Hub stand-in, never pulled
@@ -104,9 +109,16 @@ def test_mirror_host_becomes_a_pull_through_cache_and_a_second_run_changes_nothi
     assert stat == ["600", "docker-registry"]
     assert SECRET in mirror.ssh("cat /etc/gpuhost/mirror/registry-5000.yml").stdout
     assert SECRET not in mirror.ssh("ps -eo args; systemctl show -p Environment 'gpuhost-mirror@*'").stdout
-    # The GPU hosts reach each upstream's process on its own port (lab network).
-    answer = lab.host("gpu-1").ssh(f"curl -s -o /dev/null -w '%{{http_code}}' http://mirror:{MIRROR_PORT}/v2/")
-    assert answer.stdout == "200"
+    htpasswd = mirror.ssh("stat -c '%a %U' /etc/gpuhost/mirror/seed.lab-5000.htpasswd; "
+                          "cat /etc/gpuhost/mirror/seed.lab-5000.htpasswd").stdout
+    assert htpasswd.startswith("600 docker-registry\ngpuhost:$2b$") and CLIENT_SECRET not in htpasswd
+    assert CLIENT_SECRET not in first.stdout
+    # The GPU hosts reach each upstream's process on its own port (lab network); the proxy holding
+    # upstream credentials answers only a client that logs in (issue 24).
+    code = "curl -s -o /dev/null -w '%{http_code}' "
+    answer = lab.host("gpu-1").ssh(f"{code} http://mirror:{MIRROR_PORT}/v2/; echo; "
+                                   f"{code} -u gpuhost:{CLIENT_SECRET} http://mirror:{MIRROR_PORT}/v2/")
+    assert answer.stdout.split() == ["401", "200"]
     assert lab.host("gpu-1").ssh("test -e /etc/gpuhost/mirror").returncode != 0, "not a mirror: left alone"
 
     second = lab.pyinfra("deploys/registry_mirror.py", "-y")
@@ -182,6 +194,14 @@ def test_gpu_hosts_pull_through_the_mirror_each_blob_crosses_once(lab):
     statuses = host_statuses(second.stdout)
     assert all(s["Success"] == 0 and s["Error"] == 0 for s in statuses.values()), second.stdout[-4000:]
 
+    # An anonymous client gets nothing through the proxy that holds the upstream's credentials, not
+    # even the image the GPU hosts (logged in) pulled; the hosts logged out again.
+    repository, tag = MIRRORED.split("/", 1)[1].rsplit(":", 1)
+    anonymous = lab.host("gpu-1").ssh(f"curl -s -o /dev/null -w '%{{http_code}}' "
+                                      f"http://mirror:{MIRROR_PORT}/v2/{repository}/manifests/{tag}")
+    assert anonymous.stdout == "401"
+    assert "mirror:" not in lab.host("gpu-1").ssh("cat /root/.docker/config.json 2>/dev/null").stdout
+
 
 def test_with_the_mirror_down_the_pull_fails_loudly_or_falls_back_when_allowed(lab):
     gpu = lab.host("gpu-1")
@@ -208,18 +228,39 @@ def test_with_the_mirror_down_the_pull_fails_loudly_or_falls_back_when_allowed(l
         mirror.ssh("systemctl start gpuhost-mirror@registry-5000")
 
 
-def test_air_gapped_a_seeded_registry_is_filled_by_a_push_and_serves_the_plan(lab):
+def test_air_gapped_a_seeded_registry_takes_pushes_only_after_a_login_and_hosts_run_its_digest(lab):
     gpu_1, gpu_2 = lab.host("gpu-1"), lab.host("gpu-2")
     if gpu_1.ssh(f"docker image inspect {MIRRORED}").returncode != 0:
         pytest.skip("needs the pull of the earlier test")
     seeded = f"mirror:{SEEDED_PORT}/{_tag().split('/', 1)[1]}"
-    push = gpu_1.ssh(f"docker tag {MIRRORED} {seeded} && docker push {seeded}")
+    repository, tag = seeded.split("/", 1)[1].rsplit(":", 1)
+    # Anyone in the lab: no push, no delete (issue 24).
+    anonymous = gpu_1.ssh(f"docker tag {MIRRORED} {seeded} && docker push {seeded}")
+    assert anonymous.returncode != 0 and "no basic auth credentials" in anonymous.stdout + anonymous.stderr
+    delete = gpu_1.ssh(f"curl -s -o /dev/null -w '%{{http_code}}' -X DELETE "
+                       f"http://mirror:{SEEDED_PORT}/v2/{repository}/manifests/sha256:{'0' * 64}")
+    assert delete.stdout == "401"
+    # The admin seeds it, logged in (the password on stdin).
+    gpu_1.exec(f"docker login mirror:{SEEDED_PORT} -u gpuhost --password-stdin", input=CLIENT_SECRET, check=True)
+    push = gpu_1.ssh(f"docker push {seeded}")
     assert push.returncode == 0, push.stdout + push.stderr
+    digest = re.search(r"digest: (sha256:[0-9a-f]{64})", push.stdout).group(1)
     gpu_2.ssh(f"docker image rm {MIRRORED} {_tag()}", check=True)  # its layers too: the pull must fetch them
-    run = lab.pyinfra("deploys/prepull.py", "-y", "--limit", "gpu-2", "--data", f"registry={SEEDED_REGISTRY}")
+
+    # By tag, a seeded image is refused in one line: its tag can be pushed again.
+    by_tag = lab.pyinfra("deploys/prepull.py", "-y", "--limit", "gpu-2", "--data", f"registry={SEEDED_REGISTRY}")
+    assert by_tag.returncode != 0 and "set image_digest" in by_tag.stdout, by_tag.stdout[-3000:]
+
+    # Someone with the password pushes other content under the plan's tag: the host runs the digest.
+    replaced = gpu_1.ssh(f"tar -cf - --files-from /dev/null | docker import - {seeded} >/dev/null && "
+                         f"docker push {seeded}; docker logout mirror:{SEEDED_PORT}")
+    assert replaced.returncode == 0 and digest not in replaced.stdout, replaced.stdout + replaced.stderr
+    run = lab.pyinfra("deploys/prepull.py", "-y", "--limit", "gpu-2", "--data", f"registry={SEEDED_REGISTRY}",
+                      "--data", f"image_digest={digest}")
     assert run.returncode == 0, run.stdout[-3000:]
+    assert f"by digest {digest}: a tag pushed again there is not followed" in run.stdout
     repo_digests = json.loads(gpu_2.ssh(f"docker image inspect -f '{{{{json .RepoDigests}}}}' {seeded}").stdout)
-    assert [d.split("@")[0] for d in repo_digests] == [seeded.rsplit(":", 1)[0]]
+    assert repo_digests == [f"{seeded.rsplit(':', 1)[0]}@{digest}"], repo_digests
     journal = lab.host("mirror").ssh("journalctl -u gpuhost-mirror@seed.lab-5000 -o cat --no-pager").stdout
     served = {c: n["blobs"] for c, n in served_per_client(blob_fetches(journal.splitlines())).items()}
     assert served.get(gpu_2.ip) == len(LAYERS) + 1, served
@@ -236,3 +277,34 @@ def test_an_upstream_no_longer_listed_is_stopped_and_its_config_removed(lab):
     assert mirror.ssh("systemctl is-active gpuhost-mirror@docker.io").stdout.strip() == "active"
     again = lab.pyinfra("deploys/registry_mirror.py", "-y", "--limit", "mirror")
     assert host_statuses(again.stdout).get("mirror", Counter())["Success"] == 0, again.stdout[-3000:]
+
+
+def test_with_a_sudo_user_no_secret_is_ever_readable_by_another_user(lab):
+    """pyinfra's upload under _sudo stages files in /tmp with the SSH user's umask: a local user
+    polling /tmp during the run never reads the upstream's or the clients' password (issue 24)."""
+    mirror = lab.host("mirror")
+    if mirror.ssh("test -d /etc/gpuhost/mirror").returncode != 0:
+        pytest.skip("needs the mirror of the first test")
+    mirror.exec("id deploy >/dev/null 2>&1 || useradd -m -s /bin/sh deploy; install -d -o deploy -m 700 "
+                "/home/deploy/.ssh; install -o deploy -m 600 /root/.ssh/authorized_keys /home/deploy/.ssh/; "
+                "echo 'deploy ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deploy; rm -f /tmp/stop-watch "
+                "/etc/gpuhost/mirror/registry-5000.yml /etc/gpuhost/mirror/seed.lab-5000.htpasswd "
+                f"{UNIT_PATH}", check=True)  # the secrets and a plain file are written again
+    watcher = subprocess.Popen(
+        ["docker", "exec", mirror.container, "su", "-s", "/bin/sh", "nobody", "-c",
+         "while [ ! -e /tmp/stop-watch ]; do for f in /tmp/* /tmp/.[!.]*; do "
+         "[ -f \"$f\" ] && cat \"$f\" 2>/dev/null && echo \"@@read $f\"; done; done"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        run = lab.pyinfra("deploys/registry_mirror.py", "-y", "--limit", "mirror",
+                          "--data", "ssh_user=deploy", "--data", "_sudo=true")
+    finally:
+        mirror.exec("touch /tmp/stop-watch")
+        seen = watcher.communicate(timeout=60)[0]
+        mirror.exec("rm -f /tmp/stop-watch")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "@@read /tmp/pyinfra-" in seen, "the watcher saw pyinfra's staged upload of the unit (not a secret)"
+    assert SECRET not in seen and CLIENT_SECRET not in seen and "gpuhost:$2b$" not in seen
+    assert SECRET in mirror.ssh("cat /etc/gpuhost/mirror/registry-5000.yml").stdout, "written again"
+    assert mirror.ssh("stat -c '%a %U' /etc/gpuhost/mirror/seed.lab-5000.htpasswd").stdout.split() == \
+        ["600", "docker-registry"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -70,9 +71,12 @@ def lab(engine, client_key, tmp_path_factory):
     driver = {k: v for k, v in repository_data(build_repository(root), url="http://apt:8080/").items()
               if k != "target_gpus"}
     data = {**driver, "registry": "registry:5000", "toolkit_source": "keep",
-            "workspace_users": {"alice": {"uid": UID, "gid": UID, "ssh_keys": [client_key[1]]}},
+            "workspace_users": {"alice": {"uid": UID, "gid": UID, "ssh_keys": [client_key[1]]},
+                                "bob": {"uid": UID + 1, "gid": UID + 1, "ssh_keys": [client_key[1]]}},
             "workspaces": [{"user": "alice", "gpus": [1], "cpus": 1.5, "memory": "1g", "pids": 512, "shm": "256m",
-                            "health_interval_s": 5}]}
+                            "health_interval_s": 5},
+                           # another tenant, with gpuhost's default limits (issue 24)
+                           {"user": "bob", "jupyter_port": 8889, "ssh_port": 2223, "health_interval_s": 5}]}
     with Lab([HostSpec("ws", data, docker_tmpfs=True)]) as running:
         host = running.host("ws")
         host.exec("mkdir -p /etc/docker && echo '{\"insecure-registries\": [\"registry:5000\"]}' > /etc/docker/daemon.json",
@@ -157,6 +161,38 @@ def test_least_privilege_only_its_gpu_and_the_limits(lab, first_run):
     # The fact that drives upgrades sees it as a GPU container.
     containers = json.loads(host.ssh(f"docker inspect -f '{{{{json .HostConfig.DeviceRequests}}}}' {UNIT}").stdout)
     assert containers[0]["Capabilities"] == [["gpu"]]
+
+
+def test_a_tenant_reaches_no_other_workspace_and_default_limits_hold(lab, first_run):
+    """From inside alice's workspace, bob's Jupyter and sshd are unreachable (each workspace on its
+    own bridge network); bob, who set no limits, has gpuhost's defaults in the kernel (issue 24)."""
+    host, bob = lab.host("ws"), "gpuhost-workspace-bob"
+    address = host.ssh(f"docker inspect -f '{{{{range .NetworkSettings.Networks}}}}{{{{.IPAddress}}}}{{{{end}}}}' "
+                       f"{bob}").stdout.strip()
+    assert address, "bob's workspace runs"
+    deadline, answer = time.monotonic() + 120, ""
+    while time.monotonic() < deadline and answer != "200":  # bob's services are up: the host reaches them
+        answer = host.ssh(f"curl -s -o /dev/null -m 2 -w '%{{http_code}}' http://{address}:8888/api").stdout
+        time.sleep(1)
+    assert answer == "200" and host.ssh(f"timeout 3 bash -c '</dev/tcp/{address}/2222'").returncode == 0
+    probe = ("import socket\n"
+             "for port in (8888, 2222):\n"
+             "    s = socket.socket(); s.settimeout(3)\n"
+             f"    print(port, s.connect_ex(('{address}', port)) == 0)\n")
+    seen = host.ssh(f"docker exec {UNIT} python3 -c {shlex.quote(probe)}")
+    assert seen.stdout.split() == ["8888", "False", "2222", "False"], seen.stdout + seen.stderr
+    networks = {name: json.loads(host.ssh(f"docker inspect -f '{{{{json .NetworkSettings.Networks}}}}' {name}").stdout)
+                for name in (UNIT, bob)}
+    assert list(networks[UNIT]) == ["gpuhost-ws-alice"] and list(networks[bob]) == ["gpuhost-ws-bob"]
+    options = json.loads(host.ssh("docker network inspect -f '{{json .Options}}' gpuhost-ws-bob").stdout)
+    assert options["com.docker.network.bridge.enable_icc"] == "false"
+
+    hc = json.loads(host.ssh(f"docker inspect -f '{{{{json .HostConfig}}}}' {bob}").stdout)
+    assert (hc["Memory"], hc["MemorySwap"], hc["CpuQuota"], hc["CpuPeriod"], hc["PidsLimit"]) == \
+        (16 * 2**30, 16 * 2**30, 800_000, 100_000, 4096)
+    limit = host.ssh(f"docker exec {bob} sh -c 'cat /sys/fs/cgroup/memory.max 2>/dev/null || "
+                     "cat /sys/fs/cgroup/memory/memory.limit_in_bytes'").stdout.strip()
+    assert limit == str(16 * 2**30), "the kernel holds the workspace to the default"
 
 
 def test_jupyter_needs_the_token(lab, first_run):

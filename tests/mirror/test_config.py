@@ -16,8 +16,11 @@ from gpuhost.run.converged import sha1
 LAB = {"registry": "registry:5000", "url": "http://registry:5000", "port": 5010}
 
 
+PASSWORD_FILE = "/nonexistent/mirror.password"  # only read by mirror_files / the pull
+
+
 def settings(**data) -> MirrorSettings:
-    return MirrorSettings.from_host_data({"mirror_insecure": True, **data})
+    return MirrorSettings.from_host_data({"mirror_insecure": True, "mirror_password_file": PASSWORD_FILE, **data})
 
 
 def test_registry_config_is_a_proxy_of_one_upstream_with_delete_and_a_local_debug_server():
@@ -112,11 +115,14 @@ def test_mirror_needs_tls_or_the_explicit_insecure_choice():
 
 
 def test_a_mirror_in_place_has_nothing_pending(tmp_path):
-    credentials = tmp_path / "cred"
+    credentials, password = tmp_path / "cred", tmp_path / "password"
     credentials.write_text("u:p\n")
-    s = settings(mirror_upstreams=[{**LAB, "credentials_file": str(credentials)}])
+    password.write_text("client-pw\n")
+    password.chmod(0o600)
+    s = settings(mirror_upstreams=[{**LAB, "credentials_file": str(credentials)}], mirror_password_file=str(password))
     wanted = mirror_files(s)
-    assert set(wanted) == {mc.UNIT_PATH, "/etc/gpuhost/mirror/registry-5000.yml"}
+    assert set(wanted) == {mc.UNIT_PATH, "/etc/gpuhost/mirror/registry-5000.yml", "/etc/gpuhost/mirror/registry-5000.htpasswd"}
+    assert wanted == mirror_files(s), "the same password gives the same htpasswd file: a converged mirror stays"
     converged = {"packages": {"docker-registry": ["2.8.2+ds1-1"]},
                  "units": {"docker-registry": {"enabled": "disabled", "active": "inactive"},
                            "gpuhost-mirror@registry-5000": {"enabled": "enabled", "active": "active"}},
@@ -130,7 +136,11 @@ def test_a_mirror_in_place_has_nothing_pending(tmp_path):
     fresh = {"packages": {}, "units": {"docker-registry": {"enabled": "enabled", "active": "active"}}, "files": {}}
     assert mirror_pending(s, fresh, wanted) == [
         "docker-registry", "docker-registry (the package's own registry) running", mc.UNIT_PATH,
-        "/etc/gpuhost/mirror/registry-5000.yml", "gpuhost-mirror@registry-5000"]
+        "/etc/gpuhost/mirror/registry-5000.htpasswd", "/etc/gpuhost/mirror/registry-5000.yml",
+        "gpuhost-mirror@registry-5000"]
+    password.chmod(0o644)
+    with pytest.raises(Exception, match="other users can read it"):
+        mirror_files(s)
 
 
 @pytest.mark.parametrize("fallback", [None, "registry:5000/pytorch/pytorch@sha256:" + "c" * 64])
@@ -147,8 +157,36 @@ def test_a_seeded_upstream_is_a_plain_registry_for_air_gapped_sites():
     nvcr, corp = s.mirror_upstreams
     config = yaml.safe_load(mc.registry_config(s, nvcr))
     assert "proxy" not in config and config["http"]["addr"] == ":5001" and nvcr.remote_url is None
-    assert config["storage"]["delete"] == {"enabled": True}
+    assert config["storage"]["delete"] == {"enabled": False}, "a seeded digest stays pullable"
+    assert config["auth"] == {"htpasswd": {"realm": "gpuhost-mirror nvcr.io",
+                                           "path": "/etc/gpuhost/mirror/nvcr.io.htpasswd"}}
+    assert "maintenance" not in config["storage"]
     assert mc.through_mirror("nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3", s) == "m:5001/nvidia/k8s/dcgm-exporter:4.2.3"
     assert corp.listen_port == 5020
     with pytest.raises(Exception, match="seeded"):
         settings(mirror_upstreams=[{"registry": "nvcr.io", "seeded": True, "url": "https://nvcr.io"}])
+
+
+def test_only_registries_that_take_pushes_or_hold_credentials_ask_their_clients_to_log_in():
+    public = yaml.safe_load(mc.registry_config(settings(), Upstream(registry="docker.io")))
+    assert "auth" not in public, "a public cache: no push, no private content (proxy mode refuses pushes)"
+    credentialed = yaml.safe_load(mc.registry_config(settings(), Upstream(**LAB, credentials_file="/c"), ("u", "p")))
+    assert credentialed["auth"]["htpasswd"]["path"] == "/etc/gpuhost/mirror/registry-5000.htpasswd"
+    readonly = Upstream(registry="seed.lab:5000", seeded=True, port=5020, readonly=True)
+    assert yaml.safe_load(mc.registry_config(settings(), readonly))["storage"]["maintenance"] == \
+        {"readonly": {"enabled": True}}
+    with pytest.raises(Exception, match="set mirror_password_file"):
+        MirrorSettings.from_host_data({"mirror_insecure": True, "mirror_upstreams": [
+            {"registry": "seed.lab:5000", "seeded": True, "port": 5020}]})
+    with pytest.raises(Exception, match="readonly is for a seeded registry"):
+        settings(mirror_upstreams=[{**LAB, "readonly": True}])
+
+
+def test_htpasswd_is_bcrypt_the_registry_reads():
+    import bcrypt
+    upstream = Upstream(registry="seed.lab:5000", seeded=True, port=5020)
+    line = mc.htpasswd("pa:ss word", upstream)
+    user, hashed = line.rstrip("\n").split(":", 1)
+    assert user == "gpuhost" and hashed.startswith("$2b$10$") and "pa:ss" not in line
+    assert bcrypt.checkpw(b"pa:ss word", hashed.encode()) and not bcrypt.checkpw(b"other", hashed.encode())
+    assert mc.htpasswd("pa:ss word", Upstream(**LAB, credentials_file="/c")) != line, "a salt per registry"

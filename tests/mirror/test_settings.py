@@ -33,7 +33,7 @@ def test_host_settings_carry_the_mirror():
     ({"mirror_fallback": "yes"}, "mirror_fallback: Input should be a valid boolean"),
     ({"mirror_pull_parallel": 0}, "mirror_pull_parallel: Input should be greater than or equal to 1"),
     ({"mirror_ttl": "a week"}, "mirror_ttl: mirror_ttl 'a week': use a duration such as 168h"),
-    ({"mirror_storage": "cache"}, "mirror_storage: 'cache' is not an absolute path on the mirror host"),
+    ({"mirror_storage": "cache"}, "mirror_storage: 'cache' is not a plain absolute path"),
     ({"image_digest": "sha256:abc"}, "image_digest: image_digest 'sha256:abc': use sha256: and 64 hex digits"),
     ({"mirror_tls_certificate": "/etc/ssl/m.pem"}, "mirror_tls_certificate and mirror_tls_key go together"),
     ({"mirror_tls_certificate": "/a.pem", "mirror_tls_key": "/a.key", "mirror_insecure": True},
@@ -43,7 +43,7 @@ def test_host_settings_carry_the_mirror():
     ({"mirror_upstreams": [{"registry": "nvcr.io", "port": 5000}, {"registry": "docker.io"}]},
      "two upstreams share port 5000"),
     ({"mirror_upstreams": [{"registry": "nvcr.io", "password": "x"}]},
-     "mirror_upstreams.0.password is not a gpuhost setting: use one of credentials_file, port, registry, seeded, url"),
+     "mirror_upstreams.0.password is not a gpuhost setting: use one of credentials_file, port, readonly, registry, seeded, url"),
     ({"mirror_upstreams": [{"registry": "nvcr.io", "url": "ftp://nvcr.io"}]}, "use the registry's root"),
 ])
 def test_bad_values_are_one_line_naming_the_key(data, message):

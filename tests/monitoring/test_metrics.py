@@ -83,8 +83,32 @@ def test_every_textfile_passes_promtool_check_metrics():
 def test_atomic_write_command_writes_whole_files_through_a_rename(tmp_path):
     target = tmp_path / "textfile" / "gpuhost_host.prom"
     other = tmp_path / "textfile" / "gpuhost_run.prom"
-    command = metrics.atomic_write_command({str(target): "a 1\n", str(other): 'b{x="$(touch /tmp/no)"} 2\n'})
-    assert " mv -f " in command and ".tmp" in command
+    command = metrics.atomic_write_command({str(target): "a 1\n", str(other): 'b{x="$(touch /tmp/no)"} 2\n'},
+                                           staging=str(tmp_path / "stage"))
+    assert " mv -fT " in command and "mktemp -p" in command
     subprocess.run(["sh", "-c", command], check=True)
     assert target.read_text() == "a 1\n" and other.read_text() == 'b{x="$(touch /tmp/no)"} 2\n'
     assert sorted(p.name for p in target.parent.iterdir()) == ["gpuhost_host.prom", "gpuhost_run.prom"]
+
+
+def test_a_link_planted_in_the_textfile_directory_is_replaced_never_followed(tmp_path):
+    """The prometheus account owns the textfile directory's parent: it can plant links there."""
+    victim = tmp_path / "shadow"
+    victim.write_text("root:secret\n")
+    victim.chmod(0o600)
+    folder = tmp_path / "node-exporter"
+    folder.mkdir()
+    for name in ("gpuhost_verify.prom", "gpuhost_verify.prom.tmp"):
+        (folder / name).symlink_to(victim)
+    command = metrics.atomic_write_command({str(folder / "gpuhost_verify.prom"): "a 1\n"}, staging=str(tmp_path / "st"))
+    subprocess.run(["sh", "-c", command], check=True)
+    assert victim.read_text() == "root:secret\n" and victim.stat().st_mode & 0o777 == 0o600
+    assert not (folder / "gpuhost_verify.prom").is_symlink() and (folder / "gpuhost_verify.prom").read_text() == "a 1\n"
+    (tmp_path / "elsewhere").mkdir()
+    linked = tmp_path / "linked"
+    linked.symlink_to(tmp_path / "elsewhere")
+    refused = subprocess.run(["sh", "-c", metrics.atomic_write_command({f"{linked}/x.prom": "a 1\n"},
+                                                                       staging=str(tmp_path / "st"))],
+                             capture_output=True, text=True)
+    assert refused.returncode == 1 and "is a symbolic link" in refused.stderr
+    assert not (tmp_path / "elsewhere" / "x.prom").exists()

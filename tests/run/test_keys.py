@@ -56,3 +56,31 @@ def test_no_other_source_means_gpuhosts_own():
     choice = choose_source(MANAGED, "https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH)", "C" * 40,
                            "/etc/apt/sources.list.d/nvidia-container-toolkit.sources", "/k.gpg")
     assert (choice.adopt, choice.set_aside, choice.line, choice.keyring) == (None, (), None, "/k.gpg")
+
+
+def _with_docker_line(options: str) -> dict:
+    """The real brownfield reading with Docker's docs line given other options (one-line form)."""
+    text = (Path(__file__).resolve().parents[1] / "fixtures" / "debian12-brownfield" /
+            "managed-docker-docs-debian535-held.out").read_text()
+    text = text.replace("deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc]", f"deb [{options}]")
+    return managed.process_managed_sections(Sections(text.splitlines()))
+
+
+def test_a_source_that_skips_the_signature_check_is_set_aside_even_with_the_pinned_key():
+    for options in ("arch=amd64 trusted=yes signed-by=/etc/apt/keyrings/docker.asc",
+                    "allow-insecure=yes signed-by=/etc/apt/keyrings/docker.asc",
+                    "Allow-Weak=yes signed-by=/etc/apt/keyrings/docker.asc", "trusted=yes"):
+        choice = choose_source(_with_docker_line(options), DOCKER, DOCKER_KEY, *OWN)
+        assert choice.adopt is None and choice.keyring == OWN[1], options
+        assert choice.set_aside == ("/etc/apt/sources.list.d/docker.list",), options
+        assert "skips or weakens apt's signature check" in choice.line, options
+    assert choose_source(_with_docker_line("trusted=no signed-by=/etc/apt/keyrings/docker.asc"), DOCKER, DOCKER_KEY,
+                         *OWN).adopt == "/etc/apt/sources.list.d/docker.list"
+
+
+def test_deb822_trusted_yes_is_read():
+    entries = managed.apt_source_entries([
+        "/etc/apt/sources.list.d/x.sources\tTypes: deb", "/etc/apt/sources.list.d/x.sources\tURIs: https://r/x",
+        "/etc/apt/sources.list.d/x.sources\tSuites: stable", "/etc/apt/sources.list.d/x.sources\tTrusted: yes",
+        "/etc/apt/sources.list.d/x.sources\tSigned-By: /k.gpg"])
+    assert entries[0]["insecure"] == ["trusted=yes"] and entries[0]["signed_by"] == "/k.gpg"

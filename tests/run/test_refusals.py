@@ -39,7 +39,7 @@ def _runfile_context(loaded: bool):
 
 def test_a_runfile_driver_is_named_in_the_driver_column_also_when_loaded():
     for loaded in (False, True):
-        driver = row_facts(_runfile_context(loaded))["driver"]
+        driver = row_facts(_runfile_context(loaded), other_driver)["driver"]
         assert driver.startswith("550.54.14 runfile -> R"), driver
 
 

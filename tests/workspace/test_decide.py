@@ -161,3 +161,27 @@ def test_connect_says_how_to_reach_it():
     assert ways["ssh"] == "ssh -p 2222 alice@gpu-01.example"
     assert ways["tunnel"] == "ssh -N -p 2222 -L 8888:127.0.0.1:8888 alice@gpu-01.example"
     assert ways["url"].startswith("http://127.0.0.1:8888/lab")
+
+
+def test_each_workspace_has_its_own_network_and_default_limits():
+    args = run_args()
+    assert ("--network", "gpuhost-ws-alice") in pairs(args)
+    assert ("--memory", "16g") in pairs(args) and ("--memory-swap", "16g") in pairs(args)
+    assert ("--cpu-quota", "800000") in pairs(args) and ("--cpu-period", "100000") in pairs(args)
+    assert "--cpus" not in args, "a default Docker would refuse on a host with fewer CPUs"
+    assert ("--pids-limit", "4096") in pairs(args)
+    s = settings({"user": "alice"})
+    unit = decide.unit_text(s.workspaces[0], args, "spec")
+    assert ("ExecStartPre=-/usr/bin/docker network create --driver bridge -o "
+            "com.docker.network.bridge.enable_icc=false --label gpuhost.workspace=alice gpuhost-ws-alice") in unit
+    assert unit.index("network create") < unit.index("ExecStart=")
+    bob = settings({"user": "bob", "cpus": 2.5, "memory": "4g"}).workspaces[0]
+    other = decide.docker_run_args(bob, s.workspace_users["alice"], (), "img")
+    assert ("--network", "gpuhost-ws-bob") in pairs(other) and ("--cpus", "2.5") in pairs(other)
+    assert ("--memory", "4g") in pairs(other) and "--cpu-quota" not in other
+
+
+def test_a_control_character_never_reaches_the_unit():
+    ws = settings({"user": "alice"}).workspaces[0]
+    with pytest.raises(ValueError, match="control character"):
+        decide.unit_text(ws, ["--rm", "img\nExecStartPre=/bin/id"], "spec")
