@@ -11,6 +11,10 @@ When (host data `verify`): auto (default) checks when this run changed something
 last verdict is missing, failed, or was taken against another image, driver, GPU set or check
 script; a host with no GPU attached (planned through target_gpus) is not checked. always:
 every run. never: not in gpu_host.py. deploys/verify.py always checks.
+
+A host whose GPU health (gpuhost.health) is not ok is never checked nor called verified: verify.json
+says why (cause gpu_failed / gpu_degraded, the GPU and the cause as evidence) and the deploy fails
+the host with that line at its end.
 """
 
 from __future__ import annotations
@@ -190,7 +194,8 @@ def verify_stage(ctx, after=(), always: bool = False) -> list:
     """
     if ctx.host_plan.plan is None:
         return []
-    refusal = health_refusal(ctx)
+    mode = "always" if always else ctx.settings.verify.when
+    refusal = health_refusal(ctx) if mode != "never" else None
     if refusal:  # record why instead of a check: an earlier passing verdict no longer holds
         logger.error(f"[{host.name}] {refusal}")
         ctx.refusals.append(refusal)
@@ -201,7 +206,7 @@ def verify_stage(ctx, after=(), always: bool = False) -> list:
         return [server.shell(name="verify.json: not verified (a GPU is not healthy)",
                              commands=[atomic_write_command({VERDICT_PATH: json.dumps(record, indent=2) + "\n",
                                                              METRIC_PATH: metric_text(record, record["checked_at"])})])]
-    due, why = check_due(ctx, "always" if always else ctx.settings.verify.when)
+    due, why = check_due(ctx, mode)
     if due == "no" or (due == "if-changed" and not after):
         logger.info(f"[{host.name}] {why}")
         return []
