@@ -65,7 +65,11 @@ def registry(value: str) -> str:
 
 
 def ip_address(value: str) -> str:
-    """An IPv4 or IPv6 address, as written (no brackets, no port)."""
+    """An IPv4 or IPv6 address, as written (no brackets, no port, no scope id: Python's ipaddress
+    takes any characters after `%`, newlines included)."""
+    if "%" in value:
+        raise ValueError(f"{value!r} is not an IP address gpuhost takes: an IPv6 scope id (%...) is not supported; "
+                         "use a global or unique-local address such as fd00::1, or 0.0.0.0 / ::")
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:

@@ -72,6 +72,15 @@ def test_ip_addresses():
             grammar.ip_address(bad)
 
 
+@pytest.mark.parametrize("value", ["fe80::1%eth0", "fe80::1%i]:9100 $ARGS\nUser=root\n#", "fe80::1%$(id)", "::1%\x1b"])
+def test_ip_address_refuses_scope_ids(value):
+    """Python's ipaddress takes any characters after % (a scope id): a newline would reach a unit file."""
+    with pytest.raises(ValueError, match="scope"):
+        grammar.ip_address(value)
+    with pytest.raises(ValueError, match="not a host name or IP address"):
+        grammar.host_or_ip(value)
+
+
 def test_systemd_quote_refuses_control_characters_and_quotes_the_rest():
     assert grammar.systemd_quote("a b") == '"a b"'
     assert grammar.systemd_quote("$HOME%") == "$$HOME%%"
