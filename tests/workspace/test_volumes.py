@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from gpuhost.run.grammar import systemd_command
+from gpuhost.errors import UsageError
 from gpuhost.workspace import decide, operations
 from gpuhost.workspace.settings import WorkspaceSettings
 
@@ -40,7 +41,7 @@ def test_an_existing_nested_volume_is_refused_when_its_parent_is_the_tenants(tmp
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
 def test_the_unit_rechecks_each_volume_before_every_start(tmp_path):
     srv = tree(tmp_path)
-    data = {"workspace_users": {"alice": {"uid": ALICE, "gid": ALICE}},
+    data = {"workspace_users": {"alice": {"uid": ALICE, "gid": ALICE}}, "workspace_volume_root": str(srv),
             "workspaces": [{"user": "alice", "ssh": False,
                             "volumes": [f"{srv}/alice/exp2:/exp2"]}]}
     ws = WorkspaceSettings.from_host_data(data).workspaces[0]
@@ -53,3 +54,27 @@ def test_the_unit_rechecks_each_volume_before_every_start(tmp_path):
     (srv / "alice" / "exp2").symlink_to("/")
     done = subprocess.run(args, capture_output=True, text=True)
     assert done.returncode == 1 and "exp2 is a symbolic link: not starting the workspace" in done.stderr
+
+
+@pytest.mark.parametrize("volumes, root", [
+    (["/etc/systemd/system/docker.service.d:/workspace"], None),  # alice would own docker's drop-ins
+    (["/srv/workspaces:/workspace"], None),                        # the root itself: every tenant's parent
+    (["/srv/workspacesX/alice:/workspace"], None),
+    (["/srv/workspaces/alice:/w", "/root:/r:ro"], None),
+    ([], "/data/ws"),                                              # the default volume is /srv/workspaces/<id>
+])
+def test_volumes_lie_below_the_volume_root(volumes, root):
+    data = {"workspace_users": {"alice": {"uid": ALICE, "gid": ALICE}},
+            "workspaces": [{"user": "alice", "ssh": False, "volumes": volumes}],
+            **({"workspace_volume_root": root} if root else {})}
+    with pytest.raises(UsageError, match=r"^workspaces\[0\]: volume \S+ is not below workspace_volume_root"):
+        WorkspaceSettings.from_host_data(data)
+
+
+def test_the_volume_root_is_a_plain_directory_and_takes_its_own_volumes():
+    data = {"workspace_users": {"alice": {"uid": ALICE, "gid": ALICE}}, "workspace_volume_root": "/data/ws/",
+            "workspaces": [{"user": "alice", "ssh": False, "volumes": ["/data/ws/alice:/workspace"]}]}
+    assert WorkspaceSettings.from_host_data(data).workspace_volume_root == "/data/ws"
+    for bad in ("/", "data/ws", "/data/ws\n"):
+        with pytest.raises(UsageError, match="^workspace_volume_root: "):
+            WorkspaceSettings.from_host_data({**data, "workspace_volume_root": bad})
