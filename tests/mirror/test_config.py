@@ -20,7 +20,8 @@ PASSWORD_FILE = "/nonexistent/mirror.password"  # only read by mirror_files / th
 
 
 def settings(**data) -> MirrorSettings:
-    return MirrorSettings.from_host_data({"mirror_insecure": True, "mirror_password_file": PASSWORD_FILE, **data})
+    return MirrorSettings.from_host_data({"mirror_insecure": True, "mirror_insecure_auth": True,
+                                          "mirror_password_file": PASSWORD_FILE, **data})
 
 
 def test_registry_config_is_a_proxy_of_one_upstream_with_delete_and_a_local_debug_server():
