@@ -221,7 +221,7 @@ def image_pulled(image: str, login_user: str | None = None, password_file: str |
         if password is not None:  # on stdin: in no file, command line or output (pyinfra's sudo
             # upload would stage a file in /tmp with the SSH user's umask)
             yield StringCommand(f"docker login {q(registry)} -u {q(login_user)} --password-stdin >/dev/null",
-                                _stdin=password)
+                                _stdin=password, _get_pty=False)  # a pty would echo it
         pull = (f"docker pull {q(image)} && echo \"gpuhost: pulled {image} "
                 f"$(docker image inspect -f '{{{{index .RepoDigests 0}}}}' {q(image)})\"")
         if password is not None:

@@ -53,3 +53,17 @@ def test_operation(path):
     assert commands == case["commands"]
     if not commands:
         assert noop == case["noop_description"]
+
+
+def test_a_registry_login_feeds_the_password_on_stdin_without_a_pty(tmp_path, monkeypatch):
+    """Host data `_get_pty: true` would put the command's stdin on a pty, whose echo returns it."""
+    case = yaml.safe_load((Path(__file__).parent / "operation_cases" / "image_pulled-missing-prunes-previous.yaml")
+                          .read_text())
+    monkeypatch.setenv("GPUHOST_TEST_REGISTRY_PASSWORD", "pa$$ word")
+    host = create_host(FakeState(), facts=case["facts"])
+    with ctx_state.use(host.state), ctx_host.use(host):
+        login = next(docker.image_pulled._inner(**case["kwargs"], login_user="bot",
+                                                password_env="GPUHOST_TEST_REGISTRY_PASSWORD"))
+    assert "--password-stdin" in login.get_raw_value() and "pa$$ word" not in login.get_raw_value()
+    assert login.connector_arguments["_stdin"] == "pa$$ word"
+    assert login.connector_arguments["_get_pty"] is False
