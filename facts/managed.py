@@ -89,6 +89,8 @@ echo '@@verify'
 head -c 262144 /var/lib/gpuhost/verify.json 2>/dev/null; echo
 echo '@@pulled'
 head -c 65536 /var/lib/gpuhost/pulled.json 2>/dev/null; echo
+echo '@@htpasswd'
+for f in /etc/gpuhost/mirror/*.htpasswd; do [ -f "$f" ] && sed "s|^|$f	|" "$f"; done 2>/dev/null
 echo '@@apt_sources'
 for f in __APT_SOURCES__; do
   [ -f "$f" ] && grep -v '^[[:space:]]*#' "$f" 2>/dev/null | sed "s|^|$f	|"; echo "$f	"
@@ -158,9 +160,21 @@ def process_managed_sections(sections: Sections) -> dict[str, Any]:
         **parsed,
         "warnings": warnings,
         "apt_sources": apt_source_entries(sections.lines("apt_sources")),
+        # the mirror's bcrypt lines (random salts): kept while the password still verifies
+        **({"htpasswd": _file_lines(sections.lines("htpasswd"))} if sections.first("htpasswd") is not None else {}),
         "keyring_fingerprints": {words[0]: words[1:] for words in map(str.split, sections.lines("keyring_fingerprints"))
                                  if words} if sections.first("keyring_fingerprints") is not None else None,
     }
+
+
+def _file_lines(lines: list[str]) -> dict[str, str]:
+    """'FILE<TAB>line' lines -> {file: its text}."""
+    texts: dict[str, str] = {}
+    for line in lines:
+        path, sep, text = line.partition("\t")
+        if sep:
+            texts[path] = texts.get(path, "") + text + "\n"
+    return texts
 
 
 def apt_source_entries(lines: list[str]) -> list[dict]:
