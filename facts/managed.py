@@ -215,11 +215,17 @@ def apt_source_entries(lines: list[str]) -> list[dict]:
 INSECURE_OPTIONS = ("trusted", "allow-insecure", "allow-weak", "allow-downgrade-to-insecure")
 
 
+# apt's own false values (apt-pkg/contrib/strutl.cc, StringToBool; any case); apt reads every other
+# value of these options as true or a number, so anything else counts as insecure.
+APT_FALSE = ("no", "false", "without", "off", "disable", "0")
+
+
 def insecure_options(options: dict) -> list[str]:
     """`option=value` of each option that weakens the entry's signature check (case as apt reads it:
-    `trusted=yes` one-line, `Trusted: yes` deb822)."""
+    `trusted=yes` one-line, `Trusted: on` deb822): any value but one of apt's false ones."""
     lowered = {key.lower(): value.strip() for key, value in options.items()}
-    return [f"{key}={lowered[key]}" for key in INSECURE_OPTIONS if lowered.get(key, "").lower() in ("yes", "true")]
+    return [f"{key}={lowered[key]}" for key in INSECURE_OPTIONS
+            if key in lowered and lowered[key].lower() not in APT_FALSE]
 
 
 def _json(text: str | None, kind: type):
