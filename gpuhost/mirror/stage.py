@@ -38,6 +38,9 @@ def mirror_files(settings, htpasswd: dict[str, str] | None = None) -> dict[str, 
             wanted[path] = mc.htpasswd(password, (htpasswd or {}).get(path))
         credentials = None
         if upstream.credentials_file:
+            line = secret_file_problem("credentials_file", upstream.credentials_file)
+            if line:
+                raise UsageError(f"mirror_upstreams {upstream.registry}: {line}")
             try:
                 credentials = mc.read_credentials(upstream.credentials_file)
             except (OSError, ValueError) as exc:

@@ -6,6 +6,8 @@ import subprocess
 import pytest
 import yaml
 
+from gpuhost.errors import UsageError
+
 from gpuhost.containers import daemon_json as dj
 from gpuhost.mirror import config as mc
 from gpuhost.mirror.operations import pull_script
@@ -118,6 +120,7 @@ def test_mirror_needs_tls_or_the_explicit_insecure_choice():
 def test_a_mirror_in_place_has_nothing_pending(tmp_path):
     credentials, password = tmp_path / "cred", tmp_path / "password"
     credentials.write_text("u:p\n")
+    credentials.chmod(0o600)
     password.write_text("client-pw\n")
     password.chmod(0o600)
     s = settings(mirror_upstreams=[{**LAB, "credentials_file": str(credentials)}], mirror_password_file=str(password))
@@ -211,3 +214,17 @@ def test_the_snapshot_reads_the_mirrors_htpasswd_files():
     held = ManagedState().process(output)["htpasswd"]
     assert held == {"/etc/gpuhost/mirror/registry-5000.htpasswd": line}
     assert mc.htpasswd("pw", held["/etc/gpuhost/mirror/registry-5000.htpasswd"]) == line
+
+
+def test_an_upstreams_credentials_file_others_can_read_is_refused(tmp_path):
+    credentials, password = tmp_path / "cred", tmp_path / "password"
+    credentials.write_text("u:KEY\n")
+    credentials.chmod(0o644)
+    password.write_text("client-pw\n")
+    password.chmod(0o600)
+    s = settings(mirror_upstreams=[{**LAB, "credentials_file": str(credentials)}], mirror_password_file=str(password))
+    with pytest.raises(UsageError, match=rf"^mirror_upstreams registry:5000: credentials_file {credentials}: other "
+                                         rf"users can read it \(mode 0644\): chmod 600"):
+        mirror_files(s)
+    credentials.chmod(0o600)
+    assert "password: KEY" in mirror_files(s)[mc.config_path(s.mirror_upstreams[0])]  # 0600: read
