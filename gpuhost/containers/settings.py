@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -9,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from gpuhost import yamlfile
+from gpuhost.run import grammar
 from gpuhost.run.host_data import (HostDataModel, Problem, env_problem, fingerprint, not_blank, secret_file_problem,
                                    url)
 
@@ -23,10 +25,21 @@ def repos() -> dict:
 def _package_version(value: str) -> str:
     if not value[:1].isdigit():
         raise ValueError("quote a package version, e.g. '1.17.8-1'")
+    if not DEBIAN_VERSION.fullmatch(value):
+        raise ValueError(f"{value!r} is not a package version: use digits, letters and .+~:- only, e.g. '1.17.8-1'")
     return value
 
 
-Url = Annotated[str, AfterValidator(not_blank), AfterValidator(url)]
+def _variable_name(value: str) -> str:
+    if not VARIABLE.fullmatch(value):
+        raise ValueError("use the name of an environment variable, e.g. REGISTRY_PASSWORD")
+    return value
+
+
+# Debian Policy 5.6.12 (the RPM versions of container_repos.yaml fit too); a shell variable's name.
+DEBIAN_VERSION = re.compile(r"[0-9][A-Za-z0-9.+~:-]*", re.ASCII)
+VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+Url = Annotated[str, AfterValidator(not_blank), AfterValidator(url), AfterValidator(grammar.printable)]
 URL_VALUES = {"values": "an http(s):// or file:/ URL"}
 
 
@@ -52,11 +65,11 @@ class ContainerSettings(HostDataModel):
     restart_with_gpu_containers: bool = Field(
         False, alias="docker_restart_with_gpu_containers",
         description="restart Docker for a daemon.json change even while GPU containers run")
-    registry_user: str | None = Field(None, description="pre-pull login user (with a password file or variable)")
+    registry_user: Annotated[str, AfterValidator(grammar.printable)] | None = Field(None, description="pre-pull login user (with a password file or variable)")
     registry_password_file: str | None = Field(
         None, description="file on the machine running pyinfra holding the password (mode 0600)",
         json_schema_extra={"values": "a path"})
-    registry_password_env: str | None = Field(
+    registry_password_env: Annotated[str, AfterValidator(_variable_name)] | None = Field(
         None, description="environment variable there holding the password",
         json_schema_extra={"values": "a variable name"})
     prune_pulled_images: bool = Field(False, description="remove images gpuhost pulled earlier (never others)")

@@ -21,6 +21,7 @@ OTHER_KEYS = ("image_digest",)
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 GO_DURATION = re.compile(r"([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+")
 REGISTRY_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?")
+GROUP = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", re.ASCII)
 HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
@@ -137,6 +138,13 @@ class MirrorSettings(BaseModel):
         if value is not None and not HOST_NAME.fullmatch(value):
             raise ValueError(f"mirror_host {value!r}: use a host name or IP address, without port or scheme "
                              "(each upstream has its own port)")
+        return value
+
+    @field_validator("mirror_group")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        if not GROUP.fullmatch(value):
+            raise ValueError(f"mirror_group {value!r}: use an inventory group name (letters, digits, _ . -)")
         return value
 
     @field_validator("mirror_storage", "mirror_tls_certificate", "mirror_tls_key")

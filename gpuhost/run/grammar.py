@@ -41,6 +41,14 @@ def control_characters(value: str) -> bool:
     return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value)
 
 
+def printable(value: str) -> str:
+    """One word of printable ASCII (a user name such as $oauthtoken, a URL): no space, no control
+    or non-ASCII character."""
+    if not re.fullmatch(r"[!-~]+", value):
+        raise ValueError(f"{value!r} holds a space, a control or a non-ASCII character: use printable ASCII only")
+    return value
+
+
 def _port_ok(domain: str | None) -> bool:
     if not domain or domain.endswith("]") or ":" not in domain:
         return True
