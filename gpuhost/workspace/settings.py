@@ -116,6 +116,8 @@ class Workspace(BaseModel):
     def _size(cls, value):
         if value is not None and not SIZE.fullmatch(str(value).lower()):
             raise ValueError(f"{value!r} is not a size: use e.g. 512m or 64g")
+        if value is not None and float(str(value).lower().rstrip("bkmg")) == 0:
+            raise ValueError(f"{value!r} is no limit at all (docker reads 0 as unlimited): use e.g. 512m or 64g")
         return None if value is None else str(value).lower()
 
     @field_validator("volumes")

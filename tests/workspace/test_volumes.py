@@ -78,3 +78,14 @@ def test_the_volume_root_is_a_plain_directory_and_takes_its_own_volumes():
     for bad in ("/", "data/ws", "/data/ws\n"):
         with pytest.raises(UsageError, match="^workspace_volume_root: "):
             WorkspaceSettings.from_host_data({**data, "workspace_volume_root": bad})
+
+
+@pytest.mark.parametrize("key, value", [("memory", "0"), ("memory", "0g"), ("shm", "0.0m")])
+def test_a_zero_limit_is_refused(key, value):
+    """docker run --memory 0 means unlimited: one tenant could take the host's memory."""
+    data = {"workspace_users": {"alice": {"uid": ALICE, "gid": ALICE}},
+            "workspaces": [{"user": "alice", "ssh": False, key: value}]}
+    with pytest.raises(UsageError, match=rf"^workspaces\[0\]\.{key}: .* is no limit at all"):
+        WorkspaceSettings.from_host_data(data)
+    assert getattr(WorkspaceSettings.from_host_data({**data, "workspaces": [{**data["workspaces"][0], key: "1g"}]})
+                   .workspaces[0], key) == "1g"
