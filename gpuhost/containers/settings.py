@@ -65,7 +65,8 @@ class ContainerSettings(HostDataModel):
     restart_with_gpu_containers: bool = Field(
         False, alias="docker_restart_with_gpu_containers",
         description="restart Docker for a daemon.json change even while GPU containers run")
-    registry_user: Annotated[str, AfterValidator(grammar.printable)] | None = Field(None, description="pre-pull login user (with a password file or variable)")
+    registry_user: Annotated[str, AfterValidator(grammar.printable)] | None = Field(
+        None, description="pre-pull login user (with a password file or variable)")
     registry_password_file: str | None = Field(
         None, description="file on the machine running pyinfra holding the password (mode 0600)",
         json_schema_extra={"values": "a path"})
