@@ -75,6 +75,8 @@ echo '@@verify'
 [ -f /var/lib/gpuhost/verify.json ] && head -c 262144 /var/lib/gpuhost/verify.json; echo
 echo '@@pulled'
 [ -f /var/lib/gpuhost/pulled.json ] && head -c 65536 /var/lib/gpuhost/pulled.json; echo
+echo '@@htpasswd'
+for f in /etc/gpuhost/mirror/*.htpasswd; do [ -f "$f" ] && sed "s|^|$f	|" "$f"; done 2>/dev/null
 echo '@@apt_sources'
 sf=; for f in __APT_SOURCES__; do [ -f "$f" ] && sf="$sf $f"; done
 src=; [ -n "$sf" ] && src=$(awk 'FNR == 1 && NR > 1 { print p "\t" } { p = FILENAME } !/^[[:space:]]*#/ { print FILENAME "\t" $0 } END { if (NR) print p "\t" }' $sf 2>/dev/null)
@@ -146,6 +148,8 @@ def process_managed_sections(sections: Sections) -> dict[str, Any]:
         **parsed,
         "warnings": warnings,
         "apt_sources": apt_source_entries(sections.lines("apt_sources")),
+        # the mirror's bcrypt lines (random salts): kept while the password still verifies
+        **({"htpasswd": _file_lines(sections.lines("htpasswd"))} if sections.first("htpasswd") is not None else {}),
         "keyring_fingerprints": _keyring_fingerprints(sections),
     }
 
@@ -221,6 +225,16 @@ def _dearmor(block: str) -> bytes:
     return _base64("".join(line for line in lines if line.strip() and not line.startswith("=")))
 
 
+def _file_lines(lines: list[str]) -> dict[str, str]:
+    """'FILE<TAB>line' lines -> {file: its text}."""
+    texts: dict[str, str] = {}
+    for line in lines:
+        path, sep, text = line.partition("\t")
+        if sep:
+            texts[path] = texts.get(path, "") + text + "\n"
+    return texts
+
+
 def apt_source_entries(lines: list[str]) -> list[dict]:
     """The `deb` entries of 'FILE<TAB>line' lines: one-line `.list` entries and deb822 `.sources`
     stanzas (blank-line separated), each as {file, uri, suites, signed_by}; deb-src is skipped."""
@@ -259,11 +273,17 @@ def apt_source_entries(lines: list[str]) -> list[dict]:
 INSECURE_OPTIONS = ("trusted", "allow-insecure", "allow-weak", "allow-downgrade-to-insecure")
 
 
+# apt's own false values (apt-pkg/contrib/strutl.cc, StringToBool; any case); apt reads every other
+# value of these options as true or a number, so anything else counts as insecure.
+APT_FALSE = ("no", "false", "without", "off", "disable", "0")
+
+
 def insecure_options(options: dict) -> list[str]:
     """`option=value` of each option that weakens the entry's signature check (case as apt reads it:
-    `trusted=yes` one-line, `Trusted: yes` deb822)."""
+    `trusted=yes` one-line, `Trusted: on` deb822): any value but one of apt's false ones."""
     lowered = {key.lower(): value.strip() for key, value in options.items()}
-    return [f"{key}={lowered[key]}" for key in INSECURE_OPTIONS if lowered.get(key, "").lower() in ("yes", "true")]
+    return [f"{key}={lowered[key]}" for key in INSECURE_OPTIONS
+            if key in lowered and lowered[key].lower() not in APT_FALSE]
 
 
 def _json(text: str | None, kind: type):

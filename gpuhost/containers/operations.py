@@ -222,15 +222,18 @@ def image_pulled(image: str, login_user: str | None = None, password_file: str |
     else:
         registry = registry_of(image)
         password = _password(password_file, password_env) if login_user else None
-        if password is not None:  # on stdin: in no file, command line or output (pyinfra's sudo
-            # upload would stage a file in /tmp with the SSH user's umask)
-            yield StringCommand(f"docker login {q(registry)} -u {q(login_user)} --password-stdin >/dev/null",
-                                _stdin=password)
         pull = (f"docker pull {q(image)} && echo \"gpuhost: pulled {image} "
                 f"$(docker image inspect -f '{{{{index .RepoDigests 0}}}}' {q(image)})\"")
-        if password is not None:
-            pull = f"{pull}; rc=$?; docker logout {q(registry)} >/dev/null 2>&1; exit $rc"
-        yield StringCommand(pull)
+        if password is None:
+            yield StringCommand(pull)
+        else:
+            # The password on stdin: in no command line or output (no pty: it would echo it), and
+            # the login's config in a root-only DOCKER_CONFIG of this pull alone, removed on exit,
+            # on a signal or a dropped connection: never left in /root/.docker/config.json.
+            yield StringCommand(
+                "d=$(mktemp -d) && trap 'rm -rf \"$d\"' EXIT && trap 'exit 129' HUP INT TERM && "
+                f"DOCKER_CONFIG=$d docker login {q(registry)} -u {q(login_user)} --password-stdin >/dev/null && "
+                f"DOCKER_CONFIG=$d {pull}", _stdin=password, _get_pty=False)
     yield from recorded_pull(record, recorded, image, remove_previous)
 
 

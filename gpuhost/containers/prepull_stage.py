@@ -36,9 +36,12 @@ def prepull_stage(ctx) -> list:
 
 
 def prepull_pending(ctx) -> list[str]:
-    """What the snapshot does not show done: the image with its registry digest, the pull record."""
+    """What the snapshot does not show done: the image with its registry digest (image_digest when
+    pinned: a tag the host holds at another digest is pulled again), the pull record."""
     image = ctx.host_plan.plan.image.tag
-    pending = [] if image in ctx.container_state.get("image_digests", {}) else [image]
+    held = ctx.container_state.get("image_digests", {}).get(image)
+    pinned = ctx.settings.mirror.image_digest
+    pending = [] if held and held == (pinned or held) else [image]
     recorded = ctx.managed["pulled"] or []
     stale, keep = docker_ops.pull_record(recorded, image, ctx.settings.container.prune_pulled_images)
     return pending + (["pull record"] if stale or keep != recorded else [])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -11,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from gpuhost import yamlfile
+from gpuhost.run import grammar
 from gpuhost.run.host_data import (HostDataModel, Problem, env_problem, fingerprint, not_blank, secret_file_problem,
                                    url)
 
@@ -23,15 +23,24 @@ def repos() -> dict:
 
 
 def _package_version(value: str) -> str:
-    """A package version as apt and dnf write it (digits first; letters, digits and . + ~ : - after):
-    it becomes part of `pkg=VERSION` on the host, so a space or a quote never passes."""
-    if not re.fullmatch(r"[0-9][A-Za-z0-9.+~:_-]*", value):
+    if not value[:1].isdigit():
+        raise ValueError("quote a package version, e.g. '1.17.8-1'")
+    if not DEBIAN_VERSION.fullmatch(value):
         raise ValueError("use a package version as apt-cache policy shows it, quoted, e.g. '1.17.8-1' "
-                         "(no spaces)")
+                         "(digits, letters and .+~:- only, no spaces)")
     return value
 
 
-Url = Annotated[str, AfterValidator(not_blank), AfterValidator(url)]
+def _variable_name(value: str) -> str:
+    if not VARIABLE.fullmatch(value):
+        raise ValueError("use the name of an environment variable, e.g. REGISTRY_PASSWORD")
+    return value
+
+
+# Debian Policy 5.6.12 (the RPM versions of container_repos.yaml fit too); a shell variable's name.
+DEBIAN_VERSION = re.compile(r"[0-9][A-Za-z0-9.+~:-]*", re.ASCII)
+VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+Url = Annotated[str, AfterValidator(not_blank), AfterValidator(url), AfterValidator(grammar.printable)]
 NonBlank = Annotated[str, AfterValidator(not_blank)]
 URL_VALUES = {"values": "an http(s):// or file:/ URL"}
 
@@ -58,11 +67,12 @@ class ContainerSettings(HostDataModel):
     restart_with_gpu_containers: bool = Field(
         False, alias="docker_restart_with_gpu_containers",
         description="restart Docker for a daemon.json change even while GPU containers run")
-    registry_user: NonBlank | None = Field(None, description="pre-pull login user (with a password file or variable)")
+    registry_user: Annotated[str, AfterValidator(not_blank), AfterValidator(grammar.printable)] | None = Field(
+        None, description="pre-pull login user (with a password file or variable)")
     registry_password_file: NonBlank | None = Field(
         None, description="file on the machine running pyinfra holding the password (mode 0600)",
         json_schema_extra={"values": "a path"})
-    registry_password_env: NonBlank | None = Field(
+    registry_password_env: Annotated[str, AfterValidator(not_blank), AfterValidator(_variable_name)] | None = Field(
         None, description="environment variable there holding the password",
         json_schema_extra={"values": "a variable name"})
     prune_pulled_images: bool = Field(False, description="remove images gpuhost pulled earlier (never others)")

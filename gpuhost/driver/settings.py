@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
+from gpuhost.run import grammar
 from gpuhost.run.host_data import HostDataModel, fingerprint, url
 
 
@@ -26,10 +27,10 @@ class DriverSettings(HostDataModel):
     source: Annotated[str, AfterValidator(_source_name)] | None = Field(
         None, alias="driver_source", description="where the driver comes from",
         json_schema_extra={"values": "`ubuntu` / `cuda` / `debian` / `cuda-rhel`", "default_text": "by the host's OS"})
-    repository: Annotated[str, AfterValidator(url)] | None = Field(
+    repository: Annotated[str, AfterValidator(url), AfterValidator(grammar.printable)] | None = Field(
         None, alias="driver_repository", description="a mirror of the driver repository",
         json_schema_extra={"values": "an http(s):// or file:/ URL"})
-    repository_key: Annotated[str, AfterValidator(url)] | None = Field(
+    repository_key: Annotated[str, AfterValidator(url), AfterValidator(grammar.printable)] | None = Field(
         None, alias="driver_repository_key", description="the key URL of a mirror that signs with its own key",
         json_schema_extra={"values": "an http(s):// or file:/ URL"})
     repository_fingerprint: Annotated[str, AfterValidator(fingerprint)] | None = Field(

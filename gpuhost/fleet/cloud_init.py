@@ -111,7 +111,7 @@ def render(settings: CloudInitSettings) -> str:
     files = [
         _file(f"{ETC}/host-data.yaml", _yaml_text(settings.host_data), "0600"),
         _file(f"{ETC}/inventory.py", INVENTORY_TEMPLATE.read_text(), "0644"),
-        _file(f"{ETC}/requirements.txt", pip_requirements(settings), "0644"),
+        _file(f"{ETC}/requirements.txt", pip_requirements(settings), "0600"),  # --index-url may hold a token
         _file(f"{ETC}/first-boot.env", _env_text(settings), "0644"),
         _file(SCRIPT_PATH, FIRST_BOOT_SCRIPT.read_text(), "0755"),
     ]

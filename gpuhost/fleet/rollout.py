@@ -96,9 +96,20 @@ def check_options(canary: int, batch: str, max_failed: int, drain_command: str |
     return size
 
 
+# A host name, an IPv4 or IPv6 address, or a Slurm node name: nothing a shell reads specially, no
+# leading '-' (an option).
+PLAIN_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*", re.ASCII)
+
+
 def host_command(template: str, host: str) -> str:
-    """A --drain-command/--undrain-command for one host: {host} replaced, shell-quoted."""
-    return template.replace("{host}", shlex.quote(host))
+    """A --drain-command/--undrain-command for one host: {host} replaced by the host name, which must
+    be a plain host name or IP address: quoting cannot protect it inside the template's own quotes
+    ("nodename={host}") or on a remote shell (ssh ctl scontrol ...). Any other name gives a command
+    that fails, saying why, so that host is not drained or upgraded."""
+    if not PLAIN_HOST.fullmatch(host) or len(host) > 253:
+        return (f"echo {shlex.quote(f'gpuhost: host name {host!r} is not a plain host name or IP address: ')}"
+                "'it is not put into a drain command; drain it by hand or rename it in the inventory' >&2; exit 2")
+    return template.replace("{host}", host)
 
 
 # --- Batches ------------------------------------------------------------------------------------

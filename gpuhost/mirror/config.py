@@ -11,8 +11,6 @@ endpoint; `registry-mirrors` serves what users pull by hand.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from pathlib import Path
 
 import bcrypt
@@ -99,21 +97,19 @@ def registry_config(settings: MirrorSettings, upstream: Upstream,
     return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
 
 
-def htpasswd(password: str, upstream: Upstream) -> str:
-    """The htpasswd file of an authenticated registry: CLIENT_USER with a bcrypt hash. The salt is
-    derived from the password and the upstream (never random), so an unchanged password gives an
-    unchanged file and a converged mirror is left alone."""
-    seed = hashlib.sha256(f"gpuhost-mirror\0{upstream.registry}\0{password}".encode()).digest()[:16]
-    salt = b"$2b$10$" + _bcrypt64(seed)
-    return f"{CLIENT_USER}:{bcrypt.hashpw(password.encode(), salt).decode()}\n"
-
-
-def _bcrypt64(data: bytes) -> bytes:
-    """bcrypt's own base64 (./A-Za-z0-9, no padding): 16 bytes -> the 22 salt characters."""
-    standard = base64.b64encode(data).rstrip(b"=")
-    table = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-                            b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-    return standard.translate(table)[:22]
+def htpasswd(password: str, current: str | None = None) -> str:
+    """The htpasswd file of an authenticated registry: CLIENT_USER with a bcrypt hash of a random
+    salt. `current` (the host's file) is kept while the password still verifies against it, so a
+    converged mirror is left alone; never a salt derived from the password (that would let a reader
+    of the file test guesses without bcrypt's cost)."""
+    user, _, hashed = (current or "").strip().partition(":")
+    if user == CLIENT_USER and hashed.startswith("$2") and "\n" not in hashed:
+        try:
+            if bcrypt.checkpw(password.encode(), hashed.encode()):
+                return current  # type: ignore[return-value]
+        except ValueError:  # not a bcrypt hash after all: write a new one
+            pass
+    return f"{CLIENT_USER}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(10, prefix=b'2b')).decode()}\n"
 
 
 def read_password(path: str) -> str:

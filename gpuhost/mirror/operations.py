@@ -48,12 +48,13 @@ def private_file(dest: str, content: str, user: str, group: str, mode: str = "60
 
 def secret_written(dest: str, content: str, owner: str = "root:root", mode: str = "600") -> StringCommand:
     """One root command writing `content` to `dest` from stdin: umask 077, a new file, then chown,
-    chmod and rename. The content is in no command line, no temp file another user can read."""
+    chmod and rename. The content is in no command line, no temp file another user can read, and
+    never on a pty (whose echo would return it in the output, under host data `_get_pty: true`)."""
     q = shlex.quote
     new = f"{dest}.gpuhost-new"
     return StringCommand(f"umask 077 && rm -f {q(new)} && base64 -d > {q(new)} && chown {q(owner)} {q(new)} && "
                          f"chmod {q(mode)} {q(new)} && mv -f {q(new)} {q(dest)}",
-                         _stdin=base64.b64encode(content.encode()).decode())
+                         _stdin=base64.b64encode(content.encode()).decode(), _get_pty=False)
 
 
 @operation(is_idempotent=False)
@@ -123,7 +124,8 @@ def image_pulled_via_mirror(image: str, origin: str, mirror: str, digest: str | 
             # A failed login is said, not fatal: the pull then fails (or falls back) with its own line.
             yield StringCommand(f"out=$(docker login {shlex.quote(endpoint)} -u gpuhost --password-stdin 2>&1) || "
                                 f"echo \"gpuhost: login to mirror \"{shlex.quote(endpoint)}\" failed: "
-                                "$(printf '%s\\n' \"$out\" | tail -n 1)\" >&2; true", _stdin=password)
+                                "$(printf '%s\\n' \"$out\" | tail -n 1)\" >&2; true", _stdin=password,
+                                _get_pty=False)
         script = pull_script(image, origin, pinned(image, pin), pinned(origin, pin) if fallback else None, mirror)
         if password is not None:
             script = f"( {script}\n); rc=$?; docker logout {shlex.quote(endpoint)} >/dev/null 2>&1; exit $rc"

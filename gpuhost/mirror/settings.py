@@ -21,6 +21,7 @@ OTHER_KEYS = ("image_digest",)
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 GO_DURATION = re.compile(r"([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+")
 REGISTRY_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?")
+GROUP = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", re.ASCII)
 HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
@@ -115,6 +116,9 @@ class MirrorSettings(BaseModel):
     mirror_tls_key: Optional[str] = Field(None, description="mirror hosts: its private key's path on the mirror")
     mirror_insecure: StrictBool = Field(False, description="plain HTTP instead of TLS: the explicit choice, which the GPU "
                                                      "hosts then trust through daemon.json insecure-registries")
+    mirror_insecure_auth: StrictBool = Field(False, description="UNSAFE, labs only: with mirror_insecure, let clients "
+                                                          "log in to seeded or credentialed upstreams over plain "
+                                                          "HTTP (their password crosses the network in the clear)")
     mirror_fallback: StrictBool = Field(False, description="GPU hosts: pull from the upstream when the mirror fails "
                                                      "(default: fail loudly)")
     mirror_pull_parallel: StrictInt = Field(4, ge=1, le=1000, description="GPU hosts: how many pull at once after the "
@@ -134,6 +138,13 @@ class MirrorSettings(BaseModel):
         if value is not None and not HOST_NAME.fullmatch(value):
             raise ValueError(f"mirror_host {value!r}: use a host name or IP address, without port or scheme "
                              "(each upstream has its own port)")
+        return value
+
+    @field_validator("mirror_group")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        if not GROUP.fullmatch(value):
+            raise ValueError(f"mirror_group {value!r}: use an inventory group name (letters, digits, _ . -)")
         return value
 
     @field_validator("mirror_storage", "mirror_tls_certificate", "mirror_tls_key")
@@ -167,6 +178,11 @@ class MirrorSettings(BaseModel):
             raise ValueError(f"mirror_upstreams {locked[0]} is seeded or holds upstream credentials, so its "
                              "clients must log in: set mirror_password_file (a 0600 file holding a password "
                              "for the mirror's user gpuhost)")
+        if locked and self.mirror_insecure and not self.mirror_insecure_auth:
+            raise ValueError(f"mirror_upstreams {locked[0]} is seeded or holds upstream credentials, so its clients "
+                             "log in, and mirror_insecure would send that password over plain HTTP: configure "
+                             "mirror_tls_certificate and mirror_tls_key (or, in a lab only, set "
+                             "mirror_insecure_auth: true)")
         seen: dict = {}
         for upstream in self.mirror_upstreams:
             for kind, value in (("registry", upstream.registry), ("port", upstream.listen_port)):

@@ -27,15 +27,20 @@ from gpuhost.run.stop import stop_host
 REGISTRY_USER = "docker-registry"  # the package's system user
 
 
-def mirror_files(settings) -> dict[str, str]:
-    """path -> content of every file the mirror host must hold (credentials read here, locally)."""
+def mirror_files(settings, htpasswd: dict[str, str] | None = None) -> dict[str, str]:
+    """path -> content of every file the mirror host must hold (credentials read here, locally);
+    `htpasswd`: the host's htpasswd files, kept where the password still verifies."""
     wanted = {mc.UNIT_PATH: mc.UNIT_TEXT}
     password = client_password(settings)
     for upstream in settings.mirror_upstreams:
         if upstream.authenticated and password:
-            wanted[mc.htpasswd_path(upstream)] = mc.htpasswd(password, upstream)
+            path = mc.htpasswd_path(upstream)
+            wanted[path] = mc.htpasswd(password, (htpasswd or {}).get(path))
         credentials = None
         if upstream.credentials_file:
+            line = secret_file_problem("credentials_file", upstream.credentials_file)
+            if line:
+                raise UsageError(f"mirror_upstreams {upstream.registry}: {line}")
             try:
                 credentials = mc.read_credentials(upstream.credentials_file)
             except (OSError, ValueError) as exc:
@@ -96,7 +101,7 @@ def mirror_stage(ctx) -> list:
         stop_host(problem, name="This host cannot be a registry mirror")
         return []
     try:
-        wanted = mirror_files(settings)
+        wanted = mirror_files(settings, managed.get("htpasswd"))
     except UsageError as exc:
         stop_host(str(exc), name="This host cannot be a registry mirror")
         return []

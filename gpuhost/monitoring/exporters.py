@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from gpuhost.driver.safety import gpu_attached
 from gpuhost.monitoring.settings import DATA_DIR, MonitoringSettings, data_file
-from gpuhost.run.grammar import systemd_command
+from gpuhost.run.grammar import systemd_command, systemd_quote
 
 DCGM_UNIT = "gpuhost-dcgm-exporter"
 DCGM_CONTAINER = "gpuhost-dcgm-exporter"
@@ -128,5 +128,5 @@ def node_exporter_dropin(settings: MonitoringSettings) -> str:
 # /etc/default/{node['unit']} still apply.
 [Service]
 ExecStart=
-ExecStart={node['binary']} --web.listen-address={settings.listen_host}:{node['port']} $ARGS
+ExecStart={node['binary']} {systemd_quote(f"--web.listen-address={settings.listen_host}:{node['port']}")} $ARGS
 """

@@ -41,6 +41,14 @@ def control_characters(value: str) -> bool:
     return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value)
 
 
+def printable(value: str) -> str:
+    """One word of printable ASCII (a user name such as $oauthtoken, a URL): no space, no control
+    or non-ASCII character."""
+    if not re.fullmatch(r"[!-~]+", value):
+        raise ValueError(f"{value!r} holds a space, a control or a non-ASCII character: use printable ASCII only")
+    return value
+
+
 def _port_ok(domain: str | None) -> bool:
     if not domain or domain.endswith("]") or ":" not in domain:
         return True
@@ -65,7 +73,11 @@ def registry(value: str) -> str:
 
 
 def ip_address(value: str) -> str:
-    """An IPv4 or IPv6 address, as written (no brackets, no port)."""
+    """An IPv4 or IPv6 address, as written (no brackets, no port, no scope id: Python's ipaddress
+    takes any characters after `%`, newlines included)."""
+    if "%" in value:
+        raise ValueError(f"{value!r} is not an IP address gpuhost takes: an IPv6 scope id (%...) is not supported; "
+                         "use a global or unique-local address such as fd00::1, or 0.0.0.0 / ::")
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:

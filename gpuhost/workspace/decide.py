@@ -267,6 +267,21 @@ def docker_run_args(ws: Workspace, user: WorkspaceUser, uuids: tuple[str, ...], 
     return args
 
 
+# Before each start: a volume is no link and lies below root's directories only (none a link,
+# another user's or writable by others), as owned_directory checked at deploy: a tenant who owns a
+# volume's parent could otherwise swap it for a link to / and restart her container.
+VOLUME_CHECK = ('for v in "$@"; do d=$(dirname "$v"); if [ -L "$v" ]; then bad="$v is a symbolic link"; '
+                'else bad=; while [ "$d" != / ]; do if [ -L "$d" ] || [ "$(stat -c %u "$d")" != 0 ] || '
+                '[ $((0$(stat -c %a "$d") & 022)) != 0 ]; then bad="$v lies in $d, a link, not root\'s or '
+                'writable by others"; break; fi; d=$(dirname "$d"); done; fi; '
+                'if [ -n "$bad" ]; then echo "gpuhost: volume $bad: not starting the workspace" >&2; exit 1; fi; done')
+
+
+def volume_check_args(ws: Workspace) -> list[str]:
+    """The command the unit runs before each start (VOLUME_CHECK over the workspace's host dirs)."""
+    return ["/bin/sh", "-c", VOLUME_CHECK, "sh", *(source for source, _, _ in ws.mounts)]
+
+
 def unit_text(ws: Workspace, run_args: list[str], spec: str) -> str:
     """The systemd unit: restart on failure, started at boot, the container removed when it stops."""
     name = container_name(ws)
@@ -283,6 +298,7 @@ def unit_text(ws: Workspace, run_args: list[str], spec: str) -> str:
         f"ExecStartPre=-/usr/bin/docker rm -f {name}",
         # the workspace's own network, made when missing ('-': an existing one is kept)
         "ExecStartPre=-/usr/bin/docker " + systemd_command(network_create_args(ws)),
+        "ExecStartPre=" + systemd_command(volume_check_args(ws)),
         "ExecStart=/usr/bin/docker run " + systemd_command(args),
         f"ExecStop=/usr/bin/docker stop -t 30 {name}",
         "Restart=on-failure",

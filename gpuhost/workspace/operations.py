@@ -93,9 +93,10 @@ def owned_directory(path: str, uid: int, gid: int, mode: str = "750", adopt: boo
             "volumes\" >&2; exit 1")
     refuse = (f"echo \"gpuhost: volume \"{p}\" is owned by $o, not {ids} of workspace user \"{q(user)}\": "
               f"chown -R {ids} \"{p}\", or use another directory\" >&2; exit 1")
-    # A volume gpuhost makes and chowns lies below directories only root can change (no ancestor a
-    # link, another user's or writable by others): otherwise its owner could swap the path for a link between the check
-    # and the chown. chown -h never follows a link.
+    # Every volume, made now or already there, lies below directories only root can change (no
+    # ancestor a link, another user's or writable by others): otherwise its owner could swap the path
+    # for a link (to /) between this check and the chown or the container's next start. chown -h
+    # never follows a link; the unit re-checks before each start (decide.volume_check_args).
     chain = (f"d=$(dirname {p}); while :; do if [ -e \"$d\" ] || [ -L \"$d\" ]; then "
              "if [ -L \"$d\" ] || [ \"$(stat -c %u \"$d\")\" != 0 ] || "
              "[ $((0$(stat -c %a \"$d\") & 022)) != 0 ]; then "
@@ -103,9 +104,9 @@ def owned_directory(path: str, uid: int, gid: int, mode: str = "750", adopt: boo
              "make it root's (mode 755), or create the volume for the user\" >&2; exit 1; fi; fi; "
              "[ \"$d\" = / ] && break; "
              "d=$(dirname \"$d\"); done")
-    yield StringCommand(f"if [ -L {p} ]; then {link}; elif [ -e {p} ]; then o=$(stat -c '%u:%g' {p}); "
+    yield StringCommand(f"if [ -L {p} ]; then {link}; fi; {chain}; if [ -e {p} ]; then o=$(stat -c '%u:%g' {p}); "
                         f"[ \"$o\" = {ids} ] || {{ {refuse}; }}; "
-                        f"else {chain}; mkdir -p {p} && chown -h {ids} {p} && chmod {mode} {p}; fi")
+                        f"else mkdir -p {p} && chown -h {ids} {p} && chmod {mode} {p}; fi")
 
 
 @operation()

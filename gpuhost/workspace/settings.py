@@ -29,6 +29,7 @@ NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
 SIZE = re.compile(r"[0-9]+(\.[0-9]+)?[bkmg]?")
 UUID = re.compile(r"(GPU|MIG)-[0-9A-Za-z-]+")
 SSH_KEY = re.compile(r"[A-Za-z0-9@.-]+ +[A-Za-z0-9+/=.]+( +[^\x00-\x1f\x7f-\x9f]*)?")  # type, key, comment
+VOLUME_ROOT = "/srv/workspaces"  # the default workspace_volume_root and where default volumes go
 KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-")
 
 
@@ -115,6 +116,8 @@ class Workspace(BaseModel):
     def _size(cls, value):
         if value is not None and not SIZE.fullmatch(str(value).lower()):
             raise ValueError(f"{value!r} is not a size: use e.g. 512m or 64g")
+        if value is not None and float(str(value).lower().rstrip("bkmg")) == 0:
+            raise ValueError(f"{value!r} is no limit at all (docker reads 0 as unlimited): use e.g. 512m or 64g")
         return None if value is None else str(value).lower()
 
     @field_validator("volumes")
@@ -163,7 +166,7 @@ class Workspace(BaseModel):
     @property
     def mounts(self) -> tuple[tuple[str, str, str], ...]:
         """(host dir, container dir, rw|ro) for each volume."""
-        volumes = self.volumes or (f"/srv/workspaces/{self.id}:{_default('mount')}",)
+        volumes = self.volumes or (f"{VOLUME_ROOT}/{self.id}:{_default('mount')}",)
         return tuple(tuple((v.split(":") + ["rw"])[:3]) for v in volumes)  # type: ignore[misc]
 
 
@@ -177,6 +180,8 @@ class WorkspaceSettings(BaseModel):
                                                "JupyterLab (pip --index-url)")
     workspace_wheels: Optional[str] = Field(default=None, description="host directory of wheels for the "
                                             "layer (air-gapped: pip --no-index --find-links)")
+    workspace_volume_root: str = Field(default=VOLUME_ROOT, description="every workspace volume lies below "
+                                       "this root-owned directory (gpuhost makes and chowns volumes)")
 
     @field_validator("workspace_pip_index")
     @classmethod
@@ -187,6 +192,14 @@ class WorkspaceSettings(BaseModel):
     @classmethod
     def _wheels(cls, value):
         return None if value is None else grammar.absolute_path(value)
+
+    @field_validator("workspace_volume_root")
+    @classmethod
+    def _volume_root(cls, value):
+        root = grammar.absolute_path(value).rstrip("/")
+        if not root:
+            raise ValueError("/ cannot be the volume root: name a directory such as /srv/workspaces")
+        return root
 
     @model_validator(mode="after")
     def _together(self):
@@ -207,6 +220,11 @@ class WorkspaceSettings(BaseModel):
             seen[ws.id] = index
             if ws.state == "absent":
                 continue
+            for source, _, _ in ws.mounts:
+                if not source.rstrip("/").startswith(self.workspace_volume_root + "/"):
+                    raise ValueError(f"{where}: volume {source} is not below workspace_volume_root "
+                                     f"{self.workspace_volume_root}: put it there (e.g. "
+                                     f"{self.workspace_volume_root}/{ws.id}) or set workspace_volume_root")
             for key, port, on in (("jupyter_port", ws.jupyter_port, ws.jupyter), ("ssh_port", ws.ssh_port, ws.ssh)):
                 if on and port in ports:
                     raise ValueError(f"{where}: port clash: {key} {port} is already {ports[port]}: give each "

@@ -53,3 +53,40 @@ def test_operation(path):
     assert commands == case["commands"]
     if not commands:
         assert noop == case["noop_description"]
+
+
+def test_a_registry_login_feeds_the_password_on_stdin_without_a_pty(tmp_path, monkeypatch):
+    """Host data `_get_pty: true` would put the command's stdin on a pty, whose echo returns it."""
+    case = yaml.safe_load((Path(__file__).parent / "operation_cases" / "image_pulled-missing-prunes-previous.yaml")
+                          .read_text())
+    monkeypatch.setenv("GPUHOST_TEST_REGISTRY_PASSWORD", "pa$$ word")
+    host = create_host(FakeState(), facts=case["facts"])
+    with ctx_state.use(host.state), ctx_host.use(host):
+        login = next(docker.image_pulled._inner(**case["kwargs"], login_user="bot",
+                                                password_env="GPUHOST_TEST_REGISTRY_PASSWORD"))
+    assert "--password-stdin" in login.get_raw_value() and "pa$$ word" not in login.get_raw_value()
+    assert login.connector_arguments["_stdin"] == "pa$$ word"
+    assert login.connector_arguments["_get_pty"] is False
+
+
+def test_a_registry_login_lives_in_a_docker_config_of_its_own_removed_on_exit(tmp_path, monkeypatch):
+    """An interrupted pull never leaves the password in /root/.docker/config.json."""
+    case = yaml.safe_load((Path(__file__).parent / "operation_cases" / "image_pulled-missing-prunes-previous.yaml")
+                          .read_text())
+    monkeypatch.setenv("GPUHOST_TEST_REGISTRY_PASSWORD", "pa$$ word")
+    host = create_host(FakeState(), facts=case["facts"])
+    with ctx_state.use(host.state), ctx_host.use(host):
+        command = next(docker.image_pulled._inner(**case["kwargs"], login_user="bot",
+                                                  password_env="GPUHOST_TEST_REGISTRY_PASSWORD")).get_raw_value()
+    # run it with a docker that logs in (writes config.json under DOCKER_CONFIG), then fails the pull
+    fake = tmp_path / "bin" / "docker"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nif [ "$1" = login ]; then cat > "$DOCKER_CONFIG/config.json"; '
+                    'echo "$DOCKER_CONFIG" > "$LEFT"; exit 0; fi\nexit 1\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "LEFT": str(tmp_path / "left"), "HOME": str(tmp_path),
+           "TMPDIR": str(tmp_path)}
+    done = subprocess.run(["sh", "-c", command], input="pa$$ word", env=env, capture_output=True, text=True)
+    config_dir = Path((tmp_path / "left").read_text().strip())
+    assert done.returncode == 1 and config_dir.parent == tmp_path and not config_dir.exists()
+    assert not (tmp_path / ".docker").exists()

@@ -63,7 +63,9 @@ def lab(engine, tmp_path_factory):
     password = credentials.parent / "mirror.password"
     password.write_text(CLIENT_SECRET + "\n")
     password.chmod(0o600)
-    shared = {"mirror_insecure": True, "mirror_password_file": str(password), "mirror_upstreams": [
+    # The lab has no TLS: its clients log in over plain HTTP, which only this unsafe opt-in allows.
+    shared = {"mirror_insecure": True, "mirror_insecure_auth": True, "mirror_password_file": str(password),
+              "mirror_upstreams": [
         {"registry": UPSTREAM, "url": f"http://{UPSTREAM}", "port": MIRROR_PORT,
          "credentials_file": str(credentials)},
         {"registry": "docker.io", "url": f"http://{UPSTREAM}"},  # TEST FIXTURE: Hub stand-in, never pulled

@@ -212,3 +212,11 @@ def test_first_boot_refuses_a_wheel_that_does_not_match_its_pin_and_says_so_in_t
     text = log.read_text()
     assert "DO NOT MATCH THE HASHES" in text and f"Expected sha256 {pinned}" in text
     assert not list(venv.glob("lib/python3*/site-packages/gpuhost*"))  # nothing was installed
+
+
+def test_requirements_with_an_index_token_are_root_only():
+    settings = CloudInitSettings(host_data={"target_gpus": ["H100"]}, package="gpuhost==0.1.0",
+                                 index_url="https://u:TOKEN@idx.example/simple")
+    requirements = files_of(render(settings))["/etc/gpuhost/requirements.txt"]
+    assert "--index-url https://u:TOKEN@idx.example/simple" in requirements["content"]
+    assert requirements["permissions"] == "0600"

@@ -87,7 +87,19 @@ def test_bad_options(kw, says):
 def test_drain_command_quotes_the_host_name():
     assert rollout.host_command("kubectl drain {host} --ignore-daemonsets", "gpu-01") == \
         "kubectl drain gpu-01 --ignore-daemonsets"
-    assert rollout.host_command("echo {host}", "a b;rm") == "echo 'a b;rm'"
+    assert rollout.host_command("ssh ctl scontrol show node={host}", "10.0.0.7") == "ssh ctl scontrol show node=10.0.0.7"
+    assert rollout.host_command("echo {host}", "gpu_07") == "echo gpu_07"
+
+
+@pytest.mark.parametrize("name", ["a b;rm", "gpu-07$(touch${IFS}PWNED)", "gpu-07`touch PWNED`", "gpu\n07", "x'y",
+                                  "-oProxyCommand=x", "gpu-07\u00e9"])
+def test_a_host_name_that_is_no_plain_name_never_reaches_the_shell(name, tmp_path):
+    """Inside the template's own quotes ("nodename={host}") shell quoting cannot protect it."""
+    import subprocess
+    command = rollout.host_command('echo "scontrol update nodename={host} state=drain"', name)
+    done = subprocess.run(["sh", "-c", command], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 2 and "is not a plain host name or IP address" in done.stderr
+    assert not (tmp_path / "PWNED").exists() and "scontrol" not in done.stdout
 
 
 # --- Batches ------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import subprocess
 import pytest
 import yaml
 
+from gpuhost.errors import UsageError
+
 from gpuhost.containers import daemon_json as dj
 from gpuhost.mirror import config as mc
 from gpuhost.mirror.operations import pull_script
@@ -20,7 +22,8 @@ PASSWORD_FILE = "/nonexistent/mirror.password"  # only read by mirror_files / th
 
 
 def settings(**data) -> MirrorSettings:
-    return MirrorSettings.from_host_data({"mirror_insecure": True, "mirror_password_file": PASSWORD_FILE, **data})
+    return MirrorSettings.from_host_data({"mirror_insecure": True, "mirror_insecure_auth": True,
+                                          "mirror_password_file": PASSWORD_FILE, **data})
 
 
 def test_registry_config_is_a_proxy_of_one_upstream_with_delete_and_a_local_debug_server():
@@ -117,19 +120,23 @@ def test_mirror_needs_tls_or_the_explicit_insecure_choice():
 def test_a_mirror_in_place_has_nothing_pending(tmp_path):
     credentials, password = tmp_path / "cred", tmp_path / "password"
     credentials.write_text("u:p\n")
+    credentials.chmod(0o600)
     password.write_text("client-pw\n")
     password.chmod(0o600)
     s = settings(mirror_upstreams=[{**LAB, "credentials_file": str(credentials)}], mirror_password_file=str(password))
     wanted = mirror_files(s)
     assert set(wanted) == {mc.UNIT_PATH, "/etc/gpuhost/mirror/registry-5000.yml", "/etc/gpuhost/mirror/registry-5000.htpasswd"}
-    assert wanted == mirror_files(s), "the same password gives the same htpasswd file: a converged mirror stays"
+    assert wanted == mirror_files(s, {"/etc/gpuhost/mirror/registry-5000.htpasswd":
+                                      wanted["/etc/gpuhost/mirror/registry-5000.htpasswd"]}), \
+        "the host's htpasswd, which the password still verifies: a converged mirror stays"
     converged = {"packages": {"docker-registry": ["2.8.2+ds1-1"]},
                  "units": {"docker-registry": {"enabled": "disabled", "active": "inactive"},
                            "gpuhost-mirror@registry-5000": {"enabled": "enabled", "active": "active"}},
                  "files": {path: sha1(text) for path, text in wanted.items()}}
     assert mirror_pending(s, converged, wanted) == []
     credentials.write_text("u:rotated\n")  # a new password is a changed config
-    assert mirror_pending(s, converged, mirror_files(s)) == ["/etc/gpuhost/mirror/registry-5000.yml"]
+    held = {"/etc/gpuhost/mirror/registry-5000.htpasswd": wanted["/etc/gpuhost/mirror/registry-5000.htpasswd"]}
+    assert mirror_pending(s, converged, mirror_files(s, held)) == ["/etc/gpuhost/mirror/registry-5000.yml"]
     old = "/etc/gpuhost/mirror/quay.io.yml"
     assert mirror_pending(s, {**converged, "files": {**converged["files"], old: "0" * 40}}, wanted) == [
         f"{old} (an upstream no longer listed)"]
@@ -184,9 +191,40 @@ def test_only_registries_that_take_pushes_or_hold_credentials_ask_their_clients_
 
 def test_htpasswd_is_bcrypt_the_registry_reads():
     import bcrypt
-    upstream = Upstream(registry="seed.lab:5000", seeded=True, port=5020)
-    line = mc.htpasswd("pa:ss word", upstream)
+    line = mc.htpasswd("pa:ss word")
     user, hashed = line.rstrip("\n").split(":", 1)
     assert user == "gpuhost" and hashed.startswith("$2b$10$") and "pa:ss" not in line
     assert bcrypt.checkpw(b"pa:ss word", hashed.encode()) and not bcrypt.checkpw(b"other", hashed.encode())
-    assert mc.htpasswd("pa:ss word", Upstream(**LAB, credentials_file="/c")) != line, "a salt per registry"
+
+
+def test_htpasswd_salt_is_random_and_a_verified_file_is_kept():
+    """A salt derived from the password would let a reader of the file test guesses without bcrypt."""
+    first, second = mc.htpasswd("pa:ss word"), mc.htpasswd("pa:ss word")
+    assert first[:29] != second[:29], "a random salt each time a file is made"
+    assert mc.htpasswd("pa:ss word", first) == first  # the host's file, which still verifies: unchanged
+    assert mc.htpasswd("rotated", first) != first     # a new password: a new file
+    for damaged in ("gpuhost:$2b$10$notahash\n", "other:" + first.split(":", 1)[1], "", "gpuhost:x\nroot:y\n"):
+        assert mc.htpasswd("pa:ss word", damaged).startswith("gpuhost:$2b$10$")
+
+
+def test_the_snapshot_reads_the_mirrors_htpasswd_files():
+    from facts.managed import ManagedState
+    line = mc.htpasswd("pw")
+    output = ["@@gpuhost managed 1", "@@files", "@@htpasswd", f"/etc/gpuhost/mirror/registry-5000.htpasswd\t{line.strip()}"]
+    held = ManagedState().process(output)["htpasswd"]
+    assert held == {"/etc/gpuhost/mirror/registry-5000.htpasswd": line}
+    assert mc.htpasswd("pw", held["/etc/gpuhost/mirror/registry-5000.htpasswd"]) == line
+
+
+def test_an_upstreams_credentials_file_others_can_read_is_refused(tmp_path):
+    credentials, password = tmp_path / "cred", tmp_path / "password"
+    credentials.write_text("u:KEY\n")
+    credentials.chmod(0o644)
+    password.write_text("client-pw\n")
+    password.chmod(0o600)
+    s = settings(mirror_upstreams=[{**LAB, "credentials_file": str(credentials)}], mirror_password_file=str(password))
+    with pytest.raises(UsageError, match=rf"^mirror_upstreams registry:5000: credentials_file {credentials}: other "
+                                         rf"users can read it \(mode 0644\): chmod 600"):
+        mirror_files(s)
+    credentials.chmod(0o600)
+    assert "password: KEY" in mirror_files(s)[mc.config_path(s.mirror_upstreams[0])]  # 0600: read

@@ -31,6 +31,7 @@ def test_a_private_file_is_written_from_stdin_never_uploaded():
     assert isinstance(command, StringCommand) and not isinstance(command, FileUploadCommand)
     assert "s3cret" not in command.get_raw_value() and "umask 077" in command.get_raw_value()
     assert base64.b64decode(command.connector_arguments["_stdin"]).decode() == content
+    assert command.connector_arguments["_get_pty"] is False, "a pty echoes stdin back into the output"
 
 
 def test_a_login_to_the_mirror_feeds_the_password_on_stdin_and_logs_out():
@@ -38,6 +39,7 @@ def test_a_login_to_the_mirror_feeds_the_password_on_stdin_and_logs_out():
                      image=IMAGE, origin=ORIGIN, mirror="mirror", digest=PIN, password="pa$$ word")
     login, pull = found[:2]
     assert login.connector_arguments["_stdin"] == "pa$$ word"
+    assert login.connector_arguments["_get_pty"] is False, "a pty echoes stdin back into the output"
     assert "--password-stdin" in login.get_raw_value()
     assert all("pa$$ word" not in c.get_raw_value() for c in found if isinstance(c, StringCommand))
     assert f"src=mirror:5010/pytorch/pytorch@{PIN}" in pull.get_raw_value()

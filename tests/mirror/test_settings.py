@@ -56,3 +56,14 @@ def test_bad_values_are_one_line_naming_the_key(data, message):
 def test_check_hosts_refuses_bad_mirror_data_before_any_host_is_touched():
     problems = check_hosts([("gpu-01", {"mirror_fallback": "maybe"}), ("gpu-02", {})])
     assert len(problems) == 1 and problems[0].startswith("host gpu-01: mirror_fallback:")
+
+
+@pytest.mark.parametrize("upstream", [{"registry": "seed.lab:5000", "seeded": True, "port": 5020},
+                                      {"registry": "nvcr.io", "credentials_file": "/c"}])
+def test_a_login_over_plain_http_needs_tls_or_the_unsafe_lab_opt_in(upstream):
+    data = {"mirror_insecure": True, "mirror_password_file": "/p", "mirror_upstreams": [upstream]}
+    with pytest.raises(UsageError, match="would send that password over plain HTTP: configure mirror_tls_certificate"):
+        MirrorSettings.from_host_data(data)
+    assert MirrorSettings.from_host_data({**data, "mirror_insecure_auth": True}).mirror_insecure_auth
+    tls = {"mirror_tls_certificate": "/m.pem", "mirror_tls_key": "/m.key"}
+    assert MirrorSettings.from_host_data({**data, "mirror_insecure": False, **tls}).tls

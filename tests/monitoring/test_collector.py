@@ -92,3 +92,19 @@ def test_written_atomically_into_the_textfile_directory(tmp_path):
     collector.write_atomically(str(out), "x 1\n")
     assert out.read_text() == "x 1\n" and [p.name for p in tmp_path.iterdir()] == ["gpuhost_gpu.prom"]
     assert oct(out.stat().st_mode & 0o777) == "0o644"
+
+
+@pytest.mark.parametrize("linked", ["textfile", "parent"])
+def test_a_textfile_directory_swapped_for_a_link_is_not_followed(tmp_path, linked):
+    """The collector runs as root; prometheus, who owns the directory, could swap it for a link."""
+    elsewhere = tmp_path / "etc"
+    elsewhere.mkdir()
+    if linked == "textfile":
+        (tmp_path / "node-exporter").symlink_to(elsewhere)
+        out = tmp_path / "node-exporter" / "gpuhost_gpu.prom"
+    else:
+        (tmp_path / "prometheus").symlink_to(tmp_path)
+        out = tmp_path / "prometheus" / "etc" / "gpuhost_gpu.prom"
+    with pytest.raises(OSError):
+        collector.write_atomically(str(out), "x 1\n")
+    assert list(elsewhere.iterdir()) == []

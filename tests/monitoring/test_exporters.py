@@ -69,6 +69,15 @@ def test_collector_units_and_node_exporter_dropin():
     assert "ExecStart=\nExecStart=/usr/bin/prometheus-node-exporter --web.listen-address=10.0.0.7:9100 $ARGS\n" in dropin
 
 
+def test_node_exporter_dropin_quotes_the_listen_address_for_systemd():
+    """Defence in depth: a listen address that got past validation never starts a new directive."""
+    hostile = settings(monitoring_listen="10.0.0.7").model_copy(update={"monitoring_listen": "::1%x\nUser=root"})
+    with pytest.raises(ValueError, match="control character"):
+        ex.node_exporter_dropin(hostile)
+    spaced = settings(monitoring_listen="10.0.0.7").model_copy(update={"monitoring_listen": "::1%x $(id)"})
+    assert '--web.listen-address=[::1%%x $$(id)]:9100" $ARGS' in ex.node_exporter_dropin(spaced)
+
+
 def test_the_driver_stage_stops_the_running_exporters_and_starts_them_after():
     from pyinfra.context import ctx_host, ctx_state
     from pyinfra_testing.operations import parse_commands

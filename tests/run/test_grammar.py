@@ -72,6 +72,15 @@ def test_ip_addresses():
             grammar.ip_address(bad)
 
 
+@pytest.mark.parametrize("value", ["fe80::1%eth0", "fe80::1%i]:9100 $ARGS\nUser=root\n#", "fe80::1%$(id)", "::1%\x1b"])
+def test_ip_address_refuses_scope_ids(value):
+    """Python's ipaddress takes any characters after % (a scope id): a newline would reach a unit file."""
+    with pytest.raises(ValueError, match="scope"):
+        grammar.ip_address(value)
+    with pytest.raises(ValueError, match="not a host name or IP address"):
+        grammar.host_or_ip(value)
+
+
 def test_systemd_quote_refuses_control_characters_and_quotes_the_rest():
     assert grammar.systemd_quote("a b") == '"a b"'
     assert grammar.systemd_quote("$HOME%") == "$$HOME%%"
@@ -108,10 +117,11 @@ def test_workspace_accepts_what_users_write():
     settings = WorkspaceSettings.from_host_data({
         "workspace_users": {"alice": {"uid": 1001, "gid": 1001, "ssh_keys": [KEY]}},
         "workspace_pip_index": "https://pypi.lab.example:8443/simple/", "workspace_wheels": "/srv/wheels",
+        "workspace_volume_root": "/srv/data",
         "workspaces": [{"user": "alice", "image": "nvcr.io/nvidia/pytorch:25.01-py3", "apt_packages": ["htop", "libgl1"],
-                        "volumes": ["/srv/data/alice:/workspace", "/datasets:/datasets:ro"],
+                        "volumes": ["/srv/data/alice:/workspace", "/srv/data/alice-sets:/datasets:ro"],
                         "jupyter_tls_cert": "/etc/ssl/ws.pem", "jupyter_tls_key": "/etc/ssl/private/ws.key"}]})
-    assert settings.workspaces[0].mounts[1] == ("/datasets", "/datasets", "ro")
+    assert settings.workspaces[0].mounts[1] == ("/srv/data/alice-sets", "/datasets", "ro")
     for key, value in (("workspace_pip_index", "https://pypi/simple'; curl x"), ("workspace_wheels", "/w\n")):
         with pytest.raises(UsageError, match=f"^{key}: "):
             WorkspaceSettings.from_host_data({key: value})

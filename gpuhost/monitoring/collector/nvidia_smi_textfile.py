@@ -18,7 +18,7 @@ import csv
 import os
 import subprocess
 import sys
-import tempfile
+import secrets
 import time
 
 # nvidia-smi --query-gpu field -> (metric, help); order is the query's column order.
@@ -141,13 +141,24 @@ def _run(command: list[str]) -> tuple[bool, str]:
 
 
 def write_atomically(path: str, text: str) -> None:
-    """Temp file in the same directory, then rename: node_exporter never reads half a file."""
-    directory = os.path.dirname(path) or "."
-    fd, temp = tempfile.mkstemp(prefix=".gpuhost_gpu.", suffix=".tmp", dir=directory)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(temp, 0o644)
-    os.replace(temp, path)
+    """Temp file in the same directory, then rename: node_exporter never reads half a file. The
+    directory is reached one component at a time, none followed if it is a link (O_NOFOLLOW): this
+    runs as root, and the textfile directory belongs to prometheus, who could swap it for a link."""
+    directory, name = os.path.split(os.path.abspath(path))
+    dir_fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in [p for p in directory.split("/") if p]:
+            next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            os.close(dir_fd)
+            dir_fd = next_fd
+        temp = f".gpuhost_gpu.{secrets.token_hex(8)}.tmp"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            os.fchmod(handle.fileno(), 0o644)
+        os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,7 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        write_atomically(args.output, text)
+        try:
+            write_atomically(args.output, text)
+        except OSError as exc:  # ELOOP/ENOTDIR: a link on the way, refused
+            print(f"gpuhost-gpu-metrics: cannot write {args.output}: {exc.strerror} (a symbolic link in its "
+                  "path is refused): make it a plain directory again", file=sys.stderr)
+            return 1
     return 0 if ok else 1
 
 
