@@ -85,12 +85,15 @@ from gpuhost.lab.lab import _room_for_hosts, pyinfra_bin  # noqa: E402
 from gpuhost.lab.results import summary_rows  # noqa: E402
 from gpuhost.lab.stand_ins import StandIns  # noqa: E402
 
-# sshd's "Starting session: command" lines since a time: counted from the host's own journal
-# since just before the re-run (a total count can stand still once the journal reaches its size cap),
-# by sshd's syslog identifier: once a login's session is open, journald files sshd's lines under the
-# session's scope, not ssh.service, so `-u ssh` missed some (0 commands counted, seen 2026-12-06).
-COUNT = ("journalctl --sync 2>/dev/null; journalctl -t sshd --since @{since} --no-pager -o cat "
-         "| grep -c 'Starting session: command' || true")
+# sshd's "Starting session: command" lines between two markers that the bench logs through the
+# same syslog socket (/dev/log) as sshd, just before and just after the re-run: the socket keeps
+# their order, so a line that a loaded host's journald takes in late (it stamps lines as it takes
+# them in) still falls on the right side. By sshd's syslog identifier: once a login's session is
+# open, journald files sshd's lines under the session's scope, not ssh.service.
+MARK = "logger -t gpuhost-bench {mark}"
+COUNT = ("journalctl --sync 2>/dev/null; journalctl -t sshd -t gpuhost-bench --since @{since} --no-pager -o cat "
+         "| awk '$0 == \"{start}\" {{ on = 1; n = 0; next }} $0 == \"{end}\" {{ on = 0 }} "
+         "on && /Starting session: command/ {{ n++ }} END {{ print n + 0 }}'")
 _START = time.monotonic()
 COUNTING = "echo 'LogLevel DEBUG1' > /etc/ssh/sshd_config.d/zz-count.conf && systemctl reload ssh"  # sshd logs commands
 # The fleet's hosts have their kernel's headers, as a converged host with a DKMS driver has
@@ -232,10 +235,13 @@ def _settle(limit: float = 60) -> None:
 
 def _first_converge(lab: Lab, host) -> dict:
     """Bare host to done, once: the deploy's wall time and the commands the host's sshd ran."""
-    since = int(host.exec("date +%s").stdout.strip())
+    since = int(host.exec("date +%s", check=True).stdout.strip()) - 5
+    host.exec(MARK.format(mark="first-start"), check=True)
     seconds = _provision(lab)
+    host.exec(MARK.format(mark="first-end"), check=True)
     return {"seconds": round(seconds, 1),
-            "commands": int(host.exec(COUNT.format(since=since)).stdout.strip() or 0),
+            "commands": int(host.exec(COUNT.format(since=since, start="first-start", end="first-end"),
+                                      check=True).stdout.strip() or 0),
             "what": "one lab host, bare Debian 12 to converged (driver and toolkit from the stand-in "
                     "repositories, docker.io from Debian's mirror, the image tag pulled from the lab registry)"}
 
@@ -314,12 +320,25 @@ def _rerun(inventory: Path, count: int, sample: dict | None = None) -> None:
 
 
 def _commands_per_host(inventory: Path, hosts: list) -> dict:
-    """Commands each host ran during one re-run, from its own sshd log."""
-    since = {h.name: int(h.exec("date +%s").stdout.strip()) + 1 for h in hosts}
-    time.sleep(2)
+    """Commands each host ran during one re-run, from its own sshd log, between two markers."""
+    nonce = f"{os.getpid()}-{time.monotonic_ns()}"
+    start, end = f"count-start-{nonce}", f"count-end-{nonce}"
+    since = {}
+
+    def mark_start(host):
+        since[host.name] = int(host.exec("date +%s", check=True).stdout.strip()) - 5
+        host.exec(MARK.format(mark=start), check=True)
+    _each(hosts, mark_start)
     _rerun(inventory, len(hosts))
-    counts = sorted(int(h.exec(COUNT.format(since=since[h.name])).stdout.strip() or 0) for h in hosts)
-    return {"min": counts[0], "median": statistics.median(counts), "max": counts[-1]}
+    _each(hosts, lambda host: host.exec(MARK.format(mark=end), check=True))
+    counts: dict[str, int] = {}
+
+    def count(host):
+        counts[host.name] = int(host.exec(COUNT.format(since=since[host.name], start=start, end=end),
+                                          check=True).stdout.strip() or 0)
+    _each(hosts, count)
+    values = sorted(counts.values())
+    return {"min": values[0], "median": statistics.median(values), "max": values[-1]}
 
 
 def _profile(inventory: Path, count: int) -> str:
@@ -333,7 +352,7 @@ def _profile(inventory: Path, count: int) -> str:
         started = time.perf_counter()
         proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=3600)
         wall = time.perf_counter() - started
-        rows = summary_rows(proc.stdout + proc.stderr)
+        rows = summary_rows(proc.stdout)  # the fleet table (pyinfra logs to stderr)
         if len(rows) != count or any(row["CHANGES"] != "0" for row in rows.values()) or not stats_file.exists():
             return (f"# the profiled re-run was not a no-op (exit status {proc.returncode}):\n"
                     + (proc.stdout + proc.stderr)[-3000:])

@@ -73,3 +73,16 @@ def children_cpu() -> float:
 def self_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def memory_bytes(container_id: str) -> dict:
+    """A container's memory from its cgroup: `usage` (with page cache) and `rss` (anonymous)."""
+    v1 = CGROUP / "memory" / "docker" / container_id
+    if v1.exists():
+        stat = dict(line.split() for line in (v1 / "memory.stat").read_text().splitlines())
+        return {"usage": int((v1 / "memory.usage_in_bytes").read_text()), "rss": int(stat.get("total_rss", 0))}
+    for v2 in (CGROUP / "docker" / container_id, CGROUP / "system.slice" / f"docker-{container_id}.scope"):
+        if v2.exists():
+            stat = dict(line.split() for line in (v2 / "memory.stat").read_text().splitlines())
+            return {"usage": int((v2 / "memory.current").read_text()), "rss": int(stat.get("anon", 0))}
+    raise SystemExit(f"no cgroup memory accounting found for container {container_id[:12]}")

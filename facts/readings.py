@@ -263,7 +263,7 @@ def command(*parts: Part) -> str:
     for part in parts:
         for name in part.reads:
             wanted |= {name, *NEEDS.get(name, ())}
-    body = [part.start for part in parts]
+    body = ["bg=; hp=", *(part.start for part in parts)]  # no background work unless a part starts some
     body += [READINGS[name] for name in READINGS if name in wanted]
     body += [part.script for part in parts]
     body += [FINISH[name] for name in FINISH if name in wanted]

@@ -35,12 +35,12 @@ class HostContext:
     refusals: list[str] = field(default_factory=list)
 
 
-_contexts: dict[int, HostContext] = {}
+_contexts: dict[str, HostContext] = {}
 
 
 def host_context() -> HostContext:
     """Settings checked for every host (before any is touched), then one reading and the plan for this one."""
-    key = id(host)
+    key = host.name  # `host` is pyinfra's context proxy: its id() is the same for every host
     if key not in _contexts:
         typed = cli_override_data()  # --data as typed: `torch=2.10` is named as such
         problems = check_hosts((h.name, {**h.data.dict(), **typed}) for h in state.inventory)
