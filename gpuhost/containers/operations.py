@@ -191,7 +191,7 @@ exit 1
 @operation()
 def image_pulled(image: str, login_user: str | None = None, password_file: str | None = None,
                  password_env: str | None = None, record: str = PULLED_RECORD,
-                 remove_previous: bool = False):
+                 remove_previous: bool = False, digest: str | None = None):
     """Pull an image unless it is already present, and remember that gpuhost pulled it.
 
     + image: full reference, registry prefix included (registry:5000/pytorch/pytorch:2.9.1-...)
@@ -202,6 +202,8 @@ def image_pulled(image: str, login_user: str | None = None, password_file: str |
     + record: JSON list of the images gpuhost pulled on this host
     + remove_previous: `docker image rm` the images in the record other than `image` (never
       images gpuhost did not pull; an image a container still uses is kept with a warning)
+    + digest: the image pinned (sha256:...): present only at that digest; pulled by digest and
+      tagged `image`, so a tag pushed again on the registry never changes what the host runs
 
     Present means: the tag exists locally with a registry digest (RepoDigests): a tag is
     immutable in practice for pytorch/pytorch releases, so re-pulling would transfer nothing.
@@ -215,14 +217,17 @@ def image_pulled(image: str, login_user: str | None = None, password_file: str |
         image_pulled(image="pytorch/pytorch:2.9.1-cuda13.0-cudnn9-runtime", remove_previous=True)
     """
     q = shlex.quote
-    present = [i for i in (host.get_fact(DockerImage, object_id=image) or []) if i.get("RepoDigests")]
+    present = [i for i in (host.get_fact(DockerImage, object_id=image) or []) if i.get("RepoDigests")
+               and (digest is None or any(d.endswith(f"@{digest}") for d in i["RepoDigests"]))]
     recorded = _read_record(record)
     if present:
-        host.noop(f"{image} present ({present[0]['RepoDigests'][0].split('@')[-1]})")
+        host.noop(f"{image} present ({digest or present[0]['RepoDigests'][0].split('@')[-1]})")
     else:
         registry = registry_of(image)
         password = _password(password_file, password_env) if login_user else None
-        pull = (f"docker pull {q(image)} && echo \"gpuhost: pulled {image} "
+        source = f"{repository_of(image)}@{digest}" if digest else image
+        tagged = f" && docker tag {q(source)} {q(image)}" if digest else ""
+        pull = (f"docker pull {q(source)}{tagged} && echo \"gpuhost: pulled {image} "
                 f"$(docker image inspect -f '{{{{index .RepoDigests 0}}}}' {q(image)})\"")
         if password is None:
             yield StringCommand(pull)
@@ -254,6 +259,12 @@ def pull_record(recorded: list[str], image: str, remove_previous: bool) -> tuple
     if remove_previous:
         return [old for old in recorded if old != image], [image]
     return [], recorded + ([image] if image not in recorded else [])
+
+
+def repository_of(image: str) -> str:
+    """The reference without its tag ('registry:5000/pytorch/pytorch' from '...:2.15.0-...')."""
+    name, _, tag = image.rpartition(":")
+    return name if name and "/" not in tag else image
 
 
 def registry_of(image: str) -> str:

@@ -31,6 +31,7 @@ def prepull_stage(ctx) -> list:
         password_file=settings.registry_password_file,
         password_env=settings.registry_password_env,
         remove_previous=settings.prune_pulled_images,
+        digest=ctx.settings.mirror.image_digest,
         _timeout=ctx.settings.bounds.pull_timeout,
     )]
 

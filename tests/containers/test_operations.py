@@ -90,3 +90,37 @@ def test_a_registry_login_lives_in_a_docker_config_of_its_own_removed_on_exit(tm
     config_dir = Path((tmp_path / "left").read_text().strip())
     assert done.returncode == 1 and config_dir.parent == tmp_path and not config_dir.exists()
     assert not (tmp_path / ".docker").exists()
+
+
+PIN = "sha256:" + "ab" * 32
+
+
+def _pinned_pull(held_digests: list[str]) -> list:
+    """image_pulled with image_digest pinned, the host holding the tag at these digests."""
+    case = yaml.safe_load((Path(__file__).parent / "operation_cases" / "image_pulled-missing-prunes-previous.yaml")
+                          .read_text())
+    image = case["kwargs"]["image"]
+    facts = dict(case["facts"])
+    facts["docker.DockerImage"] = {f"object_id={image}": [{"RepoDigests": [f"pytorch/pytorch@{d}"]}
+                                                          for d in held_digests]}
+    host = create_host(FakeState(), facts=facts)
+    with ctx_state.use(host.state), ctx_host.use(host):
+        return [c.get_raw_value() if hasattr(c, "get_raw_value") else c
+                for c in docker.image_pulled._inner(image=image, digest=PIN)]
+
+
+def test_a_pinned_image_is_pulled_by_digest_and_tagged_when_the_host_holds_the_tag_elsewhere():
+    """A tag pushed again on the registry (the host holds it at another digest) is not what runs:
+    the pinned digest is pulled and tagged with the plan's tag."""
+    commands = _pinned_pull(["sha256:" + "cd" * 32])
+    assert commands[0].startswith(f"docker pull pytorch/pytorch@{PIN} && docker tag pytorch/pytorch@{PIN} "
+                                  "pytorch/pytorch:2.9.1-cuda13.0-cudnn9-runtime && ")
+
+
+def test_a_pinned_image_the_host_holds_at_that_digest_is_not_pulled():
+    assert not any(str(c).startswith("docker pull") for c in _pinned_pull([PIN]))
+
+
+def test_repository_of_drops_the_tag_never_a_registry_port():
+    assert docker.repository_of("mirror:5000/pytorch/pytorch:2.15.0-cuda13.2") == "mirror:5000/pytorch/pytorch"
+    assert docker.repository_of("mirror:5000/pytorch/pytorch") == "mirror:5000/pytorch/pytorch"
