@@ -15,24 +15,32 @@ from __future__ import annotations
 from gpuhost.lab.fixture_repos import (OTHER_BRANCH, build_repository, driver_version, planned_branch,
                                       repository_data)
 
-__all__ = ["FAKE_SMI", "FAKE_SMI_PATH", "HOLD_LOCK", "OTHER_BRANCH", "build_repository", "driver_version",
+__all__ = ["FAKE_SMI", "FAKE_SMI_PATH", "fake_smi", "HOLD_LOCK", "OTHER_BRANCH", "build_repository", "driver_version",
            "install_fake_smi", "planned_branch", "repository_data"]
 
-FAKE_SMI = r"""#!/bin/sh
-# TEST FIXTURE (gpuhost e2e): stands in for nvidia-smi; one H100 on 535, one compute process.
-# --query-gpu answers each asked field by name, in the order asked (a field it does not know reads
-# [N/A], as nvidia-smi prints one a GPU lacks).
+def fake_smi(driver: str = "535.104.05", compute_process: bool = True, gpus: int = 1) -> str:
+    """A TEST FIXTURE nvidia-smi: `gpus` H100s on `driver`, with or without one compute process."""
+    apps = "echo '4242, python3, GPU-fixture-0, 1024'" if compute_process else ":"
+    listed = "; ".join(f"echo 'GPU {i}: NVIDIA H100 80GB HBM3 (UUID: GPU-fixture-{i})'" for i in range(gpus))
+    return r"""#!/bin/sh
+# TEST FIXTURE (gpuhost e2e): stands in for nvidia-smi; @GPUS@ H100 on @DRIVER@ (@APPS@).
+# --query-gpu answers each asked field by name, in the order asked, one row per GPU (a field it does
+# not know reads [N/A], as nvidia-smi prints one a GPU lacks).
 q=; for a in "$@"; do case "$a" in --query-gpu=*) q=${a#--query-gpu=};; esac; done
 case "$*" in
-  *--query-gpu=*) row=; IFS=,; for f in $q; do
-      case "$f" in index) v=0;; name) v='NVIDIA H100 80GB HBM3';; uuid) v=GPU-fixture-0;; pci.bus_id) v=00000000:00:06.0;;
+  *--query-gpu=*) i=0; while [ "$i" -lt @GPUS@ ]; do row=; IFS=,; for f in $q; do
+      case "$f" in index) v=$i;; name) v='NVIDIA H100 80GB HBM3';; uuid) v=GPU-fixture-$i;; pci.bus_id) v=00000000:00:0$((6 + i)).0;;
         compute_cap) v=9.0;; memory.total) v=81559;; mig.mode.current) v=Disabled;; persistence_mode) v=Enabled;;
-        driver_version) v=535.104.05;; *) v='[N/A]';; esac
-      row="${row:+$row, }$v"; done; echo "$row";;
-  -L) echo 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-fixture-0)';;
-  *--query-compute-apps=*) echo '4242, python3, GPU-fixture-0, 1024';;
+        driver_version) v=@DRIVER@;; *) v='[N/A]';; esac
+      row="${row:+$row, }$v"; done; unset IFS; echo "$row"; i=$((i + 1)); done;;
+  -L) @LISTED@;;
+  *--query-compute-apps=*) @APPS_COMMAND@;;
 esac
-"""
+""".replace("@DRIVER@", driver).replace("@APPS_COMMAND@", apps).replace("@GPUS@", str(gpus)).replace(
+        "@LISTED@", listed).replace("@APPS@", "one compute process" if compute_process else "no compute process")
+
+
+FAKE_SMI = fake_smi()
 FAKE_SMI_PATH = "/usr/local/bin/nvidia-smi"
 HOLD_LOCK = ("nohup python3 -c \"import fcntl, time; f = open('/var/lib/dpkg/lock-frontend', 'w'); "
              "fcntl.lockf(f, fcntl.LOCK_EX); open('/run/lock-held', 'w').close(); time.sleep(900)\" "

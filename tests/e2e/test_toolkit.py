@@ -9,7 +9,7 @@ check, the keyring, the deb822 source, apt-get update/install of an exact versio
 docker.io and its dockerd reading the merged daemon.json, pyinfra's CLI over SSH.
 
 Fixtures, labelled TEST FIXTURE: the packages' programs (nvidia-ctk, nvidia-container-runtime,
-the hook; shell scripts, see gpuhost/lab/fixture_repos.py) and, on the converging host, NVIDIA_SMI below.
+the hook; shell scripts, see gpuhost/lab/fixture_repos.py) and, on the converging host, driver_fixture.fake_smi.
 The CDI step runs only when the host's driver version is known (`_cdi_driver`), and the gpu fact
 knows it from the kernel module (/proc/driver/nvidia, /sys/module/nvidia: kernel files a
 container cannot provide) or, without them, from nvidia-smi's driver_version (facts/gpu.py
@@ -30,28 +30,18 @@ from gpuhost.lab import HostSpec, Lab
 from gpuhost.lab.fixture_repos import (TOOLKIT_NEWER, TOOLKIT_PACKAGES, TOOLKIT_VERSION, build_repository,
                                      toolkit_repository_data)
 from gpuhost.lab.results import host_statuses
+from tests.e2e.driver_fixture import fake_smi
 
 pytestmark = pytest.mark.e2e
 DEPLOY = "deploys/container_runtime.py"
 DRIVER = "580.95.05"
 UPGRADED = "580.105.08"
 CTK_LOG = "/var/log/gpuhost-fixture-nvidia-ctk.log"
-# TEST FIXTURE (not NVIDIA's nvidia-smi): one H100 on driver @DRIVER@, no compute process; rows in
-# the format of tests/fixtures/device-h100/raw/nvidia-smi-query-gpu.csv and nvidia-smi-L.txt.
-NVIDIA_SMI = r"""#!/bin/sh
-# TEST FIXTURE (gpuhost e2e, tests/e2e/test_toolkit.py): stands in for nvidia-smi; one H100 on @DRIVER@.
-case "$*" in
-  *--query-gpu=driver_version\ *|*--query-gpu=driver_version) echo '@DRIVER@';;
-  *--query-gpu=*) echo '0, NVIDIA H100 80GB HBM3, GPU-fixture-0, 00000000:00:06.0, 9.0, 81559, Disabled, Enabled, @DRIVER@';;
-  -L) echo 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-fixture-0)';;
-  *--query-compute-apps=*) ;;
-esac
-"""
 
 
 def _install_smi(host, driver: str) -> None:
     host.exec("cat > /usr/local/bin/nvidia-smi && chmod 755 /usr/local/bin/nvidia-smi",
-              input=NVIDIA_SMI.replace("@DRIVER@", driver), check=True)
+              input=fake_smi(driver, compute_process=False), check=True)
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from gpuhost.lab.results import host_statuses
 from gpuhost.lab.torch_image import ensure_torch_image
 from gpuhost.plan.gpus import identify
 from gpuhost.plan.resolver import Policy, resolve
-from tests.e2e.driver_fixture import build_repository, repository_data
+from tests.e2e.driver_fixture import build_repository, fake_smi, repository_data
 
 pytestmark = pytest.mark.e2e
 GPUHOST = shutil.which("gpuhost") or str(Path(sys.executable).parent / "gpuhost")
@@ -42,16 +42,7 @@ UUIDS = ("GPU-fixture-0", "GPU-fixture-1")
 UID = 1234
 # TEST FIXTURE (gpuhost e2e, tests/e2e/test_workspace.py): stands in for nvidia-smi; two H100 on 535,
 # no compute process; rows in the format of tests/fixtures/device-h100/raw/nvidia-smi-query-gpu.csv.
-NVIDIA_SMI = r"""#!/bin/sh
-# TEST FIXTURE (gpuhost e2e): stands in for nvidia-smi; two H100 on 535.104.05.
-case "$*" in
-  *--query-gpu=driver_version\ *|*--query-gpu=driver_version) echo '535.104.05';;
-  *--query-gpu=*) echo '0, NVIDIA H100 80GB HBM3, GPU-fixture-0, 00000000:00:06.0, 9.0, 81559, Disabled, Enabled, 535.104.05'
-                  echo '1, NVIDIA H100 80GB HBM3, GPU-fixture-1, 00000000:00:07.0, 9.0, 81559, Disabled, Enabled, 535.104.05';;
-  -L) echo 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-fixture-0)'; echo 'GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-fixture-1)';;
-  *--query-compute-apps=*) ;;
-esac
-"""
+NVIDIA_SMI = fake_smi("535.104.05", compute_process=False, gpus=2)  # TEST FIXTURE: two H100s
 
 
 def _tag() -> str:
