@@ -16,7 +16,7 @@ deploys/container_runtime.py. Then for each N, interleaved:
 Upstream bytes are the sum of the bytes the upstream's own access log says it sent for blob
 requests during the run. Before each run the hosts' images (and, for the mirror, its cache) are
 removed. Results go to bench/out/mirror.json (git-ignored); --update-figures writes
-bench/results/mirror.json, the figures the README quotes. The lab is removed at the end.
+bench/results/mirror.json, the figures docs/performance.md quotes. The lab is removed at the end.
 """
 
 from __future__ import annotations
