@@ -42,7 +42,7 @@ def prepull_pending(ctx) -> list[str]:
     image = ctx.host_plan.plan.image.tag
     held = ctx.container_state.get("image_digests", {}).get(image)
     pinned = ctx.settings.mirror.image_digest
-    pending = [] if held and held == (pinned or held) else [image]
+    pending = [] if held and (pinned is None or held == pinned) else [image]
     recorded = ctx.managed["pulled"] or []
     stale, keep = docker_ops.pull_record(recorded, image, ctx.settings.container.prune_pulled_images)
     return pending + (["pull record"] if stale or keep != recorded else [])
