@@ -11,8 +11,16 @@ from pyinfra.context import ctx_state
 from gpuhost.fleet import cli_checks
 from gpuhost.run import faults, summary
 
+
+def _fleet_checked() -> bool:
+    from gpuhost.fleet.context import fleet_settings
+
+    return not fleet_settings()[0]
+
+
 if summary.deploy_run():
     cli_checks.install()  # --data, the inventory file and --limit, each refused in one line
     state = ctx_state.get()
     faults.install(state)
+    faults.read_on_connect(_fleet_checked)  # each host's snapshot starts as it connects
     summary.print_at_exit(state)

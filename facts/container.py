@@ -94,10 +94,10 @@ for f in $cfgs; do
   if [ -r "$f" ]; then echo "@@daemon_json $f"; head -c 65536 "$f"; echo; else echo "@@daemon_json_absent $f"; fi
 done
 # nvidia-ctk's version from its package when one is installed (the shared dpkg reading), else the binary.
-kt=$(command -v nvidia-ctk 2>/dev/null)
+on_path nvidia-ctk; kt=$w
 echo "@@ctk ${kt:--}"
 case "$pk" in *'@@package_flags cli='?' ctk=1'*) ;; *) [ -n "$kt" ] && $T "$kt" --version 2>&1 | head -n 2;; esac
-r=$(command -v nvidia-container-runtime 2>/dev/null)
+on_path nvidia-container-runtime; r=$w
 echo "@@nvidia_runtime_binary ${r:--}"
 echo '@@cdi'
 cf=; for f in /etc/cdi/*.yaml /etc/cdi/*.json /var/run/cdi/*.yaml /var/run/cdi/*.json; do [ -f "$f" ] && cf="$cf $f"; done

@@ -81,7 +81,7 @@ APPS_FIELDS = "pid,process_name,gpu_uuid,used_memory"
 # field has them): a GPU host's snapshot takes as long as its nvidia-smi. $bg is the temp dir for
 # work in the background (facts/readings.py).
 SMI_START = r"""
-bg=; smi=$(command -v nvidia-smi 2>/dev/null)
+bg=; on_path nvidia-smi; smi=$w
 if [ -z "$smi" ]; then
   for p in /usr/bin/nvidia-smi /usr/local/nvidia/bin/nvidia-smi /usr/local/bin/nvidia-smi /opt/nvidia/bin/nvidia-smi; do
     [ -x "$p" ] && { smi=$p; break; }
@@ -155,9 +155,13 @@ grep -lsE '^[[:space:]]*blacklist[[:space:]]+nouveau' /etc/modprobe.d/*.conf /li
 l=; read -r l 2>/dev/null < /proc/cmdline
 for w in $l; do case "$w" in modprobe.blacklist=*nouveau*|nouveau.modeset=0*|rd.driver.blacklist=*nouveau*) echo "$w";; esac; done
 echo '@@nvml'
-{ ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep 'libnvidia-ml\.so' | while read -r lib abi arrow path; do
-  echo "ldconfig $abi $(readlink -f "$path" 2>/dev/null || echo "$path")"
-done
+# NVML's version matters next to a driver (its tools, or its module loaded): only then is the
+# linker cache asked.
+if [ -n "$smi" ] || [ -d /sys/module/nvidia ]; then
+  { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep 'libnvidia-ml\.so' | while read -r lib abi arrow path; do
+    echo "ldconfig $abi $(readlink -f "$path" 2>/dev/null || echo "$path")"
+  done
+fi
 for f in /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.* /usr/lib/aarch64-linux-gnu/libnvidia-ml.so.* /usr/lib64/libnvidia-ml.so.* /usr/lib/libnvidia-ml.so.* /usr/local/nvidia/lib64/libnvidia-ml.so.*; do
   [ -f "$f" ] && [ ! -L "$f" ] && echo "file $f"
 done

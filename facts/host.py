@@ -17,9 +17,8 @@ Shape of the fact (all keys always present)::
         "installed": bool,            # /lib/modules/$(uname -r)/build/Makefile exists
         "package": "linux-headers-6.8.0-85-generic" | "kernel-devel-..." | None,
         "package_installed": "6.8.0-85.85" | None,
-        "candidate": "6.8.0-85.85" | None,   # what apt/dnf could install
-        "installable": bool,          # installed, or a candidate exists
-      },
+      },                              # what the repositories offer is asked by the driver stage
+                                      # only when DKMS will build (gpuhost/driver/stage.py)
       "secure_boot": {"state": "enabled" | "disabled" | "unsupported" | None,
                       "efi": bool, "source": "mokutil" | "efivars" | None},
       "held_packages": ["nvidia-driver-580", ...],   # dpkg holds (apt-mark hold) / dnf versionlock
@@ -105,7 +104,7 @@ sd=no; [ -d /run/systemd/system ] && sd=yes
 echo "@@systemd $sd"
 # NVIDIA's runfile installs nvidia-uninstall (and nvidia-installer) outside any package, and its
 # libraries under the system library directory, e.g. libnvidia-ml.so.550.54.14.
-u=$(command -v nvidia-uninstall 2>/dev/null)
+on_path nvidia-uninstall; u=$w
 if [ -n "$u" ] && ! { command -v dpkg-query >/dev/null 2>&1 && dpkg-query -S "$u" >/dev/null 2>&1; } \
    && ! { command -v rpm >/dev/null 2>&1 && rpm -qf "$u" >/dev/null 2>&1; }; then
   echo "@@runfile_driver $u"
@@ -138,11 +137,6 @@ def process_host_sections(sections: Sections) -> dict[str, Any]:
     package_manager = {"apt-get": "apt"}.get(manager or "", manager)
 
     headers = _headers(sections)
-    if sections.header("kernel") and not headers["installable"] and package_manager:
-        warnings.append(
-            f"kernel headers for {sections.header('kernel')} are neither installed nor installable"
-            " (boot a kernel from the distribution, or install its headers)"
-        )
     secure_boot = _secure_boot(sections)
     if secure_boot["state"] == "enabled":
         warnings.append("Secure Boot is enabled: driver modules must be signed (MOK enrolment)")
@@ -221,33 +215,17 @@ def _headers(sections: Sections) -> dict[str, Any]:
     installed = sections.header("headers_dir") == "present"
     package = None
     package_installed = None
-    candidate = None
     if sections.first("headers_apt") is not None:
         package = sections.header("headers_apt")
-        for line in sections.lines("headers_apt") + sections.lines("headers_candidate"):
+        for line in sections.lines("headers_apt"):
             key, _, value = line.strip().partition(":")
-            value = value.strip()
-            if value in ("", "(none)"):
-                continue
-            if key == "Installed":
-                package_installed = value
-            elif key == "Candidate":
-                candidate = value
+            if key == "Installed" and value.strip() not in ("", "(none)"):
+                package_installed = value.strip()
     elif sections.first("headers_rpm") is not None:
         package = sections.header("headers_rpm")
         rpm_lines = sections.lines("headers_rpm")
         package_installed = rpm_lines[0].strip() if rpm_lines else None
-        dnf_lines = sections.lines("headers_dnf")
-        if dnf_lines:
-            parts = dnf_lines[0].split()
-            candidate = parts[1] if len(parts) > 1 else None
-    return {
-        "installed": installed,
-        "package": package,
-        "package_installed": package_installed,
-        "candidate": candidate,
-        "installable": installed or bool(package_installed) or bool(candidate),
-    }
+    return {"installed": installed, "package": package, "package_installed": package_installed}
 
 
 def _secure_boot(sections: Sections) -> dict[str, Any]:

@@ -10,7 +10,7 @@ kernel release; `c`, the docker client; `pk`, the dpkg reading; `wsu`, the works
 
 `command(*parts)` composes the shell command for some parts: their start steps, the readings they
 need, once, in the order of READINGS, then each part's script, then the finishing steps. Work
-that only waits (nvidia-smi, apt-cache) runs in the background when a part made a temp dir `$bg`
+that only waits (nvidia-smi) runs in the background when a part made a temp dir `$bg`
 for it (the gpu part, on a host with nvidia-smi): the snapshot's wall time there is nvidia-smi's.
 """
 
@@ -56,14 +56,16 @@ WORKSPACE_FILTER = "%7B%22label%22%3A%5B%22gpuhost.workspace%22%5D%7D"  # {"labe
 
 # --- the readings ---------------------------------------------------------------------------------
 
+# The kernel release and machine from /proc (Linux 6.1 and later have kernel/arch), else uname.
 KERNEL = r"""
-u=$(uname -rm 2>/dev/null); k=${u% *}; m=${u##* }
+k=; m=; read -r k 2>/dev/null < /proc/sys/kernel/osrelease; read -r m 2>/dev/null < /proc/sys/kernel/arch
+[ -n "$k" ] && [ -n "$m" ] || { u=$(uname -rm 2>/dev/null); k=${u% *}; m=${u##* }; }
 """
 
 # One dpkg-query for every part: gpuhost's package families (managed), Docker's and the toolkit's
-# (container), holds, half-done packages and the running kernel's headers (host); then the
-# headers' candidate, asked only when they are missing (apt-cache madison: a quarter of the CPU
-# of `apt-cache policy`).
+# (container), holds, half-done packages and the running kernel's headers (host). Whether the
+# repositories offer missing headers is not asked here (apt-cache costs more than the rest of the
+# host part): the driver stage asks when it has work and DKMS builds the module (gpuhost/driver/stage.py).
 DPKG = r"""
 hd=absent; [ -e "/lib/modules/$k/build/Makefile" ] && hd=present
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -81,10 +83,6 @@ if command -v dpkg-query >/dev/null 2>&1; then
           printf "@@gpuhost host 1\n@@holds\n%s@@headers_apt %s\n", held, h
           if (hv != "") print "  Installed: " hv }')
   printf '%s\n' "$pk"
-  if [ "$hd" != present ]; then
-    if [ -n "$bg" ]; then apt-cache madison "linux-headers-$k" > "$bg/headers" 2>/dev/null & hp=$!
-    else apt-cache madison "linux-headers-$k" 2>/dev/null | awk -F'|' 'NR == 1 { gsub(/ /, "", $2); print "  Candidate: " $2 }'; fi
-  fi
 elif command -v rpm >/dev/null 2>&1; then
   pk=
   echo '@@gpuhost managed 1'; echo '@@packages'
@@ -93,8 +91,6 @@ elif command -v rpm >/dev/null 2>&1; then
   rpm -q --qf '%{NAME} %{VERSION}-%{RELEASE} ii\n' __PACKAGES__ 2>/dev/null | grep -v 'not installed'
   echo '@@gpuhost host 1'
   echo "@@headers_rpm kernel-devel-$k"; rpm -q "kernel-devel-$k" 2>/dev/null | grep -v 'not installed'
-  echo '@@headers_dnf'
-  command -v dnf >/dev/null 2>&1 && timeout 60 dnf -q --cacheonly list --available "kernel-devel-$k" 2>/dev/null | grep kernel-devel
   echo '@@holds'
   command -v dnf >/dev/null 2>&1 && timeout 60 dnf -q versionlock list 2>/dev/null
 fi
@@ -104,7 +100,7 @@ fi
 # workspaces to the workspace part, the fabric manager's state to the gpu part, all others to
 # managed.
 UNITS_READING = r"""
-fm=-; command -v nv-fabricmanager >/dev/null 2>&1 && fm=$(command -v nv-fabricmanager)
+on_path nv-fabricmanager; fm=${w:--}
 wsu=; for f in /etc/systemd/system/gpuhost-workspace-*.service; do [ -e "$f" ] && wsu="$wsu ${f##*/}"; done
 if [ -d /run/systemd/system ]; then
   mu=; for f in /etc/gpuhost/mirror/*.yml; do [ -e "$f" ] && { f=${f##*/}; mu="$mu gpuhost-mirror@${f%.yml}"; }; done
@@ -137,7 +133,7 @@ fi
 # CLI. Container details come from one `docker inspect --format`, only when containers run.
 DOCKER = r"""
 T=; command -v timeout >/dev/null 2>&1 && T='timeout 20'
-c=$(command -v docker 2>/dev/null); d=$(command -v dockerd 2>/dev/null)
+on_path docker; c=$w; on_path dockerd; d=$w
 [ -z "$d" ] && [ -x /usr/bin/dockerd ] && d=/usr/bin/dockerd
 echo '@@gpuhost container 1'
 echo "@@docker_client ${c:--}"
@@ -216,12 +212,10 @@ fi
 if [ "$rc" != 0 ] && [ -n "$d" ]; then echo '@@dockerd_version'; $T "$d" --version 2>&1 | head -n 1; fi
 """
 
-# The headers' candidate, when asked in the background (its own section: the host block goes on).
-DPKG_FINISH = r"""
-if [ -n "$hp" ]; then
-  wait "$hp"; echo '@@gpuhost host 1'; echo '@@headers_candidate'
-  awk -F'|' 'NR == 1 { gsub(/ /, "", $2); print "  Candidate: " $2 }' "$bg/headers"
-fi
+# on_path NAME: $w is NAME's path in $PATH, or empty: what `command -v` says of a program, without
+# the subshell that w=$(command -v NAME) forks.
+ON_PATH = r"""
+on_path() { w=; ifs_=$IFS; IFS=:; for p_ in $PATH; do [ -f "$p_/$1" ] && [ -x "$p_/$1" ] && { w=$p_/$1; break; }; done; IFS=$ifs_; }
 """
 
 READINGS = {
@@ -232,8 +226,6 @@ READINGS = {
 }
 # What each reading needs read before it.
 NEEDS = {"dpkg": ("kernel",), "docker": ("units",)}
-# Finishing steps, after every part's script: what ran in the background.
-FINISH = {"dpkg": DPKG_FINISH}
 
 
 @dataclass(frozen=True)
@@ -263,10 +255,9 @@ def command(*parts: Part) -> str:
     for part in parts:
         for name in part.reads:
             wanted |= {name, *NEEDS.get(name, ())}
-    body = ["bg=; hp=", *(part.start for part in parts)]  # no background work unless a part starts some
+    body = ["bg=", ON_PATH, *(part.start for part in parts)]  # no background work unless a part starts some
     body += [READINGS[name] for name in READINGS if name in wanted]
     body += [part.script for part in parts]
-    body += [FINISH[name] for name in FINISH if name in wanted]
     body += [part.finish for part in parts]
     body.append("[ -n \"$bg\" ] && rm -rf \"$bg\"\ntrue")
     return _fill("\n".join(step.strip() for step in body if step.strip()))

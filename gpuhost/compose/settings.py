@@ -127,18 +127,32 @@ def _built(model: type[BaseModel], data) -> tuple[BaseModel | None, list[Problem
 def host_problems(data: dict, local: bool = True) -> list[Problem]:
     """Everything wrong with one host's data. `local`: the data is for a deploy run from here, so
     files and variables it names must exist here (cloud-init's data is for the VM: False)."""
+    return _checked(data, local)[0]
+
+
+def _checked(data: dict, local: bool) -> tuple[list[Problem], HostSettings | None]:
+    """(host_problems, the host's settings when there are none)."""
     problems = unknown_keys(data) + pyinfra_value_problems(data, local)
     models, wrong = _models(data)
     problems += wrong
     for model in models.values():
         if isinstance(model, HostDataModel):
             problems += model.unservable() + (model.missing_locally() if local else [])
-    return problems
+    return problems, (None if problems else HostSettings(**models))
 
 
 def check_hosts(hosts, local: bool = True) -> list[str]:
     """One line per problem across (name, data) pairs, a problem shared by hosts once; empty when fine."""
-    return grouped((name, [p.message for p in host_problems(data, local)]) for name, data in hosts)
+    return check_fleet(hosts, local)[0]
+
+
+def check_fleet(hosts, local: bool = True) -> tuple[list[str], dict[str, HostSettings]]:
+    """check_hosts' lines, and each host's settings when there are none (read once for the deploy)."""
+    messages, settings = [], {}
+    for name, data in hosts:
+        problems, settings[name] = _checked(data, local)
+        messages.append((name, [p.message for p in problems]))
+    return grouped(messages), settings
 
 
 def problems_text(header: str, lines: list[str]) -> str:

@@ -36,9 +36,11 @@ def gpu_attached(gpu_state: dict) -> bool:
 
 
 def decide(settings, gpu_state: dict, host_state: dict, plan, source: DriverSource | None,
-           gpu_containers=()) -> Decision:
+           gpu_containers=(), headers_unavailable: str | None = None) -> Decision:
     """Blockers and notes for one planned host. `plan` is a resolver Plan; `gpu_containers` the running
-    containers given GPUs (facts.container: workspaces among them), GPU work like processes."""
+    containers given GPUs (facts.container: workspaces among them), GPU work like processes;
+    `headers_unavailable` the running kernel's headers package when it is neither installed nor
+    offered by the repositories (the stage asks them only when DKMS builds the module)."""
     decision = Decision()
     blockers, notes = decision.blockers, decision.notes
     driver = gpu_state.get("driver") or {}
@@ -62,11 +64,10 @@ def decide(settings, gpu_state: dict, host_state: dict, plan, source: DriverSour
         secure_boot = (host_state.get("secure_boot") or {}).get("state")
         if secure_boot == "enabled" and not settings.driver.secure_boot_mok:
             blockers.append(SECURE_BOOT_OPTIONS.format(source=source.name))
-        headers = host_state.get("kernel_headers") or {}
-        if not headers.get("installable"):
+        if headers_unavailable:
             message = (f"no kernel headers for the running kernel {host_state.get('kernel')} "
-                       f"({headers.get('package') or 'linux-headers'} has no candidate): DKMS cannot build the "
-                       f"driver for it")
+                       f"({headers_unavailable} is not installed and the repositories offer none): DKMS "
+                       f"cannot build the driver for it")
             if gpu_attached(gpu_state):
                 blockers.append(message + "; install that kernel's headers or boot a kernel that has them")
             else:  # image build on a CPU machine: modules are built for the installed kernels

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pyinfra import host, logger
 from pyinfra.operations import server
 
-from gpuhost.run.converged import file_current, installed, unit_ok
+from facts.driver_offer import DriverOffer
+from gpuhost.run.converged import file_current, unit_ok
 from gpuhost.run.keys import choose_source, keyring_trusted
 from gpuhost.driver.safety import SECURE_BOOT_OPTIONS, decide, existing_driver_decision, gpu_attached, other_driver
 from gpuhost.driver.sources import select_source
@@ -45,11 +46,17 @@ def driver_stage(ctx) -> list:
         logger.info(f"[{host.name}] driver R{source.branch} {source.flavour} from {source.name}: in place")
         record_driver_in_place(host.name, f"R{source.branch} {source.flavour}")
         if gpu_attached(ctx.gpu_state) and not (ctx.gpu_state.get("driver") or {}).get("loaded"):
-            logger.warning(f"[{host.name}] the driver is installed but not loaded: reboot the host")
+            missing = _missing_headers(ctx, source)
+            logger.warning(f"[{host.name}] the driver is installed but not loaded: "
+                           + (f"DKMS needs {missing} to build it for this kernel: install it, then reboot"
+                              if missing else "reboot the host"))
         return []
     existing = other_driver(ctx.managed, ctx.host_state, ctx.gpu_state, source.branch)
+    headers = _missing_headers(ctx, source)
+    headers_offered = bool(headers) and _offered(headers)
     decision = decide(ctx.settings, ctx.gpu_state, ctx.host_state, plan, source,
-                      ctx.container_state.get("gpu_containers") or ())
+                      ctx.container_state.get("gpu_containers") or (),
+                      headers_unavailable=headers if headers and not headers_offered else None)
     found = existing_driver_decision(existing, ctx.settings, f"R{source.branch} {source.flavour} from {source.name}")
     decision.blockers += found.blockers
     decision.notes += found.notes
@@ -75,8 +82,7 @@ def driver_stage(ctx) -> list:
     if existing and existing.kind == "runfile":
         ops.append(driver.runfile_uninstall(name=f"Remove the runfile driver {existing.version or ''}".strip(),
                                             uninstaller=existing.uninstaller, _timeout=install))
-    headers = _headers_package(ctx, source)
-    if headers:
+    if headers_offered and source.package_manager == "apt":
         ops.append(driver.headers(name="Kernel headers and DKMS", package=headers, lock_timeout=lock_timeout,
                                   _timeout=install))
     nvswitch, nvlink5, imex = fabric_needs(ctx, source)
@@ -142,9 +148,6 @@ def driver_pending(ctx, source) -> list[str]:
     existing = other_driver(managed, ctx.host_state, ctx.gpu_state, source.branch)
     if existing:
         pending.append(existing.describe())
-    headers = _headers_package(ctx, source)
-    if headers and not (installed(managed, headers) and installed(managed, "dkms")):
-        pending.append(f"{headers} and dkms")
     if driver.package_commands(source, managed["packages"], ctx.host_state.get("held_packages") or []):
         pending.append("driver packages and holds")
     if not file_current(managed, driver.NOUVEAU_BLACKLIST_PATH, driver.NOUVEAU_BLACKLIST):
@@ -187,13 +190,20 @@ def _data_version(branch: str) -> str | None:
     return str(known.first_version) if known and known.first_version else None
 
 
-def _headers_package(ctx, source) -> str | None:
-    """The kernel headers package to install for DKMS, when the running kernel's are missing."""
+def _missing_headers(ctx, source) -> str | None:
+    """The running kernel's headers package when DKMS builds the module and they are not installed."""
     headers = ctx.host_state.get("kernel_headers") or {}
-    if source.builds_modules and source.package_manager == "apt" and headers.get("candidate") \
-            and not headers.get("installed"):
+    if source.builds_modules and headers.get("package") and not (headers.get("installed")
+                                                                  or headers.get("package_installed")):
         return headers["package"]
     return None
+
+
+def _offered(package: str) -> bool:
+    """Whether the host's repositories offer `package`. Not in the snapshot: asked only here, when
+    the stage has work and DKMS needs the headers (one more command; apt-cache costs a converged
+    host more than the rest of its snapshot's host part)."""
+    return any(host.get_fact(DriverOffer, names=[package], prefixes=[])["versions"].values())
 
 
 def _persistenced_runs(ctx) -> bool:

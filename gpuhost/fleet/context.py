@@ -13,7 +13,7 @@ from pyinfra.api.exceptions import DeployError
 
 from facts.snapshot import HostSnapshot
 from gpuhost.compose.host_plan import HostPlan, plan_host
-from gpuhost.compose.settings import HostSettings, check_hosts, problems_text, settings_from
+from gpuhost.compose.settings import HostSettings, check_fleet, problems_text
 from gpuhost.driver.safety import other_driver
 from gpuhost.fleet.inventory_file import cli_override_data
 from gpuhost.run import faults
@@ -36,17 +36,18 @@ class HostContext:
 
 
 _contexts: dict[str, HostContext] = {}
+# id(inventory) -> (its problems' text, "" when none; each host's settings): checked once per run.
+_fleets: dict[int, tuple[str, dict[str, HostSettings]]] = {}
 
 
 def host_context() -> HostContext:
     """Settings checked for every host (before any is touched), then one reading and the plan for this one."""
     key = host.name  # `host` is pyinfra's context proxy: its id() is the same for every host
     if key not in _contexts:
-        typed = cli_override_data()  # --data as typed: `torch=2.10` is named as such
-        problems = check_hosts((h.name, {**h.data.dict(), **typed}) for h in state.inventory)
+        problems, fleet = fleet_settings()
         if problems:
-            raise DeployError(problems_text("bad inventory data", problems))
-        settings = settings_from(host.data.dict())
+            raise DeployError(problems)
+        settings = fleet[host.name]
         faults.install(state)  # bounds and keepalives, when config.py did not already
         faults.watch(host, settings.bounds)
         # Every reading a converged run needs, in one bounded command.
@@ -62,3 +63,13 @@ def host_context() -> HostContext:
                                      snapshot.get("workspace"), snapshot.get("health"))
         summarize_at_exit(_contexts[key], other_driver)  # every deploy ends with the fleet table
     return _contexts[key]
+
+
+def fleet_settings() -> tuple[str, dict[str, HostSettings]]:
+    """Every host's settings, checked once per run (each host's deploy asks: once, not once per host)."""
+    key = id(state.inventory)
+    if key not in _fleets:
+        typed = cli_override_data()  # --data as typed: `torch=2.10` is named as such
+        problems, settings = check_fleet((h.name, {**h.data.dict(), **typed}) for h in state.inventory)
+        _fleets[key] = (problems_text("bad inventory data", problems) if problems else "", settings)
+    return _fleets[key]

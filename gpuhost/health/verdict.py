@@ -109,6 +109,7 @@ def probe_sources(source) -> list[str]:
     return list(source) if isinstance(source, list) else [source] if source else []
 
 
+@cache
 def rules_json() -> str:
     """The rules as the on-host command reads them (JSON: stdlib only there)."""
     return json.dumps(load_rules(), indent=1, sort_keys=True, default=str) + "\n"

@@ -82,6 +82,15 @@ class LabHost:
                 "/bin/sh", "-c", command]
         return docker(*args, check=check, input=input, timeout=timeout)
 
+    def log_commands(self) -> None:
+        """Have sshd log every command it starts (LogLevel DEBUG1), for commands_started()."""
+        self.exec("echo 'LogLevel DEBUG1' > /etc/ssh/sshd_config.d/zz-count.conf && systemctl reload ssh", check=True)
+
+    def commands_started(self) -> int:
+        """The commands sshd started since log_commands(): its "Starting session: command" lines."""
+        found = self.exec("journalctl --sync 2>/dev/null; journalctl -u ssh --no-pager | grep -c 'Starting session: command'")
+        return int(found.stdout.strip() or 0)
+
     def ssh(self, command: str, check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
         """Run a command as root over SSH (paramiko, the lab key), as pyinfra does."""
         client = paramiko.SSHClient()

@@ -41,6 +41,8 @@ interrupted = False  # Ctrl-C: the run was stopped by the user
 _lost: dict[str, int] = {}  # host name -> seconds without an answer, when its keepalive closed it
 _started: dict[str, float] = {}  # host name -> when its connection or its current step started
 _watched: set[int] = set()  # the SSH transports whose keepalives run
+_read_on_connect = None  # read_on_connect()'s `ready`: None, no reading starts before the deploy asks
+_readings: dict[str, object] = {}  # host name -> the greenlet reading its snapshot since it connected
 
 
 def bounds_of(host) -> Bounds:
@@ -114,7 +116,12 @@ class FaultWatch(BaseStateCallback):
 
     @staticmethod
     def host_connect(state, host):
-        watch(host, bounds_of(host))
+        bounds = bounds_of(host)
+        watch(host, bounds)
+        if _read_on_connect is not None and host.name not in _readings and _ready():
+            import gevent
+
+            _readings[host.name] = gevent.spawn(read_fact, host, bounds)
 
     @staticmethod
     def operation_host_start(state, host, op_hash):
@@ -195,10 +202,29 @@ def _tcp_keepalive(sock, bounds: Bounds) -> None:
             return
 
 
+def read_on_connect(ready) -> None:
+    """Start each host's snapshot as soon as it connects, when `ready()` holds (the fleet's data is
+    checked): the hosts read while pyinfra connects the others and loads the deploy file, and
+    read_snapshot() takes that reading. It is the same one command."""
+    global _read_on_connect
+    _read_on_connect = ready
+
+
+def _ready() -> bool:
+    """read_on_connect's `ready`; False when it fails (the deploy's own check then says why)."""
+    try:
+        return bool(_read_on_connect())
+    except Exception:  # noqa: BLE001 (a connection must never fail on it)
+        return False
+
+
 def read_snapshot(host, bounds: Bounds):
     """The snapshot (facts.snapshot.HostSnapshot) in one bounded command: (facts, None) or (None, cause)."""
     from facts.snapshot import HostSnapshot
 
+    started = _readings.pop(host.name, None)
+    if started is not None:
+        return started.get()
     return read_fact(host, bounds, HostSnapshot)
 
 

@@ -16,8 +16,7 @@ from gpuhost.plan.resolver import resolve
 HOST = {
     "os": {"id": "ubuntu", "version_id": "24.04", "codename": "noble"}, "arch": "x86_64",
     "kernel": "6.8.0-85-generic", "package_manager": "apt-get",
-    "kernel_headers": {"installed": False, "package": "linux-headers-6.8.0-85-generic",
-                       "candidate": "6.8.0-85.85", "installable": True},
+    "kernel_headers": {"installed": False, "package": "linux-headers-6.8.0-85-generic", "package_installed": None},
     "secure_boot": {"state": "disabled", "efi": True, "source": "mokutil"},
     "held_packages": [], "package_lock": {"held": False, "holders": [], "dpkg_interrupted": False},
     "reboot": {"required": False, "packages": [], "source": None},
@@ -25,12 +24,12 @@ HOST = {
 GPU = {"gpus": [{"bus_id": "0000:00:06.0"}], "driver": {"mismatch": False}, "processes": []}
 
 
-def gate(host=HOST, gpu=GPU, data=None, source="cuda", current=None):
+def gate(host=HOST, gpu=GPU, data=None, source="cuda", current=None, headers_unavailable=None):
     settings = settings_from({"target_gpus": ["H100"], **(data or {})})
     plan = resolve([identify("H100")], current_driver=current, policy=settings.policy,
                    served_branches=served_branches(host, source))
     src = select_source(host, plan.driver.branch, plan.driver.kernel_module, source)
-    return decide(settings, gpu, host, plan, src)
+    return decide(settings, gpu, host, plan, src, headers_unavailable=headers_unavailable)
 
 
 def with_(base, **changes):
@@ -70,10 +69,10 @@ def test_gpu_processes_refuse_reboot_auto():
 
 
 def test_missing_headers_block_a_gpu_host_but_not_an_image_build():
-    host = with_(HOST, kernel_headers={"installed": False, "package": "linux-headers-6.8.0-85-generic",
-                                       "candidate": None, "installable": False})
-    assert any("kernel headers" in b for b in gate(host).blockers)
-    decision = gate(host, gpu=with_(GPU, gpus=[]))
+    unavailable = "linux-headers-6.8.0-85-generic"  # not installed, and the repositories offer none
+    assert not any("kernel headers" in b for b in gate().blockers)
+    assert any("kernel headers" in b and unavailable in b for b in gate(headers_unavailable=unavailable).blockers)
+    decision = gate(gpu=with_(GPU, gpus=[]), headers_unavailable=unavailable)
     assert decision.blockers == [] and any("preparing an image" in n for n in decision.notes)
 
 

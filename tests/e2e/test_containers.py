@@ -102,9 +102,13 @@ def test_docker_installed_runtime_merged_image_pulled_then_nothing_changes(lab, 
     assert json.loads(ctr.ssh("cat /var/lib/gpuhost/pulled.json").stdout) == [tag]
     started = ctr.ssh("systemctl show -p ActiveEnterTimestamp docker").stdout
 
-    # Second run: nothing changes, nothing is pulled, Docker is not restarted.
+    # Second run: nothing changes, nothing is pulled, Docker is not restarted; the host ran one
+    # command, the snapshot.
+    ctr.log_commands()
+    before = ctr.commands_started()
     second = lab.pyinfra(*STAGES, "-y", "--limit", name)
     assert second.returncode == 0, second.stdout[-4000:]
+    assert ctr.commands_started() - before == 1, second.stdout[-4000:]
     statuses = host_statuses(second.stdout).get(name, Counter())
     assert statuses["Success"] == 0 and statuses["Error"] == 0, second.stdout[-4000:]
     assert "Pulling" not in second.stdout

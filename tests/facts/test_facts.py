@@ -215,7 +215,8 @@ def test_ubuntu_2404_gpu_machine():
     assert state["os"]["codename"] == "noble"
     assert state["kernel"] == "6.18.44-fc-v657-gpu" and state["arch"] == "x86_64"
     assert state["package_manager"] == "apt"
-    assert state["kernel_headers"]["installable"] is False  # a custom kernel: no package
+    assert state["kernel_headers"] == {"installed": False, "package": "linux-headers-6.18.44-fc-v657-gpu",
+                                       "package_installed": None}  # a custom kernel, no headers
     assert state["secure_boot"]["state"] == "unsupported"  # no EFI
     assert "libcublas-13-0" in state["held_packages"]
     assert state["held_nvidia_packages"] == []  # CUDA libraries, not the driver

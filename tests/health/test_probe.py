@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -139,13 +140,17 @@ def test_the_command_without_its_rules_says_so_in_one_line(capsys):
 
 def test_the_command_runs_for_real_stdlib_only_and_fast(tmp_path):
     """The installed file as the host runs it: its own process, its real shell script; a TEST FIXTURE
-    dmesg on PATH prints the published Xid 79 lines (this machine has no NVIDIA GPU)."""
+    dmesg on PATH prints the published Xid 79 lines (this machine has no NVIDIA GPU), beside a TEST
+    FIXTURE nvidia-smi that answers nothing (the kernel log is read only where the driver is)."""
     (tmp_path / "rules.json").write_text(rules_json())
     fake = tmp_path / "bin" / "dmesg"
     fake.parent.mkdir()
     fake.write_text("#!/bin/sh\n# TEST FIXTURE: published Xid 79 lines (tests/health/fixtures/README.md)\ncat <<'EOF'\n"
                     + read("published-xid79-open-gpu-kernel-modules-1151.log") + "EOF\n")
     fake.chmod(0o755)
+    smi = fake.parent / "nvidia-smi"
+    smi.write_text("#!/bin/sh\n# TEST FIXTURE: the driver's tool is installed; it reads no GPU here\nexit 0\n")
+    smi.chmod(0o755)
     env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "GPUHOST_HEALTH_RULES": str(tmp_path / "rules.json")}
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-S", "-I", probe.__file__], capture_output=True, text=True, env=env)
@@ -154,6 +159,22 @@ def test_the_command_runs_for_real_stdlib_only_and_fast(tmp_path):
     assert proc.stdout.startswith("failed: GPU 0000:2b:00.0: Xid 79 (GPU has fallen off the bus)")
     assert len(proc.stdout.splitlines()) == 1 and elapsed < 5  # well under a second on an idle machine
 
+
+
+def test_the_kernel_log_is_not_read_where_no_driver_is(tmp_path):
+    """No nvidia module loaded and no nvidia-smi: no Xid can be there, and the log (the part's dearest
+    read) is left alone. This machine has neither; the TEST FIXTURE dmesg notes that it ran."""
+    if Path("/sys/module/nvidia").exists():
+        pytest.skip("this machine has the nvidia module loaded")
+    ran = tmp_path / "dmesg-ran"
+    fake = tmp_path / "bin" / "dmesg"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\n# TEST FIXTURE: notes that it ran\ntouch {ran}\n")
+    fake.chmod(0o755)
+    proc = subprocess.run(["sh", "-c", probe.COMMAND], capture_output=True, text=True,
+                          env={"PATH": f"{fake.parent}:/usr/bin:/bin"})
+    assert proc.returncode == 0 and "@@xid" in proc.stdout
+    assert not ran.exists()
 
 
 def test_rules_of_another_shape_exit_3_not_degraded(monkeypatch, tmp_path, capsys):

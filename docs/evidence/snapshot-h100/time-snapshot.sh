@@ -1,9 +1,10 @@
 #!/bin/sh
-# The snapshot's wall time and CPU against nvidia-smi's own, on a real GPU host (issue 29, AFTER).
+# The snapshot's wall time and CPU against nvidia-smi's own, on a real GPU host (issue 29): the
+# snapshot of the working tree, and the BEFORE snapshots kept in this folder (snapshot-<commit>.sh).
 # In the repository root on the GPU machine, with pyinfra's wheels installed (docs/evidence/README.md):
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
 #   OUT=$OUT sh docs/evidence/snapshot-h100/time-snapshot.sh
-# Writes $OUT/snapshot-h100/: timings.txt (10 interleaved rounds, medians), the new snapshot's
+# Writes $OUT/snapshot-h100/: timings.txt (20 interleaved rounds, medians), the new snapshot's
 # output and pyinfra's parse of it, `gpuhost inspect @local`, and log.txt.
 set -u
 REPO=$(pwd); C=$OUT/snapshot-h100
@@ -12,7 +13,7 @@ export PYTHONPATH=/tmp/site:$REPO
 date -u +%Y-%m-%dT%H:%M:%SZ > "$C/date.txt"
 { nvidia-smi --version; uname -r; nproc; python3 --version; } > "$C/machine.txt" 2>&1
 python3 -c "import facts.snapshot as m; print(m.COMMAND)" > "$C/snapshot.sh" 2> "$C/snapshot-gen.err"
-for part in gpu host container managed workspace; do
+for part in gpu host container managed workspace health; do
   python3 -c "import facts.$part as m; print(m.COMMAND)" > "$C/part-$part.sh" 2>> "$C/snapshot-gen.err"
 done
 python3 -c "import facts.gpu as m; print(m.SMI_FIELDS)" > "$C/smi-fields.txt"
@@ -25,13 +26,15 @@ cmds = {
     "nvidia-smi --query-gpu (the snapshot's fields)": ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
     "nvidia-smi --query-compute-apps": ["nvidia-smi", "--query-compute-apps=pid,process_name,gpu_uuid,used_memory",
                                         "--format=csv,noheader,nounits"],
-    "snapshot (issue 29)": ["sh", f"{C}/snapshot.sh"],
-    "snapshot (main @ 0a0f100, before)": ["sh", f"{REPO}/docs/evidence/snapshot-h100/snapshot-0a0f100.sh"],
+    "nvidia-smi nvlink -s": ["nvidia-smi", "nvlink", "-s"],
+    "snapshot (this tree)": ["sh", f"{C}/snapshot.sh"],
+    "snapshot (main @ d77d865, before the headers change)": ["sh", f"{REPO}/docs/evidence/snapshot-h100/snapshot-d77d865.sh"],
+    "snapshot (main @ 0a0f100, before issue 29)": ["sh", f"{REPO}/docs/evidence/snapshot-h100/snapshot-0a0f100.sh"],
 }
-for part in ["gpu", "host", "container", "managed", "workspace"]:
+for part in ["gpu", "host", "container", "managed", "workspace", "health"]:
     cmds[f"snapshot part {part}"] = ["sh", f"{C}/part-{part}.sh"]
 samples = {name: [] for name in cmds}
-for _ in range(10):  # rounds interleaved: a slow spell weighs on every command alike
+for _ in range(20):  # rounds interleaved: a slow spell weighs on every command alike
     for name, argv in cmds.items():
         t0 = time.perf_counter(); r0 = os.times()
         subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
