@@ -13,11 +13,7 @@ it ran, counted by its sshd), is committed as an image, and the fleet's hosts st
 image: each already converged (the same packages, files, Docker with the nvidia runtime and the
 pulled tag). One deploy run over the fleet then writes each host's own report (it names the
 host); after that every re-run must change nothing, which is checked on every re-run measured.
-That, and one file, is what differs from the e2e tests' hosts, which each converge from bare:
-the fleet's hosts have their kernel's headers (a stand-in /lib/modules/<kernel>/build/Makefile,
-TEST FIXTURE), as a converged host with a DKMS driver has; the lab's kernel is the machine's, for
-which no headers package exists, so the e2e hosts ask apt for a candidate in every snapshot
-(about 20 ms of host CPU: bench/snapshot.py measures both).
+That is what differs from the e2e tests' hosts, which each converge from bare.
 
 Then, for each fleet size (the first N hosts), each figure `--rounds` times, rounds and sizes
 interleaved (median, min, max), each with the CPU-seconds spent in the hosts (their containers'
@@ -99,10 +95,6 @@ COUNT = ("journalctl --sync 2>/dev/null; journalctl -t sshd -t gpuhost-bench --s
          "| awk '$0 == \"{start}\" {{ on = 1; n = 0; next }} $0 == \"{end}\" {{ on = 0 }} "
          "on && /Starting session: command/ {{ n++ }} END {{ print n + 0 }}'")
 _START = time.monotonic()
-# The fleet's hosts have their kernel's headers, as a converged host with a DKMS driver has
-# (the lab's kernel, the machine's, has no headers package, so the lab's own hosts ask apt for a
-# candidate in every snapshot): a stand-in Makefile, TEST FIXTURE, an empty file.
-KERNEL_HEADERS = 'mkdir -p "/lib/modules/$(uname -r)/build" && : > "/lib/modules/$(uname -r)/build/Makefile"'
 FIGURES = ("ssh_floor", "ssh_snapshot", "pyinfra_floor", "rerun", "inspect")
 
 
@@ -267,7 +259,7 @@ def _clone(lab: Lab, template, data: dict, count: int, images: list[str]) -> lis
     # dockerd renames /var/lib/docker/runtimes at start: on the image's lower layer that is a
     # cross-device rename (overlayfs), so it is left out (dockerd writes it again).
     template.exec("systemctl stop docker docker.socket containerd && rm -rf /var/lib/docker/runtimes /var/lib/docker/tmp "
-                  f"&& {KERNEL_HEADERS} && sync", check=True)
+                  "&& sync", check=True)
     docker("commit", template.container, image)
     images.append(image)
     template.exec("systemctl start docker", check=False)

@@ -11,11 +11,6 @@ costs), and with --compare REF the snapshot and each part alone as the facts of 
 wrote them (e.g. 0a0f100, before issue 29). Each `--repeat` times in a row per round, rounds interleaved;
 per run: the CPU-seconds the host's cgroup gained (less `true`'s) and the wall time; medians.
 
-Measured twice: on the host as the lab makes it (its kernel, the machine's, has no headers
-package anywhere, so every snapshot asks apt for a candidate), then with a stand-in
-/lib/modules/<kernel>/build/Makefile (TEST FIXTURE: an empty file), which is what a converged
-host with a DKMS driver has: its kernel's headers installed.
-
 Results: bench/out/snapshot.json (git-ignored), or bench/results/snapshot.json with --update-figures.
 """
 
@@ -31,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from converge import KERNEL_HEADERS, REPO, _machine, _provision, phase, phase_line
+from converge import REPO, _machine, _provision, phase, phase_line
 from labcpu import HostsCpu
 
 from facts.readings import READINGS, Part, command  # noqa: E402
@@ -78,9 +73,7 @@ def main() -> int:
             for name, text in commands.items():
                 host.exec(f"cat > /tmp/bench-{_file(name)}.sh", input=text, check=True)
             cpu = HostsCpu.of([host])
-            profiles = {"lab host (no kernel headers)": _measure(host, cpu, commands, args)}
-            host.exec(KERNEL_HEADERS, check=True)
-            profiles["kernel headers installed (stand-in Makefile)"] = _measure(host, cpu, commands, args)
+            profiles = {"converged lab host": _measure(host, cpu, commands, args)}
             sizes = {name: len(host.exec(f"sh /tmp/bench-{_file(name)}.sh").stdout.encode())
                      for name in commands if name.startswith("snapshot")}
 

@@ -87,8 +87,10 @@ class LabHost:
         self.exec("echo 'LogLevel DEBUG1' > /etc/ssh/sshd_config.d/zz-count.conf && systemctl reload ssh", check=True)
 
     def commands_started(self) -> int:
-        """The commands sshd started since log_commands(): its "Starting session: command" lines."""
-        found = self.exec("journalctl --sync 2>/dev/null; journalctl -u ssh --no-pager | grep -c 'Starting session: command'")
+        """The commands sshd started since log_commands(): its "Starting session: command" lines
+        (sshd's own, or sshd-session's since OpenSSH 9.8, e.g. Debian 13)."""
+        found = self.exec("journalctl --sync 2>/dev/null; journalctl -t sshd -t sshd-session --no-pager -o cat"
+                          " | grep -c 'Starting session: command'")
         return int(found.stdout.strip() or 0)
 
     def ssh(self, command: str, check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
