@@ -50,7 +50,7 @@ def main() -> int:
         commands[f"snapshot@{args.compare}"] = old["snapshot"]
     for name, (part, _) in PARTS.items():
         commands[f"part {name} alone"] = command(part)
-        if old:
+        if name in old:  # a part the ref has
             commands[f"part {name} alone@{args.compare}"] = old[name]
     # The snapshot step by step: each shared reading, then each part's own script, added in turn
     # (the difference between two steps is what the added one costs).
@@ -98,10 +98,10 @@ def snapshot_of(ref: str) -> dict[str, str]:
                                  check=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         return json.loads(subprocess.run(
-            [sys.executable, "-c", "import importlib, json, sys; sys.path.insert(0, sys.argv[1]); "
-             "names = ['snapshot', 'gpu', 'host', 'container', 'managed', 'workspace']; "
-             "print(json.dumps({n: importlib.import_module('facts.' + n).COMMAND for n in names}))", tmp],
-            capture_output=True, text=True, check=True).stdout)
+            [sys.executable, "-c", "import importlib, importlib.util, json, sys; sys.path.insert(0, sys.argv[1]); "
+             "names = ['snapshot', *sys.argv[2:]]; exists = lambda n: importlib.util.find_spec('facts.' + n); "
+             "print(json.dumps({n: importlib.import_module('facts.' + n).COMMAND for n in names if exists(n)}))",
+             tmp, *PARTS], capture_output=True, text=True, check=True).stdout)
 
 
 def _file(name: str) -> str:

@@ -39,7 +39,7 @@ Shape of the fact (all keys always present)::
         "smi_error": "Failed to initialize NVML: ..." | None,
         "modules": ["nvidia", "nvidia_uvm", ...],
       },
-      "nouveau": {"loaded": bool, "blacklisted": bool},
+      "nouveau": {"loaded": bool},   # gpuhost's own blacklist file is compared by the driver stage
       "processes": [{"pid": 1234, "process_name": "python", "gpu_uuid": "GPU-...",
                      "used_memory_mib": 1024}],
       "pci_ids_file": "/usr/share/misc/pci.ids" | None,
@@ -150,10 +150,6 @@ echo '@@proc_driver'; [ -r /proc/driver/nvidia/version ] && while IFS= read -r l
 v=; read -r v 2>/dev/null < /sys/module/nvidia/version; echo "@@sys_module $v"
 echo '@@modules'; [ -r /proc/modules ] && while read -r l _; do case "$l" in nvidia*|nouveau*) echo "$l";; esac; done < /proc/modules
 [ -d /sys/module/nouveau ] && echo 'sysfs nouveau'
-echo '@@nouveau_blacklist'
-grep -lsE '^[[:space:]]*blacklist[[:space:]]+nouveau' /etc/modprobe.d/*.conf /lib/modprobe.d/*.conf /usr/lib/modprobe.d/*.conf 2>/dev/null
-l=; read -r l 2>/dev/null < /proc/cmdline
-for w in $l; do case "$w" in modprobe.blacklist=*nouveau*|nouveau.modeset=0*|rd.driver.blacklist=*nouveau*) echo "$w";; esac; done
 echo '@@nvml'
 # NVML's version matters next to a driver (its tools, or its module loaded): only then is the
 # linker cache asked.
@@ -253,10 +249,7 @@ def process_gpu_sections(sections: Sections) -> dict[str, Any]:
         "needs_fabric_manager": bool(nvswitches),
         "fabric_manager": _fabric_manager(fabric),
         "driver": driver,
-        "nouveau": {
-            "loaded": nouveau_loaded,
-            "blacklisted": bool(sections.lines("nouveau_blacklist")),
-        },
+        "nouveau": {"loaded": nouveau_loaded},
         "processes": smi["processes"],
         "pci_ids_file": pci_ids_file,
         "warnings": warnings + driver.pop("_warnings"),

@@ -198,7 +198,7 @@ def test_nouveau_bound_gpu_before_any_nvidia_driver():
         "@@gpuhost gpu 1", "@@pci",
         "bus=0000:01:00.0 device=0x2204 class=0x030000 subsystem=-:- revision=0xa1 driver=nouveau numa=-1",
         "@@smi_path -", "@@modules", "nouveau"])
-    assert state["nouveau"] == {"loaded": True, "blacklisted": False}
+    assert state["nouveau"] == {"loaded": True}
     assert state["gpus"][0]["kernel_driver"] == "nouveau"
     assert state["gpus"][0]["compute_capability"] == "8.6"  # 10de:2204 (RTX 3090) from the matrix
     assert state["driver"]["loaded"] is False
