@@ -43,6 +43,7 @@ _started: dict[str, float] = {}  # host name -> when its connection or its curre
 _watched: set[int] = set()  # the SSH transports whose keepalives run
 _read_on_connect = None  # read_on_connect()'s `ready`: None, no reading starts before the deploy asks
 _readings: dict[str, object] = {}  # host name -> the greenlet reading its snapshot since it connected
+_read_early: set[str] = set()  # hosts whose snapshot started at their first connection (not again after a reboot)
 
 
 def bounds_of(host) -> Bounds:
@@ -118,9 +119,10 @@ class FaultWatch(BaseStateCallback):
     def host_connect(state, host):
         bounds = bounds_of(host)
         watch(host, bounds)
-        if _read_on_connect is not None and host.name not in _readings and _ready():
+        if _read_on_connect is not None and host.name not in _read_early and _ready():
             import gevent
 
+            _read_early.add(host.name)
             _readings[host.name] = gevent.spawn(read_fact, host, bounds)
 
     @staticmethod

@@ -23,6 +23,7 @@ from pyinfra.api.exceptions import ConnectError
 
 from gpuhost.errors import UsageError
 from gpuhost.run.bounds import Bounds
+from gpuhost.run import faults
 from gpuhost.run.faults import connect_cause
 from gpuhost.run.summary import outcome
 
@@ -198,3 +199,32 @@ def test_ctrl_c_stops_with_its_own_exit_status(inventory, command, tmp_path):
     assert proc.returncode == 130, out
     assert "gpuhost: interrupted (Ctrl-C)" in out
     assert "Traceback" not in out
+
+
+def test_each_host_reads_its_snapshot_once_as_it_connects(monkeypatch):
+    """read_on_connect: the snapshot starts when the host connects (once the fleet's data is checked),
+    read_snapshot() takes that reading, and a reconnection (after a reboot) starts none."""
+    import types
+
+    reads = []
+    monkeypatch.setattr(faults, "watch", lambda host, bounds: None)
+    monkeypatch.setattr(faults, "read_fact", lambda host, bounds, fact=None, kwargs=None: reads.append(host.name)
+                        or ({"read": len(reads)}, None))
+    monkeypatch.setattr(faults, "_readings", {})
+    monkeypatch.setattr(faults, "_read_early", set())
+    monkeypatch.setattr(faults, "_read_on_connect", None)
+    host = types.SimpleNamespace(name="gpu-01", data=types.SimpleNamespace(dict=dict))
+
+    faults.FaultWatch.host_connect(None, host)  # no deploy asked for it (exec, fact): nothing is read
+    faults.read_on_connect(lambda: 1 / 0)  # the check itself fails: the deploy's own check says why
+    faults.FaultWatch.host_connect(None, host)
+    faults.read_on_connect(lambda: False)  # bad data somewhere in the fleet: no host is read
+    faults.FaultWatch.host_connect(None, host)
+    assert reads == [] and faults._readings == {}
+
+    faults.read_on_connect(lambda: True)
+    faults.FaultWatch.host_connect(None, host)
+    assert faults.read_snapshot(host, Bounds()) == ({"read": 1}, None)
+    faults.FaultWatch.host_connect(None, host)  # reconnected after a reboot: no second early reading
+    assert faults._readings == {} and reads == ["gpu-01"]
+    assert faults.read_snapshot(host, Bounds()) == ({"read": 2}, None)  # asked again: read again
