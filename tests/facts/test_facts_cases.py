@@ -15,5 +15,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:No command set for test")
 
 CASES = Path(__file__).resolve().parent.parent / "facts"
 
-for _fact_path in sorted(d.name for d in CASES.iterdir() if d.is_dir()):
+# Case folders are named <module>.<Fact>; Python's __pycache__ (written where PYTHONDONTWRITEBYTECODE is unset) is not one.
+for _fact_path in sorted(d.name for d in CASES.iterdir() if d.is_dir() and "." in d.name):
     globals()[f"Test_{_fact_path.replace('.', '_')}"] = make_fact_tests("facts", _fact_path, CASES / _fact_path)
