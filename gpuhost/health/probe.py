@@ -72,8 +72,9 @@ READ_REST = r"""
 echo '@@gpuhost health 1'
 echo '@@xid'
 # Xid lines are the NVIDIA kernel module's: the kernel log (a third of this part's cost) is read
-# only where that module is loaded or the driver's tools are installed.
-if [ -d /sys/module/nvidia ] || command -v nvidia-smi >/dev/null 2>&1 || [ -x /usr/local/nvidia/bin/nvidia-smi ]; then
+# only where that module is loaded or nvidia-smi was found (the snapshot's gpu part sets $smi,
+# this command's READ_SMI $h_smi: the same search).
+if [ -d /sys/module/nvidia ] || [ -n "${smi:-}${h_smi:-}" ]; then
   { dmesg --time-format iso 2>/dev/null || journalctl -k -b -o short-iso --no-pager 2>/dev/null; } | grep 'NVRM: Xid' | tail -n 500
 fi
 echo '@@link'
