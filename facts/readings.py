@@ -141,7 +141,7 @@ case "$c $pk" in /usr/bin/docker*'@@package_flags cli=1'*) ;; /*) $T "$c" --vers
 echo "@@dockerd ${d:--}"
 echo "@@docker_host ${DOCKER_HOST:--}"
 echo '@@daemons'
-cfgs=; host=
+cfgs=; host=; dn=0; dpid=; duid=; dcfg=
 for p in /proc/[0-9]*/comm; do
   read -r n 2>/dev/null < "$p" || continue
   [ "$n" = dockerd ] || continue
@@ -165,8 +165,25 @@ CMDLINE
   fi
   case "$sock" in unix://*) [ -z "$host" ] && host=$sock;; esac
   printf 'pid=%s uid=%s config=%s from=%s host=%s cmdline=%.300s\n' "$pid" "$uid" "$cfg" "$from" "${sock:--}" "$cmd"
-  cfgs="$cfgs $cfg"
+  cfgs="$cfgs $cfg"; dn=$((dn+1)); dpid=$pid; duid=$uid; dcfg=$cfg
 done
+# /info has dockerd run `runc --version` and `docker-init --version` on every call (a fifth of the
+# snapshot's CPU), yet what is read of it (version, runtimes, default runtime, live restore, cgroup
+# driver) is fixed for a daemon's life unless its config file changes and it reloads. So the one
+# root daemon's answer is kept in /run/gpuhost (root's, gone at boot), named by the daemon's pid
+# and start time, and reused only while its config file last changed before the daemon wrote its
+# pid file (then it read that file at start, and a reload reads the same): ctimes, which no copy
+# tool sets back. Any other daemon, session or file is asked every time.
+ic=; icf=
+if [ "$dn" = 1 ] && [ "$duid" = 0 ] && [ -z "$DOCKER_HOST$host" ] && [ -O /run ] && [ -f "$dcfg" ]; then
+  dp=; read -r dp 2>/dev/null < /var/run/docker.pid; l=; read -r l 2>/dev/null < "/proc/$dpid/stat"
+  set -- ${l##*')'}; st=${20:-}
+  if [ "$dp" = "$dpid" ] && [ -n "$st" ]; then
+    set -- $(stat -L -c %Z "$dcfg" /var/run/docker.pid 2>/dev/null)
+    [ $# = 2 ] && [ "$1" -lt "$2" ] 2>/dev/null && icf=/run/gpuhost/docker-info.$dpid.$st
+  fi
+  [ -n "$icf" ] && [ -f "$icf" ] && read -r ic < "$icf"
+fi
 # A daemon on its own socket: talk to it there, unless the session chose one (DOCKER_HOST).
 if [ -n "$c" ] && [ -z "$DOCKER_HOST" ] && [ -n "$host" ] && [ "$host" != unix:///var/run/docker.sock ] && [ "$host" != unix:///run/docker.sock ]; then
   c="$c -H $host"; echo "@@docker_client_host $host"
@@ -178,9 +195,16 @@ if [ -n "$c" ] && [ -n "$s" ] && [ -S "$s" ] && command -v curl >/dev/null 2>&1;
   o="-s -m 20 --unix-socket $s"
   w='\n'; ws=
   [ -n "$wsu" ] && w='\n@@api_workspace_containers\n' && ws="--next $o -w \n http://localhost/containers/json?all=1&filters=__WS_FILTER__"
-  api=$(curl $o -w '\n@@api_images\n' http://localhost/info --next $o -w '\n@@api_containers\n' http://localhost/images/json \
+  if [ -n "$ic" ]; then api=$(printf '%s\n\n@@api_images\n' "$ic"; curl $o -w '\n@@api_containers\n' http://localhost/images/json \
         --next $o -w "$w" http://localhost/containers/json $ws 2>/dev/null)
-  case "$api" in *'"ServerVersion"'*) rc=0;; *) api=;; esac
+  else api=$(curl $o -w '\n@@api_images\n' http://localhost/info --next $o -w '\n@@api_containers\n' http://localhost/images/json \
+        --next $o -w "$w" http://localhost/containers/json $ws 2>/dev/null); fi
+  # The daemon answered: /info (or its kept answer), then the running containers (a JSON list).
+  case "$api" in *'"ServerVersion"'*'@@api_containers'?'['*) rc=0;; *) api=;; esac
+  if [ "$rc" = 0 ] && [ -n "$icf" ] && [ -z "$ic" ]; then
+    ( umask 077; mkdir -p /run/gpuhost && [ -O /run/gpuhost ] && [ ! -L /run/gpuhost ] && rm -f /run/gpuhost/docker-info.* \
+      && printf '%s\n' "${api%%@@api_images*}" > "$icf.$$" && mv -f "$icf.$$" "$icf" ) 2>/dev/null
+  fi
 fi
 if [ -n "$api" ]; then
   echo '@@api_info'; printf '%s\n' "${api%%@@api_containers*}"
@@ -213,9 +237,13 @@ if [ "$rc" != 0 ] && [ -n "$d" ]; then echo '@@dockerd_version'; $T "$d" --versi
 """
 
 # on_path NAME: $w is NAME's path in $PATH, or empty: what `command -v` says of a program, without
-# the subshell that w=$(command -v NAME) forks.
+# the subshell that w=$(command -v NAME) forks. print_file FILE: `cat FILE` without its process
+# (small files). $nl: a newline.
 ON_PATH = r"""
 on_path() { w=; ifs_=$IFS; IFS=:; for p_ in $PATH; do [ -f "$p_/$1" ] && [ -x "$p_/$1" ] && { w=$p_/$1; break; }; done; IFS=$ifs_; }
+print_file() { while IFS= read -r l_ || [ -n "$l_" ]; do printf '%s\n' "$l_"; done < "$1"; }
+nl='
+'
 """
 
 READINGS = {

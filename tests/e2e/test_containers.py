@@ -18,6 +18,7 @@ import pytest
 
 from gpuhost.plan.gpus import identify
 from gpuhost.lab import HostSpec, Lab
+from facts import container
 from gpuhost.lab.engine import docker
 from gpuhost.lab.fixture_repos import NVIDIA_CONTAINER_RUNTIME, NVIDIA_CONTAINER_RUNTIME_HOOK
 from gpuhost.lab.results import host_statuses
@@ -114,6 +115,51 @@ def test_docker_installed_runtime_merged_image_pulled_then_nothing_changes(lab, 
     assert "Pulling" not in second.stdout
     assert ctr.ssh("systemctl show -p ActiveEnterTimestamp docker").stdout == started
     assert ctr.ssh("ls /etc/docker/ | grep -c 'daemon.json.gpuhost-backup-'").stdout.strip() == "1"
+
+
+def _daemon(host) -> dict:
+    """The container fact's reading of the daemon, as the snapshot takes it (over SSH, as root)."""
+    proc = host.ssh(container.COMMAND)
+    assert proc.returncode == 0, proc.stderr
+    return container.ContainerState().process(proc.stdout.splitlines())["docker"]
+
+
+def _kept(host) -> list[str]:
+    return host.ssh("ls /run/gpuhost 2>/dev/null | grep '^docker-info\\.'").stdout.split()
+
+
+def test_docker_info_is_kept_for_the_running_daemon_until_its_config_changes(lab):
+    """dockerd runs `runc --version` for every /info; the snapshot keeps the root daemon's answer
+    in /run/gpuhost, named by the daemon's pid and start time, while daemon.json last changed
+    before the daemon started. Shown by editing the kept answer: the snapshot reports the edit
+    while it is used, and the daemon's own answer once the file changes or the daemon restarts."""
+    ctr = lab.host("ctr")
+    ctr.ssh("rm -rf /run/gpuhost; systemctl restart docker")  # a daemon started after daemon.json's last change
+    real = _daemon(ctr)["daemon_version"]
+    assert real and "nvidia" in _daemon(ctr)["runtimes"]
+    pid = ctr.ssh("cat /var/run/docker.pid").stdout.strip()
+    assert [name.split(".")[1] for name in _kept(ctr)] == [pid]
+    assert ctr.ssh("stat -c '%a %U' /run/gpuhost /run/gpuhost/docker-info.*").stdout.split() == \
+        ["700", "root", "600", "root"]
+
+    # The kept answer is what the snapshot reads while the daemon and its file stay the same.
+    ctr.ssh(f"sed -i 's/\"ServerVersion\":\"{real}\"/\"ServerVersion\":\"{real}-kept\"/' /run/gpuhost/docker-info.*")
+    assert _daemon(ctr)["daemon_version"] == f"{real}-kept"
+
+    # daemon.json changed after the daemon started (even with its old mtime put back): the daemon
+    # may have reloaded it, so it is asked, and nothing is kept for it.
+    ctr.ssh("touch -r /etc/docker/daemon.json /tmp/mtime; chmod 644 /etc/docker/daemon.json; "
+            "touch -m -r /tmp/mtime /etc/docker/daemon.json")
+    assert _daemon(ctr)["daemon_version"] == real
+    assert ctr.ssh("grep -c kept /run/gpuhost/docker-info.*").stdout.strip() == "1"  # left as it was, unused
+
+    # A new daemon (restarted after the change; ctimes count whole seconds): asked, its answer
+    # kept under its own pid.
+    ctr.ssh("sleep 1; systemctl restart docker")
+    assert _daemon(ctr)["daemon_version"] == real
+    pid = ctr.ssh("cat /var/run/docker.pid").stdout.strip()
+    assert [name.split(".")[1] for name in _kept(ctr)] == [pid]
+    assert ctr.ssh("grep -c kept /run/gpuhost/docker-info.*").stdout.strip() == "0"
 
 
 def test_broken_daemon_json_change_is_rolled_back_and_docker_keeps_running(lab):
