@@ -99,7 +99,7 @@ echo '@@gpuhost gpu 1'
 echo "@@smi_path ${smi:--}"
 if [ -n "$smi" ]; then
   q='__SMI_FIELDS__'
-  if [ -n "$bg" ]; then wait; out=$(cat "$bg/smi"); read -r rc < "$bg/smi_rc"
+  if [ -n "$bg" ]; then wait; out=; while IFS= read -r l || [ -n "$l" ]; do out="$out${out:+$nl}$l"; done < "$bg/smi"; read -r rc < "$bg/smi_rc"
   else out=$($ST "$smi" --query-gpu=$q --format=csv,noheader,nounits 2>&1); rc=$?; fi
   case "$out" in *'valid field'*|*'Invalid field'*)
     q='__SMI_FIELDS_OLD__'
@@ -107,12 +107,12 @@ if [ -n "$smi" ]; then
   esac
   echo "@@smi $q"; printf '%s\n' "$out"; echo "@@smi_rc $rc"
   echo '@@gpuhost health 1'; echo "@@hsmi $q"; printf '%s\n' "$out"; echo "@@hsmi_rc $rc"
-  echo '@@nvlink'; [ -n "$bg" ] && cat "$bg/nvlink"
+  echo '@@nvlink'; [ -n "$bg" ] && print_file "$bg/nvlink"
   echo '@@gpuhost gpu 1'
   if [ "$rc" = 0 ]; then
-    printf '%s\n' "$out" | grep -q '^Enabled,' && { echo '@@smi_list'; $ST "$smi" -L 2>&1; }
+    case "$nl$out" in *"$nl"Enabled,*) echo '@@smi_list'; $ST "$smi" -L 2>&1;; esac
     echo '@@apps'
-    if [ -n "$bg" ]; then cat "$bg/apps"; else $ST "$smi" --query-compute-apps=__APPS_FIELDS__ --format=csv,noheader,nounits 2>&1; fi
+    if [ -n "$bg" ]; then print_file "$bg/apps"; else $ST "$smi" --query-compute-apps=__APPS_FIELDS__ --format=csv,noheader,nounits 2>&1; fi
   fi
 fi
 """
@@ -152,11 +152,25 @@ echo '@@modules'; [ -r /proc/modules ] && while read -r l _; do case "$l" in nvi
 [ -d /sys/module/nouveau ] && echo 'sysfs nouveau'
 echo '@@nvml'
 # NVML's version matters next to a driver (its tools, or its module loaded): only then is the
-# linker cache asked.
+# linker cache asked, and the libraries' real files come from one readlink (one per library where
+# its answer does not line up: a listed path that is gone).
 if [ -n "$smi" ] || [ -d /sys/module/nvidia ]; then
-  { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep 'libnvidia-ml\.so' | while read -r lib abi arrow path; do
-    echo "ldconfig $abi $(readlink -f "$path" 2>/dev/null || echo "$path")"
-  done
+  nv=$({ ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep 'libnvidia-ml\.so')
+  set --; [ -n "$nv" ] && while read -r lib abi arrow path; do set -- "$@" "$path"; done <<NVML
+$nv
+NVML
+  rp=; [ $# -gt 0 ] && rp=$(readlink -f -- "$@" 2>/dev/null)
+  c=0; [ -n "$rp" ] && while read -r x; do c=$((c+1)); done <<NVML
+$rp
+NVML
+  [ "$c" = $# ] && rp="$rp
+" || rp=
+  [ -n "$nv" ] && while read -r lib abi arrow path; do
+    if [ -n "$rp" ]; then path=${rp%%"$nl"*}; rp=${rp#*"$nl"}; else path=$(readlink -f "$path" 2>/dev/null || echo "$path"); fi
+    echo "ldconfig $abi $path"
+  done <<NVML
+$nv
+NVML
 fi
 for f in /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.* /usr/lib/aarch64-linux-gnu/libnvidia-ml.so.* /usr/lib64/libnvidia-ml.so.* /usr/lib/libnvidia-ml.so.* /usr/local/nvidia/lib64/libnvidia-ml.so.*; do
   [ -f "$f" ] && [ ! -L "$f" ] && echo "file $f"

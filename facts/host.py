@@ -82,7 +82,8 @@ if [ -n "$v" ]; then v=$(od -An -t u1 -j 4 -N 1 "$v" 2>/dev/null); echo "@@efiva
 elif command -v mokutil >/dev/null 2>&1; then echo '@@mokutil'; mokutil --sb-state 2>&1 | head -n 3; fi
 echo '@@locks'
 lf=; for f in __LOCK_FILES__; do [ -e "$f" ] && lf="$lf $f"; done
-ino=; [ -n "$lf" ] && ino=$(stat -c '%i %n' $lf 2>/dev/null)
+# No lock at all in /proc/locks (its first line): nothing to match the files with.
+ino=; [ -n "$lf" ] && read -r x 2>/dev/null < /proc/locks && ino=$(stat -c '%i %n' $lf 2>/dev/null)
 [ -n "$ino" ] && [ -r /proc/locks ] && awk -v ino="$ino" '
   BEGIN { n = split(ino, l, "\n"); for (i = 1; i <= n; i++) { split(l[i], w, " "); f[w[1]] = w[2] } }
   $2 != "->" { split($6, a, ":"); if ((a[3] in f) && !seen[a[3] " " $5]++) print f[a[3]], $5 }' /proc/locks |

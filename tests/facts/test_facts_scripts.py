@@ -90,3 +90,53 @@ def test_container_fact_reads_the_same_through_the_api_and_the_cli(tmp_path):
     assert "@@api_info" not in through_cli.stdout
     api, cli = (container.ContainerState().process(r.stdout.splitlines()) for r in (through_api, through_cli))
     assert api == cli
+
+
+LDCONFIG = "tests/fixtures/device-h100/raw/ldconfig-nvidia.txt"  # `ldconfig -p | grep nvidia` on the H100
+
+
+def _nvml_section(tmp_path, ldconfig_lines: str) -> list[str]:
+    """The gpu command's @@nvml lines where `ldconfig -p` lists `ldconfig_lines` and an nvidia-smi
+    exists (the linker cache is asked only then): shims on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "cache.txt").write_text(ldconfig_lines)
+    for name, body in {"ldconfig": f"cat '{tmp_path}/cache.txt'", "nvidia-smi": "exit 9"}.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    out = run(gpu.COMMAND, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}).stdout.splitlines()
+    start = out.index("@@nvml")
+    return [line for line in out[start + 1:] if line.startswith("ldconfig ")]
+
+
+def test_nvml_libraries_resolved_as_on_the_h100(tmp_path):
+    """The H100's four linker-cache entries for NVML, its directories rebuilt under tmp_path as
+    they were there (each name a link to libnvidia-ml.so.580.159.04), resolve to the real file,
+    as the H100's own snapshot showed (tests/facts/gpu.GpuState/h100_driver580.json)."""
+    lib = tmp_path / "usr/local/nvidia/lib64"
+    lib.mkdir(parents=True)
+    (tmp_path / "lib").mkdir()
+    real = lib / "libnvidia-ml.so.580.159.04"
+    real.write_text("")
+    for name in ("libnvidia-ml.so.1", "libnvidia-ml.so"):
+        (lib / name).symlink_to(real.name)
+        (tmp_path / "lib" / name).symlink_to(real)
+    lines = [line for line in open(LDCONFIG).read().splitlines() if "libnvidia-ml" in line]
+    assert len(lines) == 4
+    relocated = "\n".join(line.replace("=> /", f"=> {tmp_path}/") for line in lines) + "\n"
+    assert _nvml_section(tmp_path, relocated) == [f"ldconfig (libc6,x86-64) {real}"] * 4
+    assert gpu._library_version([f"ldconfig (libc6,x86-64) {real}"]) == "580.159.04"
+
+
+def test_nvml_library_gone_from_disk_is_listed_as_ldconfig_lists_it(tmp_path):
+    """A stale cache entry (its directory gone) does not shift the others' real files."""
+    lib = tmp_path / "lib64"
+    lib.mkdir()
+    real = lib / "libnvidia-ml.so.580.159.04"
+    real.write_text("")
+    (lib / "libnvidia-ml.so.1").symlink_to(real.name)
+    gone = f"{tmp_path}/gone/libnvidia-ml.so.1"
+    cache = (f"\tlibnvidia-ml.so.1 (libc6,x86-64) => {gone}\n"
+             f"\tlibnvidia-ml.so.1 (libc6,x86-64) => {lib}/libnvidia-ml.so.1\n")
+    assert _nvml_section(tmp_path, cache) == [f"ldconfig (libc6,x86-64) {gone}",
+                                              f"ldconfig (libc6,x86-64) {real}"]
