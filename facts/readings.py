@@ -153,7 +153,7 @@ for p in /proc/[0-9]*/comm; do
   while IFS= read -r a; do
     cmd="$cmd$a "
     case "$want" in cfg) cfg=$a; want=; continue;; sock) sock=$a; want=; continue;; esac
-    case "$a" in --config-file=*) [ -z "$cfg" ] && cfg=${a#*=};; --config-file) [ -z "$cfg" ] && want=cfg;;
+    case "$a" in --config-file=*) cfg=${a#*=};; --config-file) want=cfg;;  # the last one, as dockerd's flags
       -H=unix:*|--host=unix:*) [ -z "$sock" ] && sock=${a#*=};; -H|--host) [ -z "$sock" ] && want=sock;; esac
   done <<CMDLINE
 $(tr '\0' '\n' < /proc/$pid/cmdline 2>/dev/null)
@@ -169,18 +169,32 @@ CMDLINE
 done
 # /info has dockerd run `runc --version` and `docker-init --version` on every call (a fifth of the
 # snapshot's CPU), yet what is read of it (version, runtimes, default runtime, live restore, cgroup
-# driver) is fixed for a daemon's life unless its config file changes and it reloads. So the one
-# root daemon's answer is kept in /run/gpuhost (root's, gone at boot), named by the daemon's pid
-# and start time, and reused only while its config file last changed before the daemon wrote its
-# pid file (then it read that file at start, and a reload reads the same): ctimes, which no copy
-# tool sets back. Any other daemon, session or file is asked every time.
+# driver) is fixed for a daemon's life unless it reloads a changed config. So the one root daemon's
+# answer is kept in /run/gpuhost (root's) and reused only while its config file (not a link) and
+# that file's directory last changed before the daemon wrote its pid file, and that pid file is
+# its own: written within 10 s of the daemon's start (the kernel's clock of it: now - uptime + its
+# start ticks), not touched later. Then the daemon read this file at start, and a reload reads the
+# same. The kept file is named for this boot, the daemon (pid, start ticks) and the file (device,
+# inode, ctime): ctimes, which no copy tool sets back, in nanoseconds (gpuhost writes daemon.json
+# and restarts Docker within a second). Any other daemon, session, file or link, or a stat without
+# nanoseconds, is asked every time.
 ic=; icf=
-if [ "$dn" = 1 ] && [ "$duid" = 0 ] && [ -z "$DOCKER_HOST$host" ] && [ -O /run ] && [ -f "$dcfg" ]; then
+if [ "$dn" = 1 ] && [ "$duid" = 0 ] && [ -z "$DOCKER_HOST$host" ] && [ -O /run ] && [ -f "$dcfg" ] && ! [ -L "$dcfg" ]; then
   dp=; read -r dp 2>/dev/null < /var/run/docker.pid; l=; read -r l 2>/dev/null < "/proc/$dpid/stat"
-  set -- ${l##*')'}; st=${20:-}
-  if [ "$dp" = "$dpid" ] && [ -n "$st" ]; then
-    set -- $(stat -L -c %Z "$dcfg" /var/run/docker.pid 2>/dev/null)
-    [ $# = 2 ] && [ "$1" -lt "$2" ] 2>/dev/null && icf=/run/gpuhost/docker-info.$dpid.$st
+  set -- ${l##*')'}; st=${20:-}; bi=; read -r bi 2>/dev/null < /proc/sys/kernel/random/boot_id
+  if [ "$dp" = "$dpid" ] && [ -n "$st" ] && [ -n "$bi" ]; then
+    # The file's, its directory's and the pid file's ctime and identity, then now: the ctime of
+    # stat's own output, the pipe the shell has just made; then uptime.
+    set -- $(stat -L -c '%.9Z %d.%i' "$dcfg" "${dcfg%/*}" /var/run/docker.pid /proc/self/fd/1 2>/dev/null)
+    if [ $# = 8 ]; then
+      cid=$2; up=; read -r up _ 2>/dev/null < /proc/uptime; ns=
+      for t in "$1" "$3" "$5" "$7" "$up"; do  # in ns; uptime in 1/100 s
+        case "$t" in [0-9]*.[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]|[0-9]*.[0-9][0-9]) ns="$ns ${t%.*}${t#*.}";; *) ns=x;; esac
+      done
+      case "$ns $st" in *[!0-9' ']*) ;; *) set -- $ns
+        s0=$(($4 - $5 * 10000000 + st * 10000000 + 10000000000))
+        [ "$1" -lt "$3" ] && [ "$2" -lt "$3" ] && [ "$3" -lt "$s0" ] && icf=/run/gpuhost/docker-info.$bi.$dpid.$st.$cid.$1;; esac
+    fi
   fi
   [ -n "$icf" ] && [ -f "$icf" ] && read -r ic < "$icf"
 fi
@@ -203,7 +217,7 @@ if [ -n "$c" ] && [ -n "$s" ] && [ -S "$s" ] && command -v curl >/dev/null 2>&1;
   case "$api" in *'"ServerVersion"'*'@@api_containers'?'['*) rc=0;; *) api=;; esac
   if [ "$rc" = 0 ] && [ -n "$icf" ] && [ -z "$ic" ]; then
     ( umask 077; mkdir -p /run/gpuhost && [ -O /run/gpuhost ] && [ ! -L /run/gpuhost ] && rm -f /run/gpuhost/docker-info.* \
-      && printf '%s\n' "${api%%@@api_images*}" > "$icf.$$" && mv -f "$icf.$$" "$icf" ) 2>/dev/null
+      && printf '%s\n' "${api%%"$nl"*}" > "$icf.$$" && mv -f "$icf.$$" "$icf" ) 2>/dev/null
   fi
 fi
 if [ -n "$api" ]; then

@@ -124,21 +124,24 @@ def _daemon(host) -> dict:
     return container.ContainerState().process(proc.stdout.splitlines())["docker"]
 
 
-def _kept(host) -> list[str]:
-    return host.ssh("ls /run/gpuhost 2>/dev/null | grep '^docker-info\\.'").stdout.split()
+def _kept_pids(host) -> list[str]:
+    """The daemons whose /info answer is kept: docker-info.<boot>.<pid>.<start>.<dev>.<inode>.<ctime>."""
+    names = host.ssh("ls /run/gpuhost 2>/dev/null | grep '^docker-info\\.'").stdout.split()
+    return [name.split(".")[2] for name in names]
 
 
 def test_docker_info_is_kept_for_the_running_daemon_until_its_config_changes(lab):
     """dockerd runs `runc --version` for every /info; the snapshot keeps the root daemon's answer
-    in /run/gpuhost, named by the daemon's pid and start time, while daemon.json last changed
-    before the daemon started. Shown by editing the kept answer: the snapshot reports the edit
-    while it is used, and the daemon's own answer once the file changes or the daemon restarts."""
+    in /run/gpuhost while daemon.json last changed before the daemon wrote its pid file. Shown by editing the
+    kept answer: the snapshot reports the edit while it is used, and the daemon's own answer once
+    the file changes (even with its old mtime put back, or the pid file touched after: a reload
+    may have read it), when it is a link, or once the daemon restarts."""
     ctr = lab.host("ctr")
-    ctr.ssh("rm -rf /run/gpuhost; systemctl restart docker")  # a daemon started after daemon.json's last change
+    ctr.ssh("rm -rf /run/gpuhost; sleep 3; systemctl restart docker")  # started after daemon.json's last change
     real = _daemon(ctr)["daemon_version"]
     assert real and "nvidia" in _daemon(ctr)["runtimes"]
     pid = ctr.ssh("cat /var/run/docker.pid").stdout.strip()
-    assert [name.split(".")[1] for name in _kept(ctr)] == [pid]
+    assert _kept_pids(ctr) == [pid]
     assert ctr.ssh("stat -c '%a %U' /run/gpuhost /run/gpuhost/docker-info.*").stdout.split() == \
         ["700", "root", "600", "root"]
 
@@ -146,20 +149,32 @@ def test_docker_info_is_kept_for_the_running_daemon_until_its_config_changes(lab
     ctr.ssh(f"sed -i 's/\"ServerVersion\":\"{real}\"/\"ServerVersion\":\"{real}-kept\"/' /run/gpuhost/docker-info.*")
     assert _daemon(ctr)["daemon_version"] == f"{real}-kept"
 
-    # daemon.json changed after the daemon started (even with its old mtime put back): the daemon
-    # may have reloaded it, so it is asked, and nothing is kept for it.
+    # daemon.json changed after the daemon started, its old mtime put back, then the pid file
+    # touched (more than 10 s after the start, when the daemon wrote it): the daemon may have
+    # reloaded the file, so it is asked, and nothing is kept for it.
     ctr.ssh("touch -r /etc/docker/daemon.json /tmp/mtime; chmod 644 /etc/docker/daemon.json; "
-            "touch -m -r /tmp/mtime /etc/docker/daemon.json")
+            "touch -m -r /tmp/mtime /etc/docker/daemon.json; sleep 11; touch /var/run/docker.pid")
     assert _daemon(ctr)["daemon_version"] == real
+    assert _kept_pids(ctr) == [pid]
     assert ctr.ssh("grep -c kept /run/gpuhost/docker-info.*").stdout.strip() == "1"  # left as it was, unused
 
-    # A new daemon (restarted after the change; ctimes count whole seconds): asked, its answer
-    # kept under its own pid.
-    ctr.ssh("sleep 1; systemctl restart docker")
+    # A new daemon, restarted after the change (ctimes count whole seconds, the start is taken a
+    # second early): asked, its answer kept under its own pid, the old one removed.
+    ctr.ssh("sleep 3; systemctl restart docker")
     assert _daemon(ctr)["daemon_version"] == real
     pid = ctr.ssh("cat /var/run/docker.pid").stdout.strip()
-    assert [name.split(".")[1] for name in _kept(ctr)] == [pid]
+    assert _kept_pids(ctr) == [pid]
     assert ctr.ssh("grep -c kept /run/gpuhost/docker-info.*").stdout.strip() == "0"
+
+    # daemon.json as a link (which can be pointed at an older file): asked every time.
+    ctr.ssh("mv /etc/docker/daemon.json /etc/docker/daemon.json.real && "
+            "ln -s daemon.json.real /etc/docker/daemon.json && sleep 1 && systemctl restart docker && rm -rf /run/gpuhost")
+    try:
+        assert _daemon(ctr)["daemon_version"] == real
+        assert _kept_pids(ctr) == []
+    finally:
+        ctr.ssh("rm /etc/docker/daemon.json && mv /etc/docker/daemon.json.real /etc/docker/daemon.json && "
+                "sleep 1 && systemctl restart docker")
 
 
 def test_broken_daemon_json_change_is_rolled_back_and_docker_keeps_running(lab):
