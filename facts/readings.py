@@ -170,33 +170,40 @@ done
 # /info has dockerd run `runc --version` and `docker-init --version` on every call (a fifth of the
 # snapshot's CPU), yet what is read of it (version, runtimes, default runtime, live restore, cgroup
 # driver) is fixed for a daemon's life unless it reloads a changed config. So the one root daemon's
-# answer is kept in /run/gpuhost (root's) and reused only while its config file (not a link) and
-# that file's directory last changed before the daemon wrote its pid file, and that pid file is
-# its own: written within 10 s of the daemon's start (the kernel's clock of it: now - uptime + its
-# start ticks), not touched later. Then the daemon read this file at start, and a reload reads the
-# same. The kept file is named for this boot, the daemon (pid, start ticks) and the file (device,
-# inode, ctime): ctimes, which no copy tool sets back, in nanoseconds (gpuhost writes daemon.json
-# and restarts Docker within a second). Any other daemon, session, file or link, or a stat without
-# nanoseconds, is asked every time.
-ic=; icf=
-if [ "$dn" = 1 ] && [ "$duid" = 0 ] && [ -z "$DOCKER_HOST$host" ] && [ -O /run ] && [ -f "$dcfg" ] && ! [ -L "$dcfg" ]; then
+# answer is kept in /run/gpuhost (root's), named for this boot and the daemon (pid, start ticks),
+# with the config file's and its directory's identity and ctime (nanoseconds: gpuhost writes
+# daemon.json and restarts Docker within a second). It is used only while: the file's path is
+# absolute and has no link in it; the file and its directory last changed before the daemon wrote
+# its pid file; that pid file is the daemon's own, written within 10 s of its start (by the kernel's
+# clock: now - (this shell's start ticks - the daemon's)), not touched later; and the identity is
+# the one kept. Then the daemon read this file at start, and a reload reads the same. Once the
+# identity differs (a mount or a swap while the daemon ran), nothing is kept for that daemon again.
+# Any other daemon, session or file, or a stat without nanoseconds, is asked every time.
+ic=; icf=; kid=; pk_=
+case "$dcfg" in /*) o_=$PWD; d_=${dcfg%/*}; d_=${d_:-/}
+  cd -P "$d_" 2>/dev/null && [ "$PWD" = "$d_" ] && pk_=1; cd "$o_" 2>/dev/null;; esac
+if [ -n "$pk_" ] && [ "$dn" = 1 ] && [ "$duid" = 0 ] && [ -z "$DOCKER_HOST$host" ] && [ -O /run ] && [ -f "$dcfg" ] && ! [ -L "$dcfg" ]; then
   dp=; read -r dp 2>/dev/null < /var/run/docker.pid; l=; read -r l 2>/dev/null < "/proc/$dpid/stat"
-  set -- ${l##*')'}; st=${20:-}; bi=; read -r bi 2>/dev/null < /proc/sys/kernel/random/boot_id
-  if [ "$dp" = "$dpid" ] && [ -n "$st" ] && [ -n "$bi" ]; then
+  set -- ${l##*')'}; st=${20:-}; l=; read -r l 2>/dev/null < "/proc/$$/stat"; set -- ${l##*')'}; me=${20:-}
+  bi=; read -r bi 2>/dev/null < /proc/sys/kernel/random/boot_id
+  if [ "$dp" = "$dpid" ] && [ -n "$st" ] && [ -n "$me" ] && [ -n "$bi" ]; then
     # The file's, its directory's and the pid file's ctime and identity, then now: the ctime of
-    # stat's own output, the pipe the shell has just made; then uptime.
-    set -- $(stat -L -c '%.9Z %d.%i' "$dcfg" "${dcfg%/*}" /var/run/docker.pid /proc/self/fd/1 2>/dev/null)
+    # stat's own output, the pipe the shell has just made.
+    set -- $(stat -L -c '%.9Z %d.%i' "$dcfg" "$d_" /var/run/docker.pid /proc/self/fd/1 2>/dev/null)
     if [ $# = 8 ]; then
-      cid=$2; up=; read -r up _ 2>/dev/null < /proc/uptime; ns=
-      for t in "$1" "$3" "$5" "$7" "$up"; do  # in ns; uptime in 1/100 s
-        case "$t" in [0-9]*.[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]|[0-9]*.[0-9][0-9]) ns="$ns ${t%.*}${t#*.}";; *) ns=x;; esac
+      kid="$2 $1 $4 $3"; ns=
+      for t in "$1" "$3" "$5" "$7"; do
+        case "$t" in [1-9]*.[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]) ns="$ns ${t%.*}${t#*.}";; *) ns=x;; esac
       done
-      case "$ns $st" in *[!0-9' ']*) ;; *) set -- $ns
-        s0=$(($4 - $5 * 10000000 + st * 10000000 + 10000000000))
-        [ "$1" -lt "$3" ] && [ "$2" -lt "$3" ] && [ "$3" -lt "$s0" ] && icf=/run/gpuhost/docker-info.$bi.$dpid.$st.$cid.$1;; esac
+      case "$ns $st $me" in *[!0-9' ']*) ;; *) set -- $ns
+        s0=$(($4 - (me - st) * 10000000 + 10000000000))
+        [ "$1" -lt "$3" ] && [ "$2" -lt "$3" ] && [ "$3" -lt "$s0" ] && icf=/run/gpuhost/docker-info.$bi.$dpid.$st;; esac
     fi
   fi
-  [ -n "$icf" ] && [ -f "$icf" ] && read -r ic < "$icf"
+  if [ -n "$icf" ] && [ -f "$icf" ]; then
+    k_=; { read -r k_; read -r ic; } < "$icf" 2>/dev/null
+    [ "$k_" = "$kid" ] || { ic=; [ "$k_" = changed ] || printf 'changed\n' > "$icf"; icf=; }
+  fi
 fi
 # A daemon on its own socket: talk to it there, unless the session chose one (DOCKER_HOST).
 if [ -n "$c" ] && [ -z "$DOCKER_HOST" ] && [ -n "$host" ] && [ "$host" != unix:///var/run/docker.sock ] && [ "$host" != unix:///run/docker.sock ]; then
@@ -215,10 +222,10 @@ if [ -n "$c" ] && [ -n "$s" ] && [ -S "$s" ] && command -v curl >/dev/null 2>&1;
         --next $o -w "$w" http://localhost/containers/json $ws 2>/dev/null); fi
   # The daemon answered: /info (or its kept answer), then the running containers (a JSON list).
   case "$api" in *'"ServerVersion"'*'@@api_containers'?'['*) rc=0;; *) api=;; esac
-  if [ "$rc" = 0 ] && [ -n "$icf" ] && [ -z "$ic" ]; then
+  j_=${api%%"$nl"*}
+  case "$rc:$ic:$j_" in 0::'{'*'"ServerVersion"'*'}') [ -n "$icf" ] && ! [ -e "$icf" ] &&
     ( umask 077; mkdir -p /run/gpuhost && [ -O /run/gpuhost ] && [ ! -L /run/gpuhost ] && rm -f /run/gpuhost/docker-info.* \
-      && printf '%s\n' "${api%%"$nl"*}" > "$icf.$$" && mv -f "$icf.$$" "$icf" ) 2>/dev/null
-  fi
+      && printf '%s\n%s\n' "$kid" "$j_" > "$icf.$$" && mv -f "$icf.$$" "$icf" ) 2>/dev/null;; esac
 fi
 if [ -n "$api" ]; then
   echo '@@api_info'; printf '%s\n' "${api%%@@api_containers*}"

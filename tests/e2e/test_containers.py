@@ -125,7 +125,7 @@ def _daemon(host) -> dict:
 
 
 def _kept_pids(host) -> list[str]:
-    """The daemons whose /info answer is kept: docker-info.<boot>.<pid>.<start>.<dev>.<inode>.<ctime>."""
+    """The daemons whose /info answer is kept: docker-info.<boot>.<pid>.<start ticks>."""
     names = host.ssh("ls /run/gpuhost 2>/dev/null | grep '^docker-info\\.'").stdout.split()
     return [name.split(".")[2] for name in names]
 
@@ -134,10 +134,12 @@ def test_docker_info_is_kept_for_the_running_daemon_until_its_config_changes(lab
     """dockerd runs `runc --version` for every /info; the snapshot keeps the root daemon's answer
     in /run/gpuhost while daemon.json last changed before the daemon wrote its pid file. Shown by editing the
     kept answer: the snapshot reports the edit while it is used, and the daemon's own answer once
-    the file changes (even with its old mtime put back, or the pid file touched after: a reload
-    may have read it), when it is a link, or once the daemon restarts."""
+    another file is mounted over it, the file changes (even with its old mtime put back, or the
+    pid file touched after: a reload may have read it), when it is a link, or once the daemon
+    restarts."""
     ctr = lab.host("ctr")
-    ctr.ssh("rm -rf /run/gpuhost; sleep 3; systemctl restart docker")  # started after daemon.json's last change
+    ctr.ssh("cp /etc/docker/daemon.json /root/older.json; rm -rf /run/gpuhost; sleep 3; "
+            "systemctl restart docker")  # started after daemon.json's (and older.json's) last change
     real = _daemon(ctr)["daemon_version"]
     assert real and "nvidia" in _daemon(ctr)["runtimes"]
     pid = ctr.ssh("cat /var/run/docker.pid").stdout.strip()
@@ -146,6 +148,21 @@ def test_docker_info_is_kept_for_the_running_daemon_until_its_config_changes(lab
         ["700", "root", "600", "root"]
 
     # The kept answer is what the snapshot reads while the daemon and its file stay the same.
+    ctr.ssh(f"sed -i 's/\"ServerVersion\":\"{real}\"/\"ServerVersion\":\"{real}-kept\"/' /run/gpuhost/docker-info.*")
+    assert _daemon(ctr)["daemon_version"] == f"{real}-kept"
+
+    # Another file mounted over daemon.json while the daemon runs, older than it: the kept answer
+    # names another file, so dockerd is asked, and nothing is kept for this daemon any more, even
+    # once the mount is gone.
+    assert ctr.ssh("mount --bind /root/older.json /etc/docker/daemon.json").returncode == 0
+    try:
+        assert _daemon(ctr)["daemon_version"] == real
+    finally:
+        ctr.ssh("umount /etc/docker/daemon.json")
+    assert ctr.ssh("cat /run/gpuhost/docker-info.*").stdout == "changed\n"
+    assert _daemon(ctr)["daemon_version"] == real
+    ctr.ssh("rm -rf /run/gpuhost")
+    assert _daemon(ctr)["daemon_version"] == real  # kept again: the daemon and its file are as at its start
     ctr.ssh(f"sed -i 's/\"ServerVersion\":\"{real}\"/\"ServerVersion\":\"{real}-kept\"/' /run/gpuhost/docker-info.*")
     assert _daemon(ctr)["daemon_version"] == f"{real}-kept"
 
@@ -158,8 +175,8 @@ def test_docker_info_is_kept_for_the_running_daemon_until_its_config_changes(lab
     assert _kept_pids(ctr) == [pid]
     assert ctr.ssh("grep -c kept /run/gpuhost/docker-info.*").stdout.strip() == "1"  # left as it was, unused
 
-    # A new daemon, restarted after the change (ctimes count whole seconds, the start is taken a
-    # second early): asked, its answer kept under its own pid, the old one removed.
+    # A new daemon, restarted after the change: asked, its answer kept under its own pid, the old
+    # one removed.
     ctr.ssh("sleep 3; systemctl restart docker")
     assert _daemon(ctr)["daemon_version"] == real
     pid = ctr.ssh("cat /var/run/docker.pid").stdout.strip()
