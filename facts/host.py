@@ -60,29 +60,9 @@ LOCK_FILES = (
     "/var/cache/apt/archives/lock",
 )
 
-# The apt/dpkg locks' holders, from /proc/locks (no fuser needed): a lock file's inode
-# listed there is locked, and the listed pid holds it; waiters ("->" lines) are skipped. No lock at
-# all in /proc/locks (its first line): nothing to match the lock files with. It runs before any
-# background work starts: nvidia-smi's start-up fills /proc/locks and slows reading it.
-LOCK_SCAN = r"""
-echo '@@gpuhost host 1'
-echo '@@locks'
-lf=; for f in __LOCK_FILES__; do [ -e "$f" ] && lf="$lf $f"; done
-ino=; [ -n "$lf" ] && read -r x 2>/dev/null < /proc/locks && ino=$(stat -c '%i %n' $lf 2>/dev/null)
-[ -n "$ino" ] && awk -v ino="$ino" '
-  BEGIN { n = split(ino, l, "\n"); for (i = 1; i <= n; i++) { split(l[i], w, " "); f[w[1]] = w[2] } }
-  $2 != "->" { split($6, a, ":"); if ((a[3] in f) && !seen[a[3] " " $5]++) print f[a[3]], $5 }' /proc/locks |
-while read -r f pid; do
-  if [ "$pid" -gt 0 ] 2>/dev/null; then
-    echo "lock=$f pid=$pid comm=$(tr -d ' ' < /proc/$pid/comm 2>/dev/null) cmdline=$(tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null | cut -c 1-200)"
-  else
-    echo "lock=$f pid=-"
-  fi
-done
-"""
-
-# POSIX sh. Holds, half-done packages and the headers' package come from the shared dpkg reading
-# (facts/readings.py); the locks are LOCK_SCAN's (printed before, into the host part's block).
+# POSIX sh. The lock scan uses /proc/locks (no fuser needed): a lock file's inode listed
+# there is locked, and the listed pid holds it; waiters ("->" lines) are skipped. Holds, half-done
+# packages and the headers' package come from the shared dpkg reading (facts/readings.py).
 SCRIPT = r"""
 echo '@@gpuhost host 1'
 echo '@@os_release'
@@ -100,6 +80,20 @@ echo "@@efi $efi"
 v=; for f in /sys/firmware/efi/efivars/SecureBoot-*; do [ -e "$f" ] && { v=$f; break; }; done
 if [ -n "$v" ]; then v=$(od -An -t u1 -j 4 -N 1 "$v" 2>/dev/null); echo "@@efivar ${v##* }"
 elif command -v mokutil >/dev/null 2>&1; then echo '@@mokutil'; mokutil --sb-state 2>&1 | head -n 3; fi
+echo '@@locks'
+lf=; for f in __LOCK_FILES__; do [ -e "$f" ] && lf="$lf $f"; done
+# No lock at all in /proc/locks (its first line): nothing to match the files with.
+ino=; [ -n "$lf" ] && read -r x 2>/dev/null < /proc/locks && ino=$(stat -c '%i %n' $lf 2>/dev/null)
+[ -n "$ino" ] && [ -r /proc/locks ] && awk -v ino="$ino" '
+  BEGIN { n = split(ino, l, "\n"); for (i = 1; i <= n; i++) { split(l[i], w, " "); f[w[1]] = w[2] } }
+  $2 != "->" { split($6, a, ":"); if ((a[3] in f) && !seen[a[3] " " $5]++) print f[a[3]], $5 }' /proc/locks |
+while read -r f pid; do
+  if [ "$pid" -gt 0 ] 2>/dev/null; then
+    echo "lock=$f pid=$pid comm=$(tr -d ' ' < /proc/$pid/comm 2>/dev/null) cmdline=$(tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null | cut -c 1-200)"
+  else
+    echo "lock=$f pid=-"
+  fi
+done
 di=no; for f in /var/lib/dpkg/updates/* /var/lib/dpkg/updates/.[!.]*; do [ -e "$f" ] && { di=yes; break; }; done
 echo "@@dpkg_journal $di"
 echo '@@reboot'
@@ -118,7 +112,7 @@ if [ -n "$u" ] && ! { command -v dpkg-query >/dev/null 2>&1 && dpkg-query -S "$u
   ls -1 /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.*.* /usr/lib/aarch64-linux-gnu/libnvidia-ml.so.*.* /usr/lib64/libnvidia-ml.so.*.* /usr/lib/libnvidia-ml.so.*.* 2>/dev/null | head -n 1
 fi
 """
-PART = Part("host", ("dpkg",), SCRIPT, first=LOCK_SCAN.replace("__LOCK_FILES__", " ".join(LOCK_FILES)))
+PART = Part("host", ("dpkg",), SCRIPT.replace("__LOCK_FILES__", " ".join(LOCK_FILES)))
 COMMAND = command(PART)
 
 

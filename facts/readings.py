@@ -8,11 +8,10 @@ containers, its images and gpuhost's workspace containers. A part's own script (
 PART) runs after the readings it needs and may use the shell variables they set (`k`, the
 kernel release; `c`, the docker client; `pk`, the dpkg reading; `wsu`, the workspace units).
 
-`command(*parts)` composes the shell command for some parts: their first steps (quick reads that
-background work would slow), their start steps, the readings they need, once, in the order of
-READINGS, then each part's script, then the finishing steps. Work that only waits (nvidia-smi) runs
-in the background when a part made a temp dir `$bg` for it (the gpu part, on a host with
-nvidia-smi).
+`command(*parts)` composes the shell command for some parts: their start steps, the readings they
+need, once, in the order of READINGS, then each part's script, then the finishing steps. Work
+that only waits (nvidia-smi) runs in the background when a part made a temp dir `$bg`
+for it (the gpu part, on a host with nvidia-smi): the snapshot's wall time there is nvidia-smi's.
 """
 
 from __future__ import annotations
@@ -281,15 +280,14 @@ NEEDS = {"dpkg": ("kernel",), "docker": ("units",)}
 @dataclass(frozen=True)
 class Part:
     """One part of the snapshot: its shared readings, its own script (printing `@@gpuhost NAME 1`
-    and its sections), and optional steps before the readings (first: quick reads that background
-    work would slow; start: background work) and after every script (collect it)."""
+    and its sections), and optional steps before the readings (start background work) and after
+    every script (collect it)."""
 
     name: str
     reads: tuple[str, ...]
     script: str
     start: str = ""
     finish: str = ""
-    first: str = ""  # quick reads that the background work would slow: before any part's start
 
 
 def _fill(script: str) -> str:
@@ -300,14 +298,13 @@ def _fill(script: str) -> str:
 
 
 def command(*parts: Part) -> str:
-    """One shell command for `parts`: their first and start steps, the readings they need (each
-    once, in READINGS' order), each part's script, then the finishing steps. It always exits 0."""
+    """One shell command for `parts`: their start steps, the readings they need (each once, in
+    READINGS' order), each part's script, then the finishing steps. It always exits 0."""
     wanted: set[str] = set()
     for part in parts:
         for name in part.reads:
             wanted |= {name, *NEEDS.get(name, ())}
-    body = ["bg=", ON_PATH, *(part.first for part in parts)]
-    body += [part.start for part in parts]  # no background work unless a part starts some
+    body = ["bg=", ON_PATH, *(part.start for part in parts)]  # no background work unless a part starts some
     body += [READINGS[name] for name in READINGS if name in wanted]
     body += [part.script for part in parts]
     body += [part.finish for part in parts]

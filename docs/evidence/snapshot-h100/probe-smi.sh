@@ -24,9 +24,9 @@ python3 -c "import facts.snapshot as m; print(m.COMMAND)" > "$C/snapshot.sh"
   echo '$ ls -d /proc/driver/nvidia-*'; ls -d /proc/driver/nvidia-* 2>&1
   echo '$ nvidia-smi -q -d PIDS'; nvidia-smi -q -d PIDS; echo "rc=$?"
 } > "$C/nvlink.txt" 2>&1
-python3 - "$C" "$F" "$A" > "$C/timings.txt" 2>&1 <<'PY'
-import os, statistics, subprocess, sys, time
-C, F, A = sys.argv[1:4]
+python3 - "$C" "$F" "$A" "$REPO" > "$C/timings.txt" 2>&1 <<'PY'
+import sys
+C, F, A, REPO = sys.argv[1:5]
 q = f"nvidia-smi --query-gpu={F} --format=csv,noheader,nounits"
 apps = f"nvidia-smi --query-compute-apps={A} --format=csv,noheader,nounits"
 cmds = {
@@ -38,18 +38,8 @@ cmds = {
     "nvidia-smi -q -d PIDS": "nvidia-smi -q -d PIDS",
     "snapshot (this tree)": f"sh {C}/snapshot.sh",
 }
-samples = {name: [] for name in cmds}
-for _ in range(30):
-    for name, cmd in cmds.items():
-        t0 = time.perf_counter(); r0 = os.times()
-        subprocess.run(["sh", "-c", cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        t1 = time.perf_counter(); r1 = os.times()
-        samples[name].append(((t1 - t0) * 1000, ((r1.children_user - r0.children_user)
-                                                  + (r1.children_system - r0.children_system)) * 1000))
-print("command | runs | wall median ms | wall min ms | cpu median ms (user+sys, children)")
-for name, values in samples.items():
-    walls = [w for w, _ in values]
-    print(f"{name} | {len(values)} | {statistics.median(walls):.1f} | {min(walls):.1f} | "
-          f"{statistics.median(c for _, c in values):.1f}")
+sys.path.insert(0, f"{REPO}/docs/evidence/snapshot-h100")
+from timing import timings
+print(timings({name: ["sh", "-c", cmd] for name, cmd in cmds.items()}, 30))
 PY
 cat "$C/timings.txt"

@@ -18,7 +18,7 @@ for part in gpu host container managed workspace health; do
 done
 python3 -c "import facts.gpu as m; print(m.SMI_FIELDS)" > "$C/smi-fields.txt"
 python3 - "$C" "$REPO" > "$C/timings.txt" 2>&1 <<'PY'
-import os, statistics, subprocess, sys, time
+import sys
 C, REPO = sys.argv[1], sys.argv[2]
 fields = open(f"{C}/smi-fields.txt").read().strip()
 cmds = {
@@ -33,19 +33,9 @@ cmds = {
 }
 for part in ["gpu", "host", "container", "managed", "workspace", "health"]:
     cmds[f"snapshot part {part}"] = ["sh", f"{C}/part-{part}.sh"]
-samples = {name: [] for name in cmds}
-for _ in range(20):  # rounds interleaved: a slow spell weighs on every command alike
-    for name, argv in cmds.items():
-        t0 = time.perf_counter(); r0 = os.times()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        t1 = time.perf_counter(); r1 = os.times()
-        samples[name].append(((t1 - t0) * 1000, ((r1.children_user - r0.children_user)
-                                                  + (r1.children_system - r0.children_system)) * 1000))
-print("command | runs | wall median ms | wall min ms | cpu median ms (user+sys, children)")
-for name, values in samples.items():
-    walls = [w for w, _ in values]
-    print(f"{name} | {len(values)} | {statistics.median(walls):.1f} | {min(walls):.1f} | "
-          f"{statistics.median(c for _, c in values):.1f}")
+sys.path.insert(0, f"{REPO}/docs/evidence/snapshot-h100")
+from timing import timings
+print(timings(cmds, 20))
 PY
 echo "timings rc=$?" >> "$C/log.txt"
 sh "$C/snapshot.sh" > "$C/snapshot.out" 2> "$C/snapshot.err"; echo "snapshot rc=$?" >> "$C/log.txt"
