@@ -132,11 +132,11 @@ def _kept_pids(host) -> list[str]:
 
 def test_docker_info_is_kept_for_the_running_daemon_until_its_config_changes(lab):
     """dockerd runs `runc --version` for every /info; the snapshot keeps the root daemon's answer
-    in /run/gpuhost while daemon.json last changed before the daemon wrote its pid file. Shown by editing the
-    kept answer: the snapshot reports the edit while it is used, and the daemon's own answer once
-    another file is mounted over it, the file changes (even with its old mtime put back, or the
-    pid file touched after: a reload may have read it), when it is a link, or once the daemon
-    restarts."""
+    in /run/gpuhost while daemon.json last changed before the daemon wrote its pid file. Shown by
+    editing the kept answer: the snapshot reports the edit while it is used, and the daemon's own
+    answer once another file is mounted over it, the file changes (even with its old mtime put
+    back, or the pid file touched after: a reload may have read it), when it is a link, or once
+    the daemon restarts."""
     ctr = lab.host("ctr")
     ctr.ssh("cp /etc/docker/daemon.json /root/older.json; rm -rf /run/gpuhost; sleep 3; "
             "systemctl restart docker")  # started after daemon.json's (and older.json's) last change
