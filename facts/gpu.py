@@ -146,7 +146,7 @@ if [ -n "$ids" ]; then
     break
   done
 fi
-echo '@@proc_driver'; [ -r /proc/driver/nvidia/version ] && while IFS= read -r l; do printf '%s\n' "$l"; done < /proc/driver/nvidia/version
+echo '@@proc_driver'; [ -r /proc/driver/nvidia/version ] && print_file /proc/driver/nvidia/version
 v=; read -r v 2>/dev/null < /sys/module/nvidia/version; echo "@@sys_module $v"
 echo '@@modules'; [ -r /proc/modules ] && while read -r l _; do case "$l" in nvidia*|nouveau*) echo "$l";; esac; done < /proc/modules
 [ -d /sys/module/nouveau ] && echo 'sysfs nouveau'

@@ -67,7 +67,7 @@ SCRIPT = r"""
 echo '@@gpuhost host 1'
 echo '@@os_release'
 for f in /etc/os-release /usr/lib/os-release; do
-  [ -r "$f" ] && { while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "$f"; break; }
+  [ -r "$f" ] && { print_file "$f"; break; }
 done
 echo "@@arch $m"
 echo "@@kernel $k"

@@ -140,3 +140,24 @@ def test_nvml_library_gone_from_disk_is_listed_as_ldconfig_lists_it(tmp_path):
              f"\tlibnvidia-ml.so.1 (libc6,x86-64) => {lib}/libnvidia-ml.so.1\n")
     assert _nvml_section(tmp_path, cache) == [f"ldconfig (libc6,x86-64) {gone}",
                                               f"ldconfig (libc6,x86-64) {real}"]
+
+
+def test_dockerd_given_two_config_files_is_read_with_the_last(tmp_path):
+    """dockerd's flag parser keeps the last `--config-file` (a review found the snapshot taking the
+    first, and so checking the wrong file's age for the kept /info answer). A process named dockerd
+    (a script: its comm is the file's name) with two of them."""
+    fake = tmp_path / "dockerd"
+    fake.write_text("#!/bin/sh\nsleep 30\n")
+    fake.chmod(0o755)
+    proc = subprocess.Popen([str(fake), "--config-file", "/etc/first.json", f"--config-file={tmp_path}/last.json"])
+    try:
+        for _ in range(50):  # until the kernel shows it under its name
+            if open(f"/proc/{proc.pid}/comm").read().strip() == "dockerd":
+                break
+            time.sleep(0.05)
+        state = container.ContainerState().process(run(container.COMMAND).stdout.splitlines())
+    finally:
+        proc.kill()
+        proc.wait()
+    daemon = next(d for d in state["docker"]["daemons"] if d["pid"] == proc.pid)
+    assert (daemon["config_file"], daemon["config_from"]) == (f"{tmp_path}/last.json", "--config-file")
