@@ -34,6 +34,7 @@ from gpuhost.errors import UsageError
 from gpuhost.run.bounds import Bounds
 
 INTERRUPTED = 130  # exit status after Ctrl-C, as a shell reports a process killed by SIGINT
+READER_WAKE_S = 2.0  # how often paramiko's reader of an idle connection wakes (watch())
 causes: dict[str, str] = {}  # host name -> what happened to it, in words
 attempted: list[str] = []  # hosts pyinfra tried to connect to, in order
 steps: dict[str, str] = {}  # host name -> the step it runs (or ran last)
@@ -175,6 +176,11 @@ def watch(host, bounds: Bounds) -> None:
     _watched.add(id(transport))
     _lost.pop(host.name, None)  # a new connection (after a reboot): answering again
     _tcp_keepalive(transport.sock, bounds)
+    # paramiko's reader wakes every 0.1 s (its socket's timeout) only to see whether the
+    # connection was closed; closing it closes the socket, which wakes the reader at once. Under
+    # pyinfra's gevent each wake costs: 100 idle connections took 0.73 CPU-s of the control node in
+    # 10 s (0.14 at a 2 s timeout), for every host connected for the whole run.
+    transport.sock.settimeout(READER_WAKE_S)
 
     def keepalive():
         while transport.is_active():

@@ -18,7 +18,7 @@ import pytest
 
 from gpuhost.plan.gpus import identify
 from gpuhost.lab import HostSpec, Lab
-from facts import container
+from facts import container, snapshot
 from gpuhost.lab.engine import docker
 from gpuhost.lab.fixture_repos import NVIDIA_CONTAINER_RUNTIME, NVIDIA_CONTAINER_RUNTIME_HOOK
 from gpuhost.lab.results import host_statuses
@@ -200,6 +200,51 @@ def test_docker_info_is_kept_for_the_running_daemon_until_its_config_changes(lab
     finally:
         ctr.ssh("rm /etc/docker/daemon.json && mv /etc/docker/daemon.json.real /etc/docker/daemon.json")
         _restart_docker(ctr, after=1)
+
+
+def _held(host) -> list[str]:
+    """The packages the snapshot's dpkg reading says are held, over SSH as root."""
+    proc = host.ssh(snapshot.COMMAND)
+    assert proc.returncode == 0, proc.stderr
+    return snapshot.HostSnapshot().process(proc.stdout.splitlines())["host"]["held_packages"]
+
+
+def test_dpkg_answer_is_kept_until_dpkgs_database_changes(lab):
+    """The snapshot keeps its dpkg reading in /run/gpuhost under the status file's identity. Shown
+    by a hold written into the kept answer only: the snapshot reports it while the database stays
+    as it was, and dpkg's own answer while dpkg's journal holds an entry, and once apt-mark writes
+    a hold (a new status file: not kept while under a second old, then kept anew)."""
+    ctr = lab.host("ctr13")
+    ctr.ssh("apt-mark unhold sed; rm -f /run/gpuhost/dpkg.*; sleep 2")
+    real = _held(ctr)
+    assert "sed" not in real and "kept-only" not in real
+    assert ctr.ssh("stat -c '%a %U' /run/gpuhost /run/gpuhost/dpkg.*").stdout.split() == ["700", "root", "600", "root"]
+    edit = r"sed -i 's/^@@holds$/@@holds\nkept-only/' /run/gpuhost/dpkg.*"
+    ctr.ssh(edit)
+    assert "kept-only" in _held(ctr) and "kept-only" not in real
+
+    # dpkg's journal has an entry not yet in the status file: dpkg-query is asked.
+    ctr.ssh("touch /var/lib/dpkg/updates/0000")
+    try:
+        assert _held(ctr) == real
+    finally:
+        ctr.ssh("rm -f /var/lib/dpkg/updates/0000")
+    assert "kept-only" in _held(ctr)
+
+    # apt-mark writes a new status file: asked at once, and kept anew once it is over a second old.
+    try:
+        assert ctr.ssh("apt-mark hold sed").returncode == 0
+        held = _held(ctr)
+        assert "sed" in held and "kept-only" not in held
+        assert ctr.ssh("grep -c kept-only /run/gpuhost/dpkg.*").stdout.strip() == "1"  # left as it was, unused
+        ctr.ssh("sleep 2")
+        assert _held(ctr) == held
+        assert ctr.ssh("grep -c kept-only /run/gpuhost/dpkg.*").stdout.strip() == "0"  # the new answer kept
+        ctr.ssh(edit)
+        assert "kept-only" in _held(ctr)
+    finally:
+        ctr.ssh("apt-mark unhold sed")
+    assert _held(ctr) == real
 
 
 def test_broken_daemon_json_change_is_rolled_back_and_docker_keeps_running(lab):

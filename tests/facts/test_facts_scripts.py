@@ -78,18 +78,37 @@ def test_fact_commands_are_quick_here():
     assert time.monotonic() - start < 30
 
 
-def test_container_fact_reads_the_same_through_the_api_and_the_cli(tmp_path):
-    """The Docker Engine API (curl on the socket) and the docker CLI give the same fact. Where a
-    daemon answers here (the lab's engine on a development machine), this compares real readings;
-    elsewhere both paths report the same absent daemon."""
-    shim = tmp_path / "curl"
-    shim.write_text("#!/bin/sh\nexit 7\n")  # a curl that cannot connect: the script falls back to the CLI
-    shim.chmod(0o755)
-    through_api = run(container.COMMAND)
-    through_cli = run(container.COMMAND, env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
-    assert "@@api_info" not in through_cli.stdout
-    api, cli = (container.ContainerState().process(r.stdout.splitlines()) for r in (through_api, through_cli))
-    assert api == cli
+def _tools(tmp_path, name: str, failing: tuple[str, ...]) -> tuple[dict, Path]:
+    """PATH with shims for perl and curl: each logs its start, then fails (exit 7, as when it
+    cannot connect) if named in `failing`, else runs the real tool."""
+    bin_dir, log = tmp_path / name, tmp_path / f"{name}.log"
+    bin_dir.mkdir()
+    for tool in ("perl", "curl"):
+        real = shutil.which(tool)
+        body = "exit 7" if tool in failing or real is None else f'exec "{real}" "$@"'
+        (bin_dir / tool).write_text(f"#!/bin/sh\necho {tool} >> '{log}'\n{body}\n")
+        (bin_dir / tool).chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, log
+
+
+def test_container_fact_reads_the_same_through_perl_curl_and_the_cli(tmp_path):
+    """The Docker Engine API read with perl's socket builtins, with curl where perl fails, and the
+    docker CLI where both fail, give the same fact. Where a daemon answers here (the lab's engine
+    on a development machine), this compares real readings and shows which tool read each;
+    elsewhere all three report the same absent daemon."""
+    readings = {}
+    for name, failing in (("perl", ()), ("curl", ("perl",)), ("cli", ("perl", "curl"))):
+        env, log = _tools(tmp_path, name, failing)
+        result = run(container.COMMAND, env=env)
+        readings[name] = (result.stdout, log.read_text().split() if log.exists() else [])
+    answered = "@@api_info" in readings["perl"][0]
+    if answered:
+        assert readings["perl"][1] == ["perl"] and shutil.which("perl")
+        assert readings["curl"][1] == ["perl", "curl"] and "@@api_info" in readings["curl"][0]
+    assert "@@api_info" not in readings["cli"][0]
+    facts = {name: container.ContainerState().process(out.splitlines()) for name, (out, _) in readings.items()}
+    assert facts["perl"] == facts["curl"] == facts["cli"]
+    assert facts["perl"]["docker"]["reachable"] == answered
 
 
 LDCONFIG = "tests/fixtures/device-h100/raw/ldconfig-nvidia.txt"  # `ldconfig -p | grep nvidia` on the H100

@@ -28,6 +28,7 @@ cmds = {
                                         "--format=csv,noheader,nounits"],
     "nvidia-smi nvlink -s": ["nvidia-smi", "nvlink", "-s"],
     "snapshot (this tree)": ["sh", f"{C}/snapshot.sh"],
+    "snapshot (main @ c6a4984, before the kept dpkg answer and perl's API reads)": ["sh", f"{REPO}/docs/evidence/snapshot-h100/snapshot-c6a4984.sh"],
     "snapshot (main @ d77d865, before the headers change)": ["sh", f"{REPO}/docs/evidence/snapshot-h100/snapshot-d77d865.sh"],
     "snapshot (main @ 0a0f100, before issue 29)": ["sh", f"{REPO}/docs/evidence/snapshot-h100/snapshot-0a0f100.sh"],
 }
