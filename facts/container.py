@@ -90,8 +90,12 @@ if [ -z "$cfgs" ]; then
   cfgs=/etc/docker/daemon.json
   [ -e /snap/docker/current ] && cfgs="$cfgs __SNAP_DAEMON_JSON__"
 fi
+# A file root does not own (a rootless daemon's) is read only when it is no link, and no line of it
+# can pass for one of this output's markers (JSON never starts a line with @).
 for f in $cfgs; do
-  if [ -r "$f" ]; then echo "@@daemon_json $f"; head -c 65536 "$f"; echo; else echo "@@daemon_json_absent $f"; fi
+  if [ -r "$f" ] && [ -O "$f" ]; then echo "@@daemon_json $f"; head -c 65536 "$f"; echo
+  elif [ -r "$f" ] && ! [ -L "$f" ]; then echo "@@daemon_json $f"; head -c 65536 "$f" | sed 's/^@/ @/'; echo
+  else echo "@@daemon_json_absent $f"; fi
 done
 # nvidia-ctk's version from its package when one is installed (the shared dpkg reading), else the binary.
 on_path nvidia-ctk; kt=$w

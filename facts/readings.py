@@ -75,18 +75,20 @@ if command -v dpkg-query >/dev/null 2>&1; then
   # identity (ctime to the nanosecond, device and inode, size) and the kernel, and used while that
   # identity holds, the journal is empty and the file had changed over a second before it was read
   # (a change within the clock's tick then gives it another ctime). About 6 ms of a snapshot.
-  pk=; kk=; kd=; kf=/run/gpuhost/dpkg.__DPKG_KEEP__
-  if [ -O /run ] && [ -z "${DPKG_ADMINDIR:-}" ] && [ -d /var/lib/dpkg/updates ] && ! [ -L /var/lib/dpkg/status ]; then
+  pk=; kk=; kd=; ok_=; kf=/run/gpuhost/dpkg.__DPKG_KEEP__
+  if [ -O /run ] && [ -z "${DPKG_ADMINDIR:-}${DPKG_ROOT:-}" ] && [ -d /var/lib/dpkg/updates ] && ! [ -L /var/lib/dpkg/status ]; then
     for f in /var/lib/dpkg/updates/*; do [ -e "$f" ] && kf=; break; done
     [ -n "$kf" ] && set -- $(stat -c '%.9Z %d.%i %s' /var/lib/dpkg/status /proc/self/fd/1 2>/dev/null) && [ $# = 6 ] &&
       case "$1 $4" in [1-9]*.[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]' '[1-9]*.*) [ "${1%.*}" -lt "$((${4%.*} - 1))" ] && kd="$1 $2 $3 $k";; esac
-    if [ -n "$kd" ] && [ -f "$kf" ]; then
+    if [ -n "$kd" ] && [ -f "$kf" ] && [ -O "$kf" ] && ! [ -L "$kf" ] && [ -O /run/gpuhost ] && ! [ -L /run/gpuhost ]; then
       while IFS= read -r l_; do if [ -z "$kk" ]; then kk=$l_; [ "$kk" = "$kd" ] || break; else pk="$pk$l_$nl"; fi; done < "$kf"
       [ "$kk" = "$kd" ] && pk=${pk%"$nl"} || pk=
     fi
   fi
-  [ -n "$pk" ] || pk=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\n' 2>/dev/null | awk -v h="linux-headers-$k" \
+  # Kept only when dpkg-query answered in full (its exit status, through awk's).
+  [ -n "$pk" ] || { pk=$({ dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\n' 2>/dev/null && echo @@dpkg_ok; } | awk -v h="linux-headers-$k" \
       -v fam='__FAMILIES__' -v pkgs=' __PACKAGES__ ' -v cli=' __CLIENT__ ' -v ctk=' __CTK__ ' '
+    $1 == "@@dpkg_ok" { ok = 1; next }
     $1 ~ /^h/ { held = held $2 "\n" }
     substr($1, 2, 1) ~ /[HUFWt]/ { held = held "  unfinished " $2 "\n" }
     $1 ~ /^.i/ && $2 ~ fam { man = man $2 " " $3 "\n" }
@@ -97,8 +99,8 @@ if command -v dpkg-query >/dev/null 2>&1; then
     END { printf "@@gpuhost managed 1\n@@packages\n%s@@gpuhost container 1\n@@packages\n%s", man, con
           printf "@@package_flags cli=%d ctk=%d\n", hascli, hasctk
           printf "@@gpuhost host 1\n@@holds\n%s@@headers_apt %s\n", held, h
-          if (hv != "") print "  Installed: " hv }')
-  [ -n "$kd" ] && [ "$kk" != "$kd" ] && case "$pk" in *"@@headers_apt "*)
+          if (hv != "") print "  Installed: " hv; exit !ok }') && ok_=1; }
+  [ -n "$kd" ] && [ "$ok_" = 1 ] && [ "$kk" != "$kd" ] && case "$pk" in *"@@headers_apt "*)
     ( umask 077; mkdir -p /run/gpuhost && [ -O /run/gpuhost ] && [ ! -L /run/gpuhost ] && rm -f /run/gpuhost/dpkg.* \
       && printf '%s\n%s\n' "$kd" "$pk" > "$kf.$$" && mv -f "$kf.$$" "$kf" ) 2>/dev/null;; esac
   printf '%s\n' "$pk"
@@ -182,11 +184,13 @@ for p in /proc/[0-9]*/comm; do
 $(tr '\0' '\n' < /proc/$pid/cmdline 2>/dev/null)
 CMDLINE
   from=--config-file
-  if [ -z "$cfg" ]; then
+  # Another user's daemon reads its own file (its --config-file may name any file root can read).
+  if [ -z "$cfg" ] || [ "$uid" != 0 ]; then
     if [ "$uid" = 0 ]; then cfg=/etc/docker/daemon.json; from=default
     else cfg=$(getent passwd "$uid" | cut -d: -f6)/.config/docker/daemon.json; from=rootless; fi
   fi
-  case "$sock" in unix://*) [ -z "$host" ] && host=$sock;; esac
+  # Only root's daemon names the socket to ask: any user can start a process called dockerd.
+  [ "$uid" = 0 ] && case "$sock" in unix://*) [ -z "$host" ] && host=$sock;; esac
   printf 'pid=%s uid=%s config=%s from=%s host=%s cmdline=%.300s\n' "$pid" "$uid" "$cfg" "$from" "${sock:--}" "$cmd"
   cfgs="$cfgs $cfg"; dn=$((dn+1)); dpid=$pid; duid=$uid; dcfg=$cfg
 done
@@ -223,7 +227,7 @@ if [ -n "$pk_" ] && [ "$dn" = 1 ] && [ "$duid" = 0 ] && [ -z "$DOCKER_HOST$host"
         [ "$1" -lt "$3" ] && [ "$2" -lt "$3" ] && [ "$3" -lt "$s0" ] && icf=/run/gpuhost/docker-info.$bi.$dpid.$st;; esac
     fi
   fi
-  if [ -n "$icf" ] && [ -f "$icf" ]; then
+  if [ -n "$icf" ] && [ -f "$icf" ] && [ -O "$icf" ] && ! [ -L "$icf" ] && [ -O /run/gpuhost ] && ! [ -L /run/gpuhost ]; then
     k_=; { read -r k_; read -r ic; } < "$icf" 2>/dev/null
     [ "$k_" = "$kid" ] || { ic=; [ "$k_" = changed ] || printf 'changed\n' > "$icf"; icf=; }
   fi
@@ -235,15 +239,16 @@ fi
 rc=-; api=
 s=${DOCKER_HOST:-${host:-unix:///var/run/docker.sock}}
 case "$s" in unix://*) s=${s#unix://};; *) s=;; esac
-if [ -n "$c" ] && [ -n "$s" ] && [ -S "$s" ]; then
+if [ -n "$c" ] && [ -n "$s" ] && [ -S "$s" ] && { [ -n "$DOCKER_HOST" ] || [ -O "$s" ]; }; then
   q='/images/json @@api_containers /containers/json'
   [ -z "$ic" ] && q="/info @@api_images $q"
   [ -n "$wsu" ] && q="$q @@api_workspace_containers /containers/json?all=1&filters=__WS_FILTER__"
   for via in perl curl; do
     command -v $via >/dev/null 2>&1 || continue
-    set -f; api=$([ -n "$ic" ] && printf '%s\n\n@@api_images\n' "$ic"; api_$via $q); set +f
+    set -f; api=$([ -n "$ic" ] && printf '%s\n\n@@api_images\n' "$ic"; api_$via $q); st_=$?; set +f
     # The daemon answered: /info (or its kept answer), then the running containers (a JSON list).
     case "$api" in *'"ServerVersion"'*'@@api_containers'?'['*) rc=0; break;; *) api=;; esac
+    [ "$st_" = 8 ] && break
   done
   j_=${api%%"$nl"*}
   case "$rc:$ic:$j_" in 0::'{'*'"ServerVersion"'*'}') [ -n "$icf" ] && ! [ -e "$icf" ] &&
@@ -292,10 +297,15 @@ nl='
 # answer followed by a newline, and by its MARKER line where one follows. Perl's socket builtins
 # (Debian's and Ubuntu's perl-base is Essential) start in a third of curl's time, which loads 30
 # libraries: about 10 ms of a lab host's snapshot. HTTP/1.0: the daemon answers unchunked and closes.
-# AF_UNIX and SOCK_STREAM are 1 on Linux's x86-64 and arm64. Either may fail: the next is tried.
-api_perl() { perl -e 'alarm 20; my $s = shift; for my $t (@ARGV) { if ($t !~ m{^/}) { print "$t\n"; next }
+# AF_UNIX and SOCK_STREAM are 1 on Linux's x86-64 and arm64. A JSON answer has no raw newline, so
+# none is printed (a marker line cannot come from the daemon). Either may fail: the next is tried,
+# unless perl timed out (exit 8: the daemon does not answer; curl would wait as long again).
+api_perl() { perl -e '$SIG{ALRM} = sub { exit 8 }; alarm 20; my $s = shift; length($s) < 108 or exit 7;
+  for my $t (@ARGV) { if ($t !~ m{^/}) { print "$t\n"; next }
   my $c; socket($c, 1, 1, 0) && connect($c, pack("S Z108", 1, $s)) or exit 7;
-  syswrite $c, "GET $t HTTP/1.0\r\nHost: docker\r\n\r\n"; local $/; my $r = <$c>; $r =~ s/^.*?\r\n\r\n//s or exit 7; print "$r\n" }' "$s" "$@" 2>/dev/null; }
+  syswrite $c, "GET $t HTTP/1.0\r\nHost: docker\r\n\r\n"; my $r = "";
+  while (length($r) < 67108864 && sysread($c, $r, 65536, length $r)) {}
+  $r =~ s/^.*?\r\n\r\n//s or exit 7; $r =~ tr/\r\n//d; print "$r\n" }' "$s" "$@" 2>/dev/null; }
 api_curl() { a_=; for t_; do case "$t_" in /*) a_="$a_${a_:+ --next} -s -m 20 --unix-socket $s http://localhost$t_ -w \\n";; *) a_="$a_$t_\\n";; esac; done
   curl $a_ 2>/dev/null; }
 """
@@ -348,4 +358,5 @@ def command(*parts: Part) -> str:
     body += [part.finish for part in parts]
     body.append("[ -n \"$bg\" ] && rm -rf \"$bg\"\necho .")  # the mark keeps the output's last newlines
     script = "\n".join(step.strip() for step in body if step.strip())
-    return _fill(f"out_=$(\n{script}\n)\nprintf '%s' \"${{out_%.}}\"")
+    return _fill(f"out_=$(\n{script}\n)\ncase \"$out_\" in *.) printf '%s' \"${{out_%.}}\";; "
+                 "*) echo 'gpuhost: the reading stopped before its end' >&2; exit 1;; esac")

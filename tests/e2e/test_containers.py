@@ -12,6 +12,7 @@ gpuhost/lab/fixture_repos.py, copied in (the toolkit's own e2e installs them as 
 from __future__ import annotations
 
 import json
+import shlex
 from collections import Counter
 
 import pytest
@@ -202,6 +203,25 @@ def test_docker_info_is_kept_for_the_running_daemon_until_its_config_changes(lab
         _restart_docker(ctr, after=1)
 
 
+def test_a_users_process_named_dockerd_names_no_socket_and_no_file(lab):
+    """Any user can start a process called dockerd with `-H` and `--config-file` flags: the snapshot
+    asks only root's daemon's socket, and reads that user's own daemon.json, never the file its
+    flags name (here /etc/shadow), so nothing of it reaches the reading."""
+    ctr = lab.host("ctr")
+    real = _daemon(ctr)["daemon_version"]
+    ctr.ssh("mkdir -p /tmp/fake && cp /usr/bin/perl /tmp/fake/dockerd && chmod 755 /tmp/fake /tmp/fake/dockerd")
+    assert ctr.ssh("su nobody -s /bin/sh -c '/tmp/fake/dockerd -e \"sleep 60\" -- -H unix:///tmp/fake/evil.sock "
+                   "--config-file=/etc/shadow >/dev/null 2>&1 &'").returncode == 0
+    try:
+        proc = ctr.ssh(container.COMMAND)
+        assert "uid=65534" in proc.stdout  # the fake daemon was seen, as another user's
+        assert "@@docker_client_host" not in proc.stdout and "@@daemon_json /etc/shadow" not in proc.stdout
+        assert not any(line.startswith("root:") for line in proc.stdout.splitlines())
+        assert container.ContainerState().process(proc.stdout.splitlines())["docker"]["daemon_version"] == real
+    finally:
+        ctr.ssh("pkill -f /tmp/fake/dockerd; rm -rf /tmp/fake")
+
+
 def _held(host) -> list[str]:
     """The packages the snapshot's dpkg reading says are held, over SSH as root."""
     proc = host.ssh(snapshot.COMMAND)
@@ -222,6 +242,15 @@ def test_dpkg_answer_is_kept_until_dpkgs_database_changes(lab):
     edit = r"sed -i 's/^@@holds$/@@holds\nkept-only/' /run/gpuhost/dpkg.*"
     ctr.ssh(edit)
     assert "kept-only" in _held(ctr) and "kept-only" not in real
+
+    # A dpkg-query that fails (a shim on PATH) is never kept: the next reading is dpkg's own.
+    ctr.ssh("rm -f /run/gpuhost/dpkg.*; mkdir -p /tmp/failing && printf '#!/bin/sh\\nexit 2\\n' > /tmp/failing/dpkg-query "
+            "&& chmod 755 /tmp/failing/dpkg-query")
+    failed = ctr.ssh(f"PATH=/tmp/failing:$PATH sh -c {shlex.quote(snapshot.COMMAND)}")
+    assert "@@holds\n@@headers_apt" in failed.stdout  # read as no holds at all...
+    assert ctr.ssh("ls /run/gpuhost/dpkg.* 2>/dev/null | wc -l").stdout.strip() == "0"  # ...and not kept
+    assert _held(ctr) == real
+    ctr.ssh(edit)
 
     # dpkg's journal has an entry not yet in the status file: dpkg-query is asked.
     ctr.ssh("touch /var/lib/dpkg/updates/0000")

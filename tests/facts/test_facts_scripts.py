@@ -111,6 +111,20 @@ def test_container_fact_reads_the_same_through_perl_curl_and_the_cli(tmp_path):
     assert facts["perl"]["docker"]["reachable"] == answered
 
 
+def test_a_reading_cut_short_fails_and_is_never_read_as_a_host(tmp_path):
+    """The snapshot's output is written at its end; when the shell reading it is killed midway (the
+    OOM killer, say), the command fails with one line instead of printing a short host that would
+    read as one with nothing installed."""
+    shim = tmp_path / "sha1sum"  # run by the managed part's own shell: the one that reads everything
+    shim.write_text("#!/bin/sh\nkill -9 $PPID\n")
+    shim.chmod(0o755)
+    cut = run(snapshot.COMMAND, env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert cut.returncode == 1 and cut.stdout == ""
+    assert cut.stderr.strip().splitlines()[-1] == "gpuhost: the reading stopped before its end"
+    whole = run(snapshot.COMMAND)
+    assert whole.returncode == 0 and whole.stdout.endswith("\n") and "@@gpuhost managed 1\n" in whole.stdout
+
+
 LDCONFIG = "tests/fixtures/device-h100/raw/ldconfig-nvidia.txt"  # `ldconfig -p | grep nvidia` on the H100
 
 
