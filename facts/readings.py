@@ -295,7 +295,7 @@ nl='
 '
 # api_perl / api_curl URL [MARKER URL]...: GET each URL of the Engine API on the unix socket $s, each
 # answer followed by a newline, and by its MARKER line where one follows. Perl's socket builtins
-# (Debian's and Ubuntu's perl-base is Essential) start in a third of curl's time, which loads 30
+# (Debian's and Ubuntu's perl-base is Essential) start in a third of curl's time, which loads about 30
 # libraries: about 10 ms of a lab host's snapshot. HTTP/1.0: the daemon answers unchunked and closes.
 # AF_UNIX and SOCK_STREAM are 1 on Linux's x86-64 and arm64. A JSON answer has no raw newline, so
 # none is printed (a marker line cannot come from the daemon). Either may fail: the next is tried,
@@ -309,7 +309,6 @@ api_perl() { perl -e '$SIG{ALRM} = sub { exit 8 }; alarm 20; my $s = shift; leng
 api_curl() { a_=; for t_; do case "$t_" in /*) a_="$a_${a_:+ --next} -s -m 20 --unix-socket $s http://localhost$t_ -w \\n";; *) a_="$a_$t_\\n";; esac; done
   curl $a_ 2>/dev/null; }
 """
-
 
 READINGS = {
     "kernel": KERNEL,
@@ -343,7 +342,8 @@ def _fill(script: str) -> str:
 
 def command(*parts: Part) -> str:
     """One shell command for `parts`: their start steps, the readings they need (each once, in
-    READINGS' order), each part's script, then the finishing steps. It always exits 0.
+    READINGS' order), each part's script, then the finishing steps. It exits 0, or 1 with one line
+    when its reading was cut short (its shell killed).
 
     Its output is written at once at the end: printed as it is read, it crossed SSH in many small
     packets, each handled by the control node's paramiko (about 7 ms of a host's 10 KB, against 2
