@@ -3,7 +3,7 @@
 Each reading is a POSIX sh snippet that asks a tool ONCE and prints what it read into the block
 of every part that uses it (`@@gpuhost <part> 1`, then that part's sections, in the format the
 part's parser has always read): one `dpkg-query` for the packages of every part, one
-`systemctl show` for every unit, one Docker Engine API call (curl) for the daemon, its running
+`systemctl show` for every unit, one Docker Engine API call (api_perl, else api_curl) for the daemon, its running
 containers, its images and gpuhost's workspace containers. A part's own script (its module's
 PART) runs after the readings it needs and may use the shell variables they set (`k`, the
 kernel release; `c`, the docker client; `pk`, the dpkg reading; `wsu`, the workspace units).
@@ -152,10 +152,10 @@ else
 fi
 """
 
-# The Docker daemon: how it runs (dockerd processes, through /proc: no ps), then ONE curl on its
-# unix socket for /info, the images, the running containers and gpuhost's workspace containers
-# (each docker CLI call starts a large Go binary, several times the CPU of a curl call); else the
-# CLI. Container details come from one `docker inspect --format`, only when containers run.
+# The Docker daemon: how it runs (dockerd processes, through /proc: no ps), then ONE pass over its
+# unix socket (api_perl, else api_curl) for /info, the images, the running containers and gpuhost's
+# workspace containers (each docker CLI call starts a large Go binary, several times the CPU of
+# either); else the CLI. Container details come from one `docker inspect --format`, only when containers run.
 DOCKER = r"""
 T=; command -v timeout >/dev/null 2>&1 && T='timeout 20'
 on_path docker; c=$w; on_path dockerd; d=$w

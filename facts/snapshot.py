@@ -21,7 +21,7 @@ How to add a reading (one small, local edit; bench/snapshot.py measures what it 
 - a GPU field: append it to SMI_FIELDS in facts/gpu.py (nvidia-smi --query-gpu names) and read
   it in gpu._smi_row: the same single nvidia-smi call answers it.
 - a package, a unit, a Docker API answer: add the name to CONTAINER_PACKAGES / PACKAGE_FAMILIES /
-  UNITS in facts/readings.py, or a URL to its one curl call (`--next ...`); the shared reading
+  UNITS in facts/readings.py, or a URL to the Engine API's `q` list in DOCKER; the shared reading
   prints it into the blocks of the parts that use it.
 - something slow that only waits (another nvidia-smi query, a daemon): start it in the gpu
   part's SMI_START into "$bg" (the temp dir for background work) and print it in SMI_FINISH, so
